@@ -1,0 +1,18 @@
+import { z } from 'zod';
+
+/** Where to find a token. Every module path is configuration: nothing assumes SoftHSM. */
+export const hsmConfigSchema = z.strictObject({
+  module: z.string().min(1),
+  tokenLabel: z.string().min(1).max(32),
+  pinEnv: z.string().optional(),
+  pinFile: z.string().optional(),
+  /** Sessions in the pool: one per in-flight operation (SoftHSM fails two concurrent calls on one session). */
+  sessions: z.number().int().min(1).max(64).default(4),
+  /**
+   * CKM code for RFC 5649 key wrap with padding: 0x210A in SoftHSM2 (its
+   * CKM_AES_KEY_WRAP_PAD), 0x210B (CKM_AES_KEY_WRAP_KWP) in PKCS#11 3.x HSMs.
+   */
+  kwpMechanism: z.number().int().default(0x210a),
+});
+export type HsmConfig = z.infer<typeof hsmConfigSchema>;
+export type HsmConfigInput = z.input<typeof hsmConfigSchema>;

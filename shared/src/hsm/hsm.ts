@@ -1,0 +1,90 @@
+/**
+ * The HSM port: the only way Keyhub code touches key material. Keys are
+ * referred to by opaque handles; raw secret bytes never cross this interface
+ * (wrapped blobs and public keys do).
+ */
+export type KeyHandle = Buffer;
+
+export type OaepHash = 'sha1' | 'sha256';
+
+export interface KeyPolicy {
+  /** Persistent token object (true) or session object, gone when the session closes (false). */
+  token: boolean;
+  label?: string;
+  id?: Buffer;
+  /** Defaults to true: a secret is never readable in clear. */
+  sensitive?: boolean;
+  /** Defaults to false. */
+  extractable?: boolean;
+  encrypt?: boolean;
+  decrypt?: boolean;
+  sign?: boolean;
+  verify?: boolean;
+  wrap?: boolean;
+  unwrap?: boolean;
+  derive?: boolean;
+}
+
+export type KeyClass = 'secret' | 'private' | 'public' | 'other';
+export type KeyType = 'aes' | 'ec' | 'rsa' | 'generic' | 'des3' | 'other';
+
+export interface KeyInfo {
+  handle: KeyHandle;
+  class: KeyClass;
+  keyType: KeyType;
+  label: string;
+  id: Buffer;
+  /** Length in bytes of a secret key, when the token reports it. */
+  valueLen?: number;
+  token: boolean;
+  sensitive: boolean;
+  extractable: boolean;
+  encrypt: boolean;
+  decrypt: boolean;
+  sign: boolean;
+  verify: boolean;
+  wrap: boolean;
+  unwrap: boolean;
+}
+
+export interface KeyQuery {
+  class?: KeyClass;
+  label?: string;
+  id?: Buffer;
+  token?: boolean;
+}
+
+export interface KeyPairHandles {
+  publicKey: KeyHandle;
+  privateKey: KeyHandle;
+}
+
+export interface Hsm {
+  readonly tokenLabel: string;
+
+  generateAesKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
+  /** EC P-256 signing pair; the private key is sensitive and never extractable. */
+  generateEcP256KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles>;
+  /** RSA transport pair: the private key may only unwrap (OAEP), the public key only wrap. */
+  generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles>;
+
+  /** DER SubjectPublicKeyInfo of an EC or RSA public key object. */
+  publicKeySpki(publicKey: KeyHandle): Promise<Buffer>;
+  /** Imports an RSA public key (DER SPKI) as a wrap-only session object. */
+  importRsaWrappingKey(spki: Buffer): Promise<KeyHandle>;
+
+  /** AES key wrap with padding (RFC 5649). */
+  wrapKwp(kek: KeyHandle, key: KeyHandle): Promise<Buffer>;
+  unwrapKwp(kek: KeyHandle, blob: Buffer, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
+  wrapRsaOaep(wrappingKey: KeyHandle, key: KeyHandle, hash: OaepHash): Promise<Buffer>;
+  unwrapRsaOaep(unwrappingKey: KeyHandle, blob: Buffer, hash: OaepHash, policy: KeyPolicy): Promise<KeyHandle>;
+
+  /** ECDSA over a caller-computed digest; returns raw r||s. */
+  signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer>;
+  aesCmac(key: KeyHandle, data: Buffer): Promise<Buffer>;
+
+  findKeys(query: KeyQuery): Promise<KeyHandle[]>;
+  keyInfo(handle: KeyHandle): Promise<KeyInfo>;
+  destroy(handle: KeyHandle): Promise<void>;
+  close(): Promise<void>;
+}
