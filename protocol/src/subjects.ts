@@ -15,13 +15,16 @@ export const STREAMS = {
 export const LISTENER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export type DownKind = 'package' | 'root_kek';
-export type UpKind = 'enroll' | 'receipt' | 'kek_confirm' | 'heartbeat';
+export type UpKind = 'enroll' | 'receipt' | 'kek_confirm';
 
 export const subjects = {
   toListener: (listenerId: string, kind: DownKind): string => `${SUBJECT_ROOT}.to.${listenerId}.${kind}`,
   toListenerAll: (listenerId: string): string => `${SUBJECT_ROOT}.to.${listenerId}.>`,
   fromListener: (listenerId: string, kind: UpKind): string => `${SUBJECT_ROOT}.from.${listenerId}.${kind}`,
   fromAllListeners: `${SUBJECT_ROOT}.from.>`,
+  /** Heartbeats are core NATS (not stored): only the latest one matters. */
+  heartbeat: (listenerId: string): string => `${SUBJECT_ROOT}.heartbeat.${listenerId}`,
+  heartbeatAll: `${SUBJECT_ROOT}.heartbeat.*`,
   /** Durable consumer through which one listener reads its own DOWN subjects. */
   listenerConsumer: (listenerId: string): string => `listener-${listenerId}`,
   /** Durable consumer shared by every hub replica for the UP stream. */

@@ -1,0 +1,38 @@
+import type { EntityManager } from 'typeorm';
+import { insertRows } from '../store/sql';
+import { auditHash, GENESIS_HASH, type AuditDetails } from './audit-hash';
+
+export interface AuditInput {
+  actor: string;
+  action: string;
+  subject: string;
+  details?: AuditDetails;
+}
+
+/** Arbitrary constant naming the advisory lock that serializes chain appends across hub replicas. */
+const AUDIT_LOCK = 0x6b68_0001;
+
+/**
+ * Appends events to the hash chain inside the caller's transaction, so an
+ * action and its audit record commit or fail together. The advisory lock
+ * orders concurrent appenders; it is released at commit.
+ */
+export async function appendAudit(manager: EntityManager, events: AuditInput[]): Promise<void> {
+  if (events.length === 0) return;
+  if (!manager.queryRunner?.isTransactionActive) throw new Error('appendAudit must run inside a transaction');
+  await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+  const last: Array<{ seq: string; hash: string }> = await manager.query('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+  let seq = last.length ? Number(last[0].seq) : 0;
+  let prev = last.length ? last[0].hash : GENESIS_HASH;
+  // Millisecond precision on purpose: it survives the timestamptz round trip unchanged.
+  const at = new Date(Math.floor(Date.now()));
+  const rows: unknown[][] = [];
+  for (const e of events) {
+    seq += 1;
+    const record = { seq, at, actor: e.actor, action: e.action, subject: e.subject, details: e.details ?? {} };
+    const hash = auditHash(prev, record);
+    rows.push([seq, at, e.actor, e.action, e.subject, JSON.stringify(record.details), prev, hash]);
+    prev = hash;
+  }
+  await insertRows(manager, 'audit_events', ['seq', 'at', 'actor', 'action', 'subject', 'details', 'prev_hash', 'hash'], rows);
+}

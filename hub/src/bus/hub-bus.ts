@@ -1,0 +1,137 @@
+import {
+  AckPolicy,
+  connect,
+  DeliverPolicy,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  type NatsConnection,
+  type PubAck,
+} from 'nats';
+import { STREAMS, subjects } from '@keyhub/protocol';
+import { KeyhubError, type Logger } from '@keyhub/shared';
+
+export interface HubBusOptions {
+  servers: string[];
+  name: string;
+  /** Stream replicas: 1 on a single server, 3 on a cluster. */
+  replicas?: number;
+}
+
+/**
+ * The hub's side of NATS: owns both streams and every listener's durable
+ * consumer (so a listener needs no stream-admin rights), publishes DOWN,
+ * consumes UP through one durable shared by all hub replicas.
+ */
+export class HubBus {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly replicas: number,
+    private readonly logger: Logger,
+  ) {}
+
+  static async connect(options: HubBusOptions, logger: Logger): Promise<HubBus> {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: options.servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000 });
+    } catch (err) {
+      throw new KeyhubError('BUS_UNAVAILABLE', `cannot connect to NATS at ${options.servers.join(',')}`, { cause: err });
+    }
+    void (async () => {
+      for await (const s of nc.status()) logger.info({ event: 'nats_status', type: s.type }, 'NATS connection status');
+    })();
+    const jsm = await nc.jetstreamManager({ timeout: 10_000 });
+    return new HubBus(nc, nc.jetstream({ timeout: 10_000 }), jsm, options.replicas ?? 1, logger);
+  }
+
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
+  async ensureStreams(): Promise<void> {
+    for (const s of [STREAMS.down, STREAMS.up]) {
+      const config = {
+        name: s.name,
+        subjects: [...s.subjects],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        num_replicas: this.replicas,
+        duplicate_window: nanos(2 * 60_000),
+        max_age: nanos(30 * 24 * 3600_000),
+        max_msg_size: 64 * 1024 + 1024,
+      };
+      try {
+        await this.jsm.streams.info(s.name);
+        await this.jsm.streams.update(s.name, config);
+      } catch (err) {
+        if (!isNotFound(err)) throw new KeyhubError('BUS_UNAVAILABLE', `cannot inspect stream ${s.name}`, { cause: err });
+        await this.jsm.streams.add(config);
+      }
+    }
+    await this.ensureConsumer(STREAMS.up.name, subjects.hubConsumer, undefined);
+  }
+
+  /** Created at approval time, so messages wait in the stream for a listener that has not started yet. */
+  async ensureListenerConsumer(listenerId: string): Promise<void> {
+    await this.ensureConsumer(STREAMS.down.name, subjects.listenerConsumer(listenerId), subjects.toListenerAll(listenerId));
+  }
+
+  private async ensureConsumer(stream: string, durable: string, filter: string | undefined): Promise<void> {
+    try {
+      await this.jsm.consumers.info(stream, durable);
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) throw new KeyhubError('BUS_UNAVAILABLE', `cannot inspect consumer ${durable}`, { cause: err });
+    }
+    await this.jsm.consumers.add(stream, {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 1024,
+      num_replicas: this.replicas,
+      ...(filter ? { filter_subject: filter } : {}),
+    });
+  }
+
+  /** Publishes with a message id: JetStream drops a second publish of the same id within its window. */
+  publish(subject: string, payload: Uint8Array, msgId: string): Promise<PubAck> {
+    return this.js.publish(subject, payload, { msgID: msgId, timeout: 10_000 });
+  }
+
+  async consumeUp(handler: (msg: JsMsg) => Promise<void>, maxInFlight = 64): Promise<ConsumerMessages> {
+    const consumer = await this.js.consumers.get(STREAMS.up.name, subjects.hubConsumer);
+    const messages = await consumer.consume({ max_messages: maxInFlight });
+    void (async () => {
+      for await (const m of messages) {
+        try {
+          await handler(m);
+        } catch (err) {
+          // The handler decides ack/nak; an escape here is a bug, so the message is retried later.
+          this.logger.error({ err: errorSummary(err), subject: m.subject }, 'UP message handler failed');
+          m.nak(5_000);
+        }
+      }
+    })();
+    return messages;
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof Error && /not found/i.test(err.message);
+}
+
+export function errorSummary(err: unknown): { code?: string; message: string } {
+  if (err instanceof KeyhubError) return { code: err.code, message: err.message };
+  return { message: err instanceof Error ? err.message : String(err) };
+}

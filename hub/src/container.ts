@@ -1,0 +1,51 @@
+import 'reflect-metadata';
+import { container as root, type DependencyContainer } from 'tsyringe';
+import type { DataSource } from 'typeorm';
+import { createLogger, Pkcs11Hsm, type Hsm, type Logger } from '@keyhub/shared';
+import type { HubConfig } from './config';
+import { HubKeyring } from './crypto/hub-keyring';
+import { connectDataSource } from './store/data-source';
+import { TOKENS } from './tokens';
+
+export interface HubRuntime {
+  container: DependencyContainer;
+  hsm: Hsm;
+  ds: DataSource;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/**
+ * The hub's composition root: opens the HSM and the database, registers them,
+ * and (unless initializing) loads the hub keyring. Nothing registers itself
+ * on import; everything the process uses is wired here.
+ */
+export async function openHubRuntime(config: HubConfig, options: { requireKeyring?: boolean; logger?: Logger } = {}): Promise<HubRuntime> {
+  const logger = options.logger ?? createLogger('keyhub-hub');
+  const hsm = await Pkcs11Hsm.open(config.hsm);
+  let ds: DataSource;
+  try {
+    ds = await connectDataSource(config.databaseUrl, config.dbPoolSize);
+  } catch (err) {
+    await hsm.close();
+    throw err;
+  }
+  const c = root.createChildContainer();
+  c.register(TOKENS.config, { useValue: config });
+  c.register(TOKENS.hsm, { useValue: hsm });
+  c.register(TOKENS.dataSource, { useValue: ds });
+  c.register(TOKENS.logger, { useValue: logger });
+  const close = async () => {
+    await ds.destroy().catch(() => undefined);
+    await hsm.close();
+  };
+  if (options.requireKeyring ?? true) {
+    try {
+      c.register(TOKENS.keyring, { useValue: await HubKeyring.load(hsm) });
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  }
+  return { container: c, hsm, ds, logger, close };
+}

@@ -1,0 +1,89 @@
+import type { ConsumerMessages, Subscription } from 'nats';
+import { decodeEnvelope, isEnvelopeOf, MESSAGE_TYPES, subjects } from '@keyhub/protocol';
+import { KeyhubError } from '@keyhub/shared';
+import { writeCheckpoint } from '../audit/audit-store';
+import { errorSummary, HubBus } from '../bus/hub-bus';
+import type { HubContext } from '../context';
+import { ApplyReceipt } from '../domain/apply-receipt';
+import { ConfirmRootKek } from '../domain/confirm-root-kek';
+import { RegisterEnrollment } from '../domain/register-enrollment';
+import { ResendDue } from '../domain/resend-due';
+import { OutboxRelay } from './outbox-relay';
+import { UpHandler } from './up-handler';
+
+/**
+ * `keyhub serve`: the long-running hub. Every part is safe to run in several
+ * replicas at once (SKIP LOCKED claims, a shared durable consumer, idempotent
+ * checkpoints), so there is no leader to elect.
+ */
+export class HubService {
+  private relay?: OutboxRelay;
+  private upMessages?: ConsumerMessages;
+  private heartbeatSub?: Subscription;
+  private timers: NodeJS.Timeout[] = [];
+  private seen = new Set<string>();
+
+  constructor(
+    private readonly ctx: HubContext,
+    private readonly bus: HubBus,
+    private readonly ops: { registerEnrollment: RegisterEnrollment; confirmRootKek: ConfirmRootKek; applyReceipt: ApplyReceipt; resendDue: ResendDue },
+  ) {}
+
+  async start(): Promise<void> {
+    const { ds, config, logger } = this.ctx;
+    await this.bus.ensureStreams();
+    this.relay = new OutboxRelay(ds, this.bus, config.databaseUrl, config.delivery.relayBatch, logger);
+    await this.relay.start();
+    const up = new UpHandler(ds, this.ops.registerEnrollment, this.ops.confirmRootKek, this.ops.applyReceipt, logger);
+    this.upMessages = await this.bus.consumeUp((m) => up.handle(m));
+    this.heartbeatSub = this.bus.connection.subscribe(subjects.heartbeatAll, {
+      queue: 'keyhub-hub',
+      callback: (err, msg) => {
+        if (err) return;
+        const listenerId = msg.subject.split('.').pop() ?? '';
+        const decoded = decodeEnvelope(msg.data);
+        if (!decoded.ok || !isEnvelopeOf(decoded.envelope, MESSAGE_TYPES.heartbeat)) return;
+        const envelope = decoded.envelope;
+        if (envelope.payload.listenerId !== listenerId) return;
+        up.verifyFromListener(envelope, listenerId).then(
+          () => this.seen.add(listenerId),
+          (e: unknown) => logger.warn({ code: KeyhubError.from(e).code, listenerId }, 'heartbeat rejected'),
+        );
+      },
+    });
+    this.every(2_000, async () => {
+      if (this.seen.size === 0) return;
+      const ids = [...this.seen];
+      this.seen.clear();
+      await ds.query('UPDATE listeners SET last_seen_at = now() WHERE id = ANY($1)', [ids]);
+    });
+    this.every(Math.max(1000, Math.min(5000, config.delivery.resendAfterSeconds * 500)), async () => {
+      const r = await this.ops.resendDue.execute();
+      if (r.reissued || r.failed) logger.info(r, 'unconfirmed packages handled');
+    });
+    this.every(config.audit.checkpointEverySeconds * 1000, async () => {
+      const cp = await writeCheckpoint(ds, this.ctx.keyring);
+      if (cp) logger.info({ seq: cp.seq }, 'audit checkpoint signed');
+    });
+    logger.info({ fingerprint: this.ctx.keyring.fingerprint }, 'hub started');
+  }
+
+  private every(ms: number, task: () => Promise<void>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      task()
+        .catch((err: unknown) => this.ctx.logger.warn({ err: errorSummary(err) }, 'periodic task failed; will retry'))
+        .finally(() => (busy = false));
+    }, ms);
+    this.timers.push(t);
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.heartbeatSub?.unsubscribe();
+    this.upMessages?.stop();
+    await this.relay?.stop();
+  }
+}

@@ -1,0 +1,115 @@
+import { Client } from 'pg';
+import type { DataSource } from 'typeorm';
+import { SUBJECT_ROOT } from '@keyhub/protocol';
+import type { Logger } from '@keyhub/shared';
+import { appendAudit } from '../audit/audit-log';
+import { errorSummary, type HubBus } from '../bus/hub-bus';
+import { OUTBOX_CHANNEL } from '../store/sql';
+
+/**
+ * Publishes committed outbox rows to JetStream. Rows are claimed with
+ * FOR UPDATE SKIP LOCKED (replicas share the work, none publishes a row
+ * another holds), published pipelined with Nats-Msg-Id = message id, and
+ * deleted in the same transaction only after every publish was acknowledged.
+ * A crash between publish and commit re-publishes; JetStream's duplicate
+ * window and the listener's idempotent import absorb that.
+ */
+export class OutboxRelay {
+  private running = false;
+  private wake?: () => void;
+  private listenClient?: Client;
+  private readonly knownConsumers = new Set<string>();
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly bus: HubBus,
+    private readonly databaseUrl: string,
+    private readonly batch: number,
+    private readonly logger: Logger,
+    private readonly pollMs = 500,
+  ) {}
+
+  async start(): Promise<void> {
+    this.running = true;
+    await this.listen();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.listenClient?.end().catch(() => undefined);
+  }
+
+  /** LISTEN for commits that wrote outbox rows; polling stays as the fallback if the connection drops. */
+  private async listen(): Promise<void> {
+    try {
+      const client = new Client({ connectionString: this.databaseUrl, application_name: 'keyhub-relay-listen' });
+      client.on('error', (err) => {
+        this.logger.warn({ err: errorSummary(err) }, 'outbox LISTEN connection lost; polling until it is back');
+        this.listenClient = undefined;
+      });
+      client.on('notification', () => this.wake?.());
+      await client.connect();
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      this.listenClient = client;
+    } catch (err) {
+      this.logger.warn({ err: errorSummary(err) }, 'cannot LISTEN for outbox notifications; polling');
+    }
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      try {
+        const n = await this.drainOnce();
+        failures = 0;
+        if (n >= this.batch) continue;
+      } catch (err) {
+        failures++;
+        this.logger.warn({ err: errorSummary(err), failures }, 'outbox relay pass failed; will retry');
+      }
+      if (!this.listenClient && this.running) await this.listen();
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, failures ? Math.min(5000, 200 * 2 ** failures) : this.pollMs);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  async drainOnce(): Promise<number> {
+    return this.ds.transaction(async (m) => {
+      const rows: Array<{ id: string; subject: string; msg_id: string; payload: Buffer; distribution_id: string | null }> = await m.query(
+        'SELECT id, subject, msg_id, payload, distribution_id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED',
+        [this.batch],
+      );
+      if (rows.length === 0) return 0;
+      for (const listenerId of new Set(rows.map((r) => listenerOf(r.subject)))) {
+        if (!listenerId || this.knownConsumers.has(listenerId)) continue;
+        await this.bus.ensureListenerConsumer(listenerId);
+        this.knownConsumers.add(listenerId);
+      }
+      await Promise.all(rows.map((r) => this.bus.publish(r.subject, r.payload, r.msg_id)));
+      await m.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [rows.map((r) => r.id)]);
+      const distributionIds = rows.map((r) => r.distribution_id).filter((x): x is string => x !== null);
+      if (distributionIds.length) {
+        const sent: Array<{ id: string; listener_id: string; target: string }> = await m.query(
+          `UPDATE distributions SET state = 'sent', last_sent_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id, listener_id, target`,
+          [distributionIds],
+        );
+        await appendAudit(m, sent.map((d) => ({ actor: 'hub', action: 'distribution.sent', subject: `distribution:${d.id}`, details: { listener: d.listener_id, target: d.target } })));
+      }
+      return rows.length;
+    });
+  }
+}
+
+function listenerOf(subject: string): string | undefined {
+  const parts = subject.split('.');
+  return `${parts[0]}.${parts[1]}` === SUBJECT_ROOT && parts[2] === 'to' ? parts[3] : undefined;
+}

@@ -1,0 +1,92 @@
+import type { KeyObject } from 'node:crypto';
+import type { JsMsg } from 'nats';
+import type { DataSource } from 'typeorm';
+import { decodeEnvelope, isEnvelopeOf, listenerIdFromUpSubject, MESSAGE_TYPES, verifyEnvelope, type SignedEnvelope } from '@keyhub/protocol';
+import { KeyhubError, parseSpki, type Logger } from '@keyhub/shared';
+import { errorSummary } from '../bus/hub-bus';
+import type { ApplyReceipt } from '../domain/apply-receipt';
+import type { ConfirmRootKek } from '../domain/confirm-root-kek';
+import type { RegisterEnrollment } from '../domain/register-enrollment';
+
+/**
+ * Everything a listener sends on the UP stream. Order of checks: size and
+ * schema, subject matches the claimed listener, signature under the key we
+ * hold for that listener, then the operation. Bad messages are terminated
+ * (never redelivered) and logged with their code; transient failures are
+ * retried with a delay.
+ */
+export class UpHandler {
+  private readonly identityCache = new Map<string, { key: KeyObject; at: number }>();
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly registerEnrollment: RegisterEnrollment,
+    private readonly confirmRootKek: ConfirmRootKek,
+    private readonly applyReceipt: ApplyReceipt,
+    private readonly logger: Logger,
+    private readonly onReceipt?: (effect: string) => void,
+  ) {}
+
+  async handle(msg: JsMsg): Promise<void> {
+    try {
+      await this.process(msg.subject, msg.data);
+      msg.ack();
+    } catch (err) {
+      const e = KeyhubError.from(err);
+      if (e.retryable || isDatabaseError(err)) {
+        this.logger.warn({ err: errorSummary(e), subject: msg.subject }, 'UP message will be retried');
+        msg.nak(2_000);
+      } else {
+        this.logger.warn({ code: e.code, detail: e.message, subject: msg.subject }, 'UP message rejected');
+        msg.term();
+      }
+    }
+  }
+
+  async process(subject: string, data: Uint8Array): Promise<void> {
+    const listenerId = listenerIdFromUpSubject(subject);
+    if (!listenerId) throw new KeyhubError('MESSAGE_MALFORMED', `unexpected subject ${subject}`);
+    const decoded = decodeEnvelope(data);
+    if (!decoded.ok) throw new KeyhubError(decoded.code, decoded.detail);
+    const envelope = decoded.envelope;
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.enrollmentRequest)) {
+      const r = await this.registerEnrollment.execute(envelope, listenerId);
+      this.logger.info({ listenerId, fingerprint: r.fingerprint }, 'enrollment request recorded; awaiting approval');
+      return;
+    }
+    if (envelope.payload.listenerId !== listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', 'message listener id differs from its subject');
+    await this.verifyFromListener(envelope, listenerId);
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKekConfirm)) {
+      const r = await this.confirmRootKek.execute(envelope.payload);
+      this.logger.info({ listenerId, result: r }, 'root KEK confirmation');
+      return;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.receipt)) {
+      const effect = await this.applyReceipt.execute(envelope.payload);
+      this.onReceipt?.(effect);
+      this.logger.debug({ listenerId, packageId: envelope.payload.packageId, outcome: envelope.payload.outcome, effect }, 'receipt applied');
+      return;
+    }
+    throw new KeyhubError('MESSAGE_UNKNOWN_TYPE', `${envelope.payload.type} is not expected from a listener`);
+  }
+
+  async verifyFromListener(envelope: SignedEnvelope, listenerId: string): Promise<void> {
+    let cached = this.identityCache.get(listenerId);
+    if (!cached || Date.now() - cached.at > 60_000) {
+      const [row] = await this.ds.query(`SELECT identity_key FROM listeners WHERE id = $1 AND state <> 'revoked'`, [listenerId]);
+      if (!row) throw new KeyhubError('SIGNER_UNKNOWN', `no enrolled listener ${listenerId}`);
+      cached = { key: parseSpki(row.identity_key as Buffer, 'identity key'), at: Date.now() };
+      this.identityCache.set(listenerId, cached);
+    }
+    if (!verifyEnvelope(envelope, cached.key)) {
+      this.identityCache.delete(listenerId);
+      throw new KeyhubError('SIGNATURE_INVALID', `signature does not verify under listener ${listenerId}'s identity key`);
+    }
+  }
+}
+
+function isDatabaseError(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  // Connection failures, serialization/deadlock, admin shutdown: all worth another try.
+  return /^(08|40|57P)/.test(code) || /ECONNREFUSED|ECONNRESET|Connection terminated/i.test(err instanceof Error ? err.message : '');
+}

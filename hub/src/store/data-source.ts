@@ -1,0 +1,40 @@
+import { DataSource } from 'typeorm';
+import { KeyhubError } from '@keyhub/shared';
+import { ENTITIES } from './entities';
+import { Initial1732300000000 } from './migrations/1732300000000-initial';
+
+export const MIGRATIONS = [Initial1732300000000];
+
+export function createDataSource(url: string, poolSize = 10): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'keyhub_migrations',
+    synchronize: false,
+    logging: false,
+    extra: { max: poolSize, connectionTimeoutMillis: 10_000, application_name: 'keyhub-hub' },
+  });
+}
+
+export async function connectDataSource(url: string, poolSize?: number): Promise<DataSource> {
+  const ds = createDataSource(url, poolSize);
+  try {
+    await ds.initialize();
+  } catch (err) {
+    throw new KeyhubError('DB_UNAVAILABLE', `cannot connect to PostgreSQL (${redactUrl(url)})`, { cause: err });
+  }
+  return ds;
+}
+
+/** Database URLs may carry passwords; errors and logs show them without. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}

@@ -1,0 +1,17 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
+
+export type KekState = 'pending_confirmation' | 'active' | 'retired' | 'revoked';
+
+/** A listener's root KEK, stored wrapped under the Hub Master Key. */
+@Entity('keks')
+@Index(['listenerId', 'version'], { unique: true })
+export class KekEntity {
+  @PrimaryColumn('uuid') id!: string;
+  @Column('text', { name: 'listener_id' }) listenerId!: string;
+  @Column('int') version!: number;
+  @Column('bytea') wrapped!: Buffer;
+  @Column('text') kcv!: string;
+  @Column('text') state!: KekState;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @Column('timestamptz', { name: 'activated_at', nullable: true }) activatedAt!: Date | null;
+}

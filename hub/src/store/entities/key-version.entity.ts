@@ -1,0 +1,15 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
+
+/** One version of a key, stored only wrapped under the Hub Master Key (AES-KWP). */
+@Entity('key_versions')
+@Index(['keyId', 'version'], { unique: true })
+export class KeyVersionEntity {
+  @PrimaryColumn('uuid') id!: string;
+  @Column('uuid', { name: 'key_id' }) keyId!: string;
+  @Column('int') version!: number;
+  @Column('bytea') wrapped!: Buffer;
+  @Column('int') length!: number;
+  @Column('text') kcv!: string;
+  @Column('text') state!: string;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+}

@@ -1,0 +1,16 @@
+import { Column, CreateDateColumn, Entity, PrimaryColumn } from 'typeorm';
+
+/** A managed key: its name and policy. Material lives in KeyVersion rows. */
+@Entity('keys')
+export class KeyEntity {
+  @PrimaryColumn('uuid') id!: string;
+  @Column('text', { unique: true }) name!: string;
+  @Column('text') algorithm!: string;
+  @Column('text', { array: true }) usages!: string[];
+  @Column('boolean') exportable!: boolean;
+  /** NIST SP 800-57 state of the key as a whole. */
+  @Column('text') state!: string;
+  @Column('int', { name: 'current_version' }) currentVersion!: number;
+  @Column('text', { name: 'created_by' }) createdBy!: string;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+}

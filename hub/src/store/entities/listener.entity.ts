@@ -1,0 +1,28 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+export type ListenerState = 'pending_approval' | 'approved' | 'active' | 'revoked';
+
+export interface ListenerTarget {
+  name: string;
+  kind: string;
+}
+
+@Entity('listeners')
+export class ListenerEntity {
+  @PrimaryColumn('text') id!: string;
+  @Column('text') state!: ListenerState;
+  @Column('bytea', { name: 'identity_key' }) identityKey!: Buffer;
+  @Column('bytea', { name: 'transport_key' }) transportKey!: Buffer;
+  @Column('text', { name: 'oaep_hash' }) oaepHash!: string;
+  @Column('text') fingerprint!: string;
+  @Column('jsonb') targets!: ListenerTarget[];
+  @Column('text', { nullable: true }) hostname!: string | null;
+  /** Last package sequence number handed out; advanced in the transaction that creates packages. */
+  @Column('bigint', { name: 'last_sequence', default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  lastSequence!: number;
+  @Column('timestamptz', { name: 'requested_at' }) requestedAt!: Date;
+  @Column('timestamptz', { name: 'approved_at', nullable: true }) approvedAt!: Date | null;
+  @Column('text', { name: 'approved_by', nullable: true }) approvedBy!: string | null;
+  @Column('timestamptz', { name: 'activated_at', nullable: true }) activatedAt!: Date | null;
+  @Column('timestamptz', { name: 'last_seen_at', nullable: true }) lastSeenAt!: Date | null;
+}
