@@ -1,3 +1,4 @@
+import type { Hsm, KeyHandle } from "./hsm/hsm";
 /**
  * Key check values. AES: the first 3 bytes of AES-CMAC over one zero block
  * (the method of ANSI X9.24-1:2017 / TR-31), computed inside an HSM. The CMAC
@@ -16,4 +17,11 @@ export function cmacSubkey(l: Buffer): Buffer {
   for (let i = 0; i < 16; i++) out[i] = ((l[i] << 1) | (i < 15 ? l[i + 1] >> 7 : 0)) & 0xff;
   if (l[0] & 0x80) out[15] ^= 0x87;
   return out;
+}
+
+const ZERO_BLOCK = Buffer.alloc(16);
+
+/** AES KCV computed in the HSM; the key handle must allow CKA_SIGN (use a session copy for keys that must not). */
+export async function aesKcv(hsm: Hsm, key: KeyHandle): Promise<string> {
+  return kcvHex(await hsm.aesCmac(key, ZERO_BLOCK));
 }
