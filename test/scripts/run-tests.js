@@ -1,0 +1,139 @@
+#!/usr/bin/env node
+'use strict';
+// Plain CommonJS on purpose: this runs before (and independently of) the
+// TypeScript build, and must work even when the build output is missing.
+//
+// Usage: node test/scripts/run-tests.js [filter ...]
+//   A filter without glob characters matches as a substring of the path
+//   relative to test/dist; with * ? or [ it is a glob matched against that
+//   relative path or the file's basename. Several filters are OR-ed.
+//   KEYHUB_TEST_TIMEOUT overrides the default per-test timeout (ms).
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const distDir = path.join(repoRoot, 'test', 'dist');
+const setupFile = path.join(distDir, 'support', 'setup.js');
+
+function listTestFiles(dir) {
+  const out = [];
+  const walk = (d) => {
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile() && entry.name.endsWith('.test.js')) out.push(full);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+function globToRegExp(glob) {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i];
+    if (ch === '*') {
+      if (glob[i + 1] === '*') {
+        // "**/" also matches zero directories.
+        if (glob[i + 2] === '/') {
+          re += '(?:.*/)?';
+          i += 2;
+        } else {
+          re += '.*';
+          i += 1;
+        }
+      } else {
+        re += '[^/]*';
+      }
+    } else if (ch === '?') {
+      re += '[^/]';
+    } else if (ch === '[') {
+      const end = glob.indexOf(']', i + 1);
+      if (end === -1) re += '\\[';
+      else {
+        re += '[' + glob.slice(i + 1, end).replace(/\\/g, '\\\\') + ']';
+        i = end;
+      }
+    } else {
+      re += ch.replace(/[.+^${}()|\\]/g, '\\$&');
+    }
+  }
+  return new RegExp('^' + re + '$');
+}
+
+function makeMatcher(filters) {
+  if (filters.length === 0) return () => true;
+  const tests = filters.map((f) => {
+    const normalized = f.replace(/\\/g, '/');
+    if (/[*?[]/.test(normalized)) {
+      const re = globToRegExp(normalized);
+      return (rel) => re.test(rel) || re.test(path.posix.basename(rel));
+    }
+    return (rel) => rel.includes(normalized);
+  });
+  return (rel) => tests.some((t) => t(rel));
+}
+
+function finish(stats, message) {
+  const passed = stats.passes;
+  const failed = stats.failures;
+  const skipped = stats.pending;
+  let code = failed > 0 ? 1 : 0;
+  if (message === undefined && passed + failed === 0) {
+    message = 'no tests ran (everything was skipped or filtered out)';
+  }
+  if (message !== undefined) {
+    code = 1;
+    process.stdout.write(`\n${message}\n`);
+  }
+  // This must be the last line of output: CI parses it.
+  process.stdout.write(`${passed} passed, ${failed} failed, ${skipped} skipped\n`, () => process.exit(code));
+}
+
+async function loadSetup(mocha) {
+  if (!fs.existsSync(setupFile)) return;
+  const plugin = require(setupFile);
+  let hooks = plugin.mochaHooks;
+  if (typeof hooks === 'function') hooks = await hooks();
+  if (hooks !== undefined) mocha.rootHooks(hooks);
+  if (plugin.mochaGlobalSetup !== undefined) mocha.globalSetup(plugin.mochaGlobalSetup);
+  if (plugin.mochaGlobalTeardown !== undefined) mocha.globalTeardown(plugin.mochaGlobalTeardown);
+}
+
+async function main() {
+  const filters = process.argv.slice(2);
+  const empty = { passes: 0, failures: 0, pending: 0 };
+
+  if (!fs.existsSync(distDir)) {
+    finish(empty, `test build output ${path.relative(repoRoot, distDir)} is missing; run "npx tsc -b" (or "npm test") first`);
+    return;
+  }
+  const match = makeMatcher(filters);
+  const all = listTestFiles(distDir);
+  const files = all.filter((f) => match(path.relative(distDir, f).split(path.sep).join('/')));
+  if (files.length === 0) {
+    const what = filters.length > 0 ? `matching ${filters.map((f) => JSON.stringify(f)).join(' or ')}` : '';
+    finish(empty, `no test files ${what} under ${path.relative(repoRoot, distDir)} (${all.length} *.test.js in total)`);
+    return;
+  }
+
+  const Mocha = require('mocha');
+  const timeout = Number(process.env.KEYHUB_TEST_TIMEOUT) > 0 ? Number(process.env.KEYHUB_TEST_TIMEOUT) : 60000;
+  const mocha = new Mocha({
+    reporter: 'spec',
+    timeout,
+    // A stray .only committed by accident would silently skip the rest in CI.
+    forbidOnly: Boolean(process.env.CI),
+  });
+  await loadSetup(mocha);
+  for (const f of files) mocha.addFile(f);
+  await mocha.loadFilesAsync();
+
+  const runner = mocha.run(() => finish(runner.stats || empty));
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err && err.stack ? err.stack : String(err)}\n`);
+  finish({ passes: 0, failures: 1, pending: 0 }, 'test runner failed before tests could run');
+});
