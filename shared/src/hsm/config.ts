@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 
 /** Where to find a token. Every module path is configuration: nothing assumes SoftHSM. */
@@ -16,3 +17,9 @@ export const hsmConfigSchema = z.strictObject({
 });
 export type HsmConfig = z.infer<typeof hsmConfigSchema>;
 export type HsmConfigInput = z.input<typeof hsmConfigSchema>;
+
+/** The first SoftHSM2 module found on this machine, as a default for development setups only. */
+export function defaultPkcs11Module(): string {
+  const candidates = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so'];
+  return candidates.find((p) => existsSync(p)) ?? candidates[0];
+}

@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import type { ConsumerMessages } from 'nats';
+import { MESSAGE_TYPES, type Heartbeat } from '@keyhub/protocol';
+import { KeyhubError } from '@keyhub/shared';
+import { ListenerBus } from './bus/listener-bus';
+import { Inbox, type InboxResult } from './inbox';
+import type { ListenerRuntime } from './runtime';
+import { Journal } from './state/journal';
+
+/**
+ * `keyhub-listener run`: consumes this listener's durable consumer in order
+ * (so a listener that was offline catches up on start), acks each message
+ * only after the inbox finished it, and sends signed heartbeats.
+ */
+export class ListenerAgent {
+  private running = false;
+  private messages?: ConsumerMessages;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private bus?: ListenerBus;
+  private journal?: Journal;
+
+  constructor(private readonly rt: ListenerRuntime, private readonly events: { onReady?: (state: 'consuming' | 'waiting') => void; onResult?: (r: InboxResult) => void } = {}) {}
+
+  async start(): Promise<void> {
+    const { rt } = this;
+    this.running = true;
+    this.journal = Journal.open(rt.home);
+    this.bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger);
+    const inbox = new Inbox(rt.config.id, rt.keys, rt.hubKeys, this.journal, rt.targets, this.bus, rt.logger);
+    let announcedWaiting = false;
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), rt.config.heartbeatSeconds * 1000);
+    await this.heartbeat();
+    this.messages = await this.bus.consume(
+      async (m) => {
+        try {
+          const r = await inbox.handle({ data: m.data, streamSeq: m.info.streamSequence });
+          m.ack();
+          this.events.onResult?.(r);
+        } catch (err) {
+          const e = KeyhubError.from(err);
+          rt.logger.warn({ code: e.code, detail: e.message, ckr: e.ckr }, 'message processing failed; it will be redelivered');
+          m.nak(2_000);
+        }
+      },
+      () => this.running,
+      () => {
+        if (!announcedWaiting) this.events.onReady?.('waiting');
+        announcedWaiting = true;
+      },
+    );
+    if (this.messages) this.events.onReady?.('consuming');
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (!this.bus || !(await this.rt.keys.hasIdentity().catch(() => false))) return;
+    try {
+      const targets = await Promise.all([...this.rt.targets.values()].map(async (t) => ({ name: t.name, ...(await t.health()) })));
+      const hb: Heartbeat = { type: MESSAGE_TYPES.heartbeat, id: randomUUID(), listenerId: this.rt.config.id, issuedAt: new Date().toISOString(), targets };
+      this.bus.heartbeat(await this.rt.keys.sign(hb));
+    } catch (err) {
+      this.rt.logger.warn({ code: KeyhubError.from(err).code }, 'heartbeat failed');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.messages?.stop();
+    await this.bus?.close();
+    this.journal?.close();
+  }
+}

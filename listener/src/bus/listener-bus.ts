@@ -1,0 +1,67 @@
+import { connect, type ConsumerMessages, type JetStreamClient, type JsMsg, type NatsConnection } from 'nats';
+import { encodeEnvelope, STREAMS, subjects, type Message, type SignedEnvelope, type UpKind } from '@keyhub/protocol';
+import { KeyhubError, type Logger } from '@keyhub/shared';
+
+/**
+ * The listener's side of NATS: reads its own durable consumer (created by the
+ * hub at approval), publishes its own UP subjects, sends heartbeats. Needs no
+ * stream-admin rights.
+ */
+export class ListenerBus {
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly listenerId: string,
+  ) {}
+
+  static async connect(servers: string[], listenerId: string, logger: Logger): Promise<ListenerBus> {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers, name: `keyhub-listener-${listenerId}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000 });
+    } catch (err) {
+      throw new KeyhubError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}`, { cause: err });
+    }
+    void (async () => {
+      for await (const s of nc.status()) logger.info({ event: 'nats_status', type: s.type }, 'NATS connection status');
+    })();
+    return new ListenerBus(nc, nc.jetstream({ timeout: 10_000 }), listenerId);
+  }
+
+  async publishUp(kind: UpKind, envelope: SignedEnvelope<Message>): Promise<void> {
+    try {
+      await this.js.publish(subjects.fromListener(this.listenerId, kind), encodeEnvelope(envelope), { msgID: envelope.payload.id, timeout: 10_000 });
+    } catch (err) {
+      throw new KeyhubError('BUS_UNAVAILABLE', `cannot publish ${kind} to the hub`, { cause: err });
+    }
+  }
+
+  heartbeat(envelope: SignedEnvelope<Message>): void {
+    this.nc.publish(subjects.heartbeat(this.listenerId), encodeEnvelope(envelope));
+  }
+
+  /**
+   * Waits for the durable consumer (it appears when the hub approves this
+   * listener), then delivers messages one at a time, in stream order.
+   */
+  async consume(handler: (msg: JsMsg) => Promise<void>, shouldRun: () => boolean, onWaiting: () => void): Promise<ConsumerMessages | undefined> {
+    for (;;) {
+      if (!shouldRun()) return undefined;
+      try {
+        const consumer = await this.js.consumers.get(STREAMS.down.name, subjects.listenerConsumer(this.listenerId));
+        const messages = await consumer.consume({ max_messages: 16 });
+        void (async () => {
+          for await (const m of messages) await handler(m);
+        })();
+        return messages;
+      } catch (err) {
+        if (!(err instanceof Error && /not found|no responders|timeout/i.test(err.message))) throw err;
+        onWaiting();
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}

@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+import 'reflect-metadata';
+import { Command, Option } from 'commander';
+import { ERROR_CODES, EXIT } from '@keyhub/protocol';
+import { KeyhubError, defaultPkcs11Module } from '@keyhub/shared';
+import { ListenerAgent } from '../agent';
+import { listenerHome, saveListenerConfig } from '../config';
+import { enroll, openListenerRuntime } from '../runtime';
+import { Journal } from '../state/journal';
+
+interface GlobalOptions {
+  home?: string;
+  json?: boolean;
+}
+
+const program = new Command('keyhub-listener')
+  .description('Keyhub listener agent: enrolls with the hub once, then imports the keys it pushes into local targets')
+  .option('--home <dir>', 'state directory (default $KEYHUB_LISTENER_HOME or ~/.keyhub-listener)')
+  .option('--json', 'machine-readable output')
+  .exitOverride();
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+const out = (human: string, json: unknown): void => {
+  process.stdout.write(globals().json ? JSON.stringify(json) + '\n' : human + '\n');
+};
+
+program
+  .command('init')
+  .description('write the listener configuration (no secrets: the PIN is read from an environment variable or a file)')
+  .requiredOption('--id <id>', 'listener id (lower case letters, digits, dashes)')
+  .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated')
+  .requiredOption('--hub-fingerprint <fp>', 'hub signing key fingerprint, as printed by `keyhub init` (compare out of band)')
+  .option('--hsm-module <path>', 'PKCS#11 module', defaultPkcs11Module())
+  .requiredOption('--token-label <label>', 'token holding the listener keys and imported keys')
+  .addOption(new Option('--pin-env <name>', 'environment variable holding the token PIN').default('KEYHUB_LISTENER_PIN'))
+  .option('--pin-file <path>', 'file holding the token PIN')
+  .option('--target <name>', 'a PKCS#11 target name (repeatable); the target is the listener token', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--oaep-hash <hash>', 'OAEP hash of the root KEK transport (sha1 for SoftHSM 2.6)', 'sha1')
+  .action((o: { id: string; nats: string; hubFingerprint: string; hsmModule: string; tokenLabel: string; pinEnv?: string; pinFile?: string; target: string[]; oaepHash: 'sha1' | 'sha256' }) => {
+    const home = listenerHome(globals().home);
+    const targets = (o.target.length ? o.target : ['hsm']).map((name) => ({ name, kind: 'pkcs11' as const }));
+    const config = saveListenerConfig(home, {
+      id: o.id,
+      nats: { servers: o.nats.split(',') },
+      hubFingerprint: o.hubFingerprint,
+      hsm: { module: o.hsmModule, tokenLabel: o.tokenLabel, pinEnv: o.pinEnv, pinFile: o.pinFile },
+      targets,
+      oaepHash: o.oaepHash,
+    });
+    out(`listener ${config.id} configured in ${home}`, { id: config.id, home });
+  });
+
+program
+  .command('enroll')
+  .description('create the identity and transport keys in the HSM and send a signed enrollment request to the hub')
+  .action(async () => {
+    const rt = await openListenerRuntime(listenerHome(globals().home));
+    try {
+      const r = await enroll(rt);
+      out(
+        `enrollment request sent for listener ${rt.config.id}\nfingerprint: ${r.fingerprint}\nAsk the hub operator to approve with this fingerprint (compare it by phone or in person).`,
+        { listenerId: rt.config.id, fingerprint: r.fingerprint, createdKeys: r.createdKeys },
+      );
+    } finally {
+      await rt.close();
+    }
+  });
+
+program
+  .command('run')
+  .description('run the agent: install the root KEK when approved, import pushed keys, send receipts and heartbeats')
+  .action(async () => {
+    const rt = await openListenerRuntime(listenerHome(globals().home));
+    const agent = new ListenerAgent(rt, {
+      onReady: (state) => out(`keyhub-listener run: ${state === 'consuming' ? 'ready' : 'waiting for approval'}`, { ready: state === 'consuming', state }),
+    });
+    const shutdown = async () => {
+      await agent.stop();
+      await rt.close();
+      process.exit(EXIT.ok);
+    };
+    process.once('SIGINT', () => void shutdown());
+    process.once('SIGTERM', () => void shutdown());
+    await agent.start();
+  });
+
+program
+  .command('status')
+  .description('show enrollment state and what this listener has processed')
+  .action(async () => {
+    const home = listenerHome(globals().home);
+    const rt = await openListenerRuntime(home);
+    try {
+      const journal = Journal.open(home);
+      const s = {
+        id: rt.config.id,
+        enrolled: await rt.keys.hasIdentity(),
+        fingerprint: (await rt.keys.hasIdentity()) ? await rt.keys.enrollmentFingerprint(rt.config.id) : null,
+        hubKeyPinned: rt.hubKeys.load() !== undefined,
+        rootKeks: await rt.keys.rootKekCount(),
+        lastSequence: journal.lastSequence,
+        processedPackages: journal.size,
+        targets: rt.config.targets.map((t) => t.name),
+      };
+      journal.close();
+      out(Object.entries(s).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}`).join('\n'), s);
+    } finally {
+      await rt.close();
+    }
+  });
+
+program
+  .command('inventory')
+  .description('list the Keyhub keys present in each target')
+  .action(async () => {
+    const rt = await openListenerRuntime(listenerHome(globals().home));
+    try {
+      const rows = [];
+      for (const t of rt.targets.values()) for (const item of await t.inventory()) rows.push({ target: t.name, ...item });
+      out(rows.map((r) => `${r.target}\t${r.label}\t${r.keyId}\tv${r.version}\t${r.algorithm}`).join('\n') || '(no keys)', rows);
+    } finally {
+      await rt.close();
+    }
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof Error && 'exitCode' in err && typeof (err as { exitCode: unknown }).exitCode === 'number' && (err as { code?: string }).code?.startsWith('commander.')) {
+      const code = (err as { exitCode: number }).exitCode;
+      process.exit(code === 0 ? EXIT.ok : EXIT.usage);
+    }
+    const e = KeyhubError.from(err);
+    if (globals().json) process.stdout.write(JSON.stringify({ error: e.toJSON() }) + '\n');
+    else process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    if (process.env.KEYHUB_DEBUG === '1') process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    process.exit(ERROR_CODES[e.code].exitCode);
+  }
+}
+
+void main();

@@ -1,0 +1,105 @@
+import { enrollmentFingerprint, signingDigest, type Message, type SignedEnvelope, publicKeyFingerprint } from '@keyhub/protocol';
+import { KeyhubError, type Hsm, type KeyHandle, type OaepHash } from '@keyhub/shared';
+
+export const IDENTITY_LABEL = 'keyhub-identity';
+export const TRANSPORT_LABEL = 'keyhub-transport';
+const KEK_ID_PREFIX = 'keyhub-kek:';
+
+export const kekLabel = (kekId: string, version: number): string => `${KEK_ID_PREFIX}${kekId}:v${version}`;
+
+/**
+ * The listener's keys in its HSM: the identity pair (EC P-256, signs everything
+ * the listener sends), the transport pair (RSA, receives the root KEK by
+ * OAEP unwrap) and the root KEKs themselves (AES-256, unwrap only, never extractable).
+ */
+export class ListenerKeys {
+  private identityPrivate?: KeyHandle;
+  private identitySpkiCache?: Buffer;
+  private readonly kekHandles = new Map<string, KeyHandle>();
+
+  constructor(readonly hsm: Hsm) {}
+
+  async hasIdentity(): Promise<boolean> {
+    return (await this.hsm.findKeys({ class: 'private', label: IDENTITY_LABEL, token: true })).length > 0;
+  }
+
+  /** Creates the identity and transport pairs unless they exist; enrollment is repeatable. */
+  async ensureEnrollmentKeys(transportBits: number): Promise<{ created: boolean }> {
+    let created = false;
+    const id = (l: string) => Buffer.from(l, 'utf8');
+    if ((await this.hsm.findKeys({ class: 'private', label: IDENTITY_LABEL, token: true })).length === 0) {
+      await this.hsm.generateEcP256KeyPair({ token: true, label: IDENTITY_LABEL, id: id(IDENTITY_LABEL) });
+      created = true;
+    }
+    if ((await this.hsm.findKeys({ class: 'private', label: TRANSPORT_LABEL, token: true })).length === 0) {
+      await this.hsm.generateRsaTransportKeyPair(transportBits, { token: true, label: TRANSPORT_LABEL, id: id(TRANSPORT_LABEL) });
+      created = true;
+    }
+    return { created };
+  }
+
+  async identitySpki(): Promise<Buffer> {
+    if (!this.identitySpkiCache) this.identitySpkiCache = await this.publicSpki(IDENTITY_LABEL);
+    return this.identitySpkiCache;
+  }
+
+  transportSpki(): Promise<Buffer> {
+    return this.publicSpki(TRANSPORT_LABEL);
+  }
+
+  async enrollmentFingerprint(listenerId: string): Promise<string> {
+    return enrollmentFingerprint(listenerId, (await this.identitySpki()).toString('base64'), (await this.transportSpki()).toString('base64'));
+  }
+
+  async sign<M extends Message>(payload: M): Promise<SignedEnvelope<M>> {
+    if (!this.identityPrivate) this.identityPrivate = await this.one('private', IDENTITY_LABEL);
+    const value = await this.hsm.signDigestEcdsa(this.identityPrivate, signingDigest(payload));
+    return { payload, signature: { alg: 'ES256', keyId: publicKeyFingerprint(await this.identitySpki()), value: value.toString('base64') } };
+  }
+
+  /** Unwraps a root KEK sent under the transport key: first as a session copy to check its KCV, then into the token. */
+  async unwrapRootKek(blob: Buffer, hash: OaepHash, kekId: string, version: number, kcvOf: (h: KeyHandle) => Promise<string>, expectedKcv: string): Promise<'stored' | 'present'> {
+    if (await this.findKek(kekId, version)) return 'present';
+    const transport = await this.one('private', TRANSPORT_LABEL);
+    let probe: KeyHandle;
+    try {
+      probe = await this.hsm.unwrapRsaOaep(transport, blob, hash, { token: false, sign: true });
+    } catch (err) {
+      throw new KeyhubError('UNWRAP_FAILED', 'root KEK could not be unwrapped with the transport key', { cause: err });
+    }
+    try {
+      const kcv = await kcvOf(probe);
+      if (kcv !== expectedKcv) throw new KeyhubError('KCV_MISMATCH', `root KEK KCV ${kcv} differs from the hub's ${expectedKcv}`);
+    } finally {
+      await this.hsm.destroy(probe);
+    }
+    const label = kekLabel(kekId, version);
+    const handle = await this.hsm.unwrapRsaOaep(transport, blob, hash, { token: true, label, id: Buffer.from(label, 'utf8'), unwrap: true });
+    this.kekHandles.set(label, handle);
+    return 'stored';
+  }
+
+  async findKek(kekId: string, version: number): Promise<KeyHandle | undefined> {
+    const label = kekLabel(kekId, version);
+    const cached = this.kekHandles.get(label);
+    if (cached) return cached;
+    const [h] = await this.hsm.findKeys({ class: 'secret', label, token: true });
+    if (h) this.kekHandles.set(label, h);
+    return h;
+  }
+
+  async rootKekCount(): Promise<number> {
+    const all = await Promise.all((await this.hsm.findKeys({ class: 'secret', token: true })).map((h) => this.hsm.keyInfo(h)));
+    return all.filter((k) => k.label.startsWith(KEK_ID_PREFIX)).length;
+  }
+
+  private async publicSpki(label: string): Promise<Buffer> {
+    return this.hsm.publicKeySpki(await this.one('public', label));
+  }
+
+  private async one(cls: 'private' | 'public', label: string): Promise<KeyHandle> {
+    const [h] = await this.hsm.findKeys({ class: cls, label, token: true });
+    if (!h) throw new KeyhubError('NOT_ENROLLED', `no ${label} key in token "${this.hsm.tokenLabel}": run \`keyhub-listener enroll\``);
+    return h;
+  }
+}

@@ -1,0 +1,57 @@
+import 'reflect-metadata';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { MESSAGE_TYPES, type EnrollmentRequest } from '@keyhub/protocol';
+import { createLogger, Pkcs11Hsm, type Hsm, type Logger } from '@keyhub/shared';
+import { ListenerBus } from './bus/listener-bus';
+import { loadListenerConfig, type ListenerConfig } from './config';
+import { ListenerKeys } from './listener-keys';
+import { HubKeyStore } from './state/hub-key';
+import { Pkcs11Target } from './targets/pkcs11-target';
+import type { Target } from './targets/target';
+
+export interface ListenerRuntime {
+  home: string;
+  config: ListenerConfig;
+  hsm: Hsm;
+  keys: ListenerKeys;
+  hubKeys: HubKeyStore;
+  targets: Map<string, Target>;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** The listener's composition root: config, HSM, keys and targets are wired here and nowhere else. */
+export async function openListenerRuntime(home: string, logger: Logger = createLogger('keyhub-listener')): Promise<ListenerRuntime> {
+  const config = loadListenerConfig(home);
+  const hsm = await Pkcs11Hsm.open(config.hsm);
+  const keys = new ListenerKeys(hsm);
+  const hubKeys = new HubKeyStore(home, config.hubFingerprint);
+  // A pkcs11 target is the listener's own token, where the root KEK lives: keys are unwrapped straight into it.
+  const targets = new Map<string, Target>(config.targets.map((t) => [t.name, new Pkcs11Target(t.name, hsm, keys, t.labelPrefix)]));
+  return { home, config, hsm, keys, hubKeys, targets, logger, close: () => hsm.close() };
+}
+
+/** Creates (or reuses) the identity and transport keys and sends a signed enrollment request. */
+export async function enroll(rt: ListenerRuntime): Promise<{ fingerprint: string; createdKeys: boolean }> {
+  const { created } = await rt.keys.ensureEnrollmentKeys(rt.config.transportKeyBits);
+  const request: EnrollmentRequest = {
+    type: MESSAGE_TYPES.enrollmentRequest,
+    id: randomUUID(),
+    listenerId: rt.config.id,
+    issuedAt: new Date().toISOString(),
+    identityKey: (await rt.keys.identitySpki()).toString('base64'),
+    transportKey: (await rt.keys.transportSpki()).toString('base64'),
+    oaepHash: rt.config.oaepHash,
+    targets: rt.config.targets.map((t) => ({ name: t.name, kind: t.kind })),
+    hostname: hostname().slice(0, 128),
+  };
+  const envelope = await rt.keys.sign(request);
+  const bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger);
+  try {
+    await bus.publishUp('enroll', envelope);
+  } finally {
+    await bus.close();
+  }
+  return { fingerprint: await rt.keys.enrollmentFingerprint(rt.config.id), createdKeys: created };
+}

@@ -1,0 +1,36 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { publicKeyFingerprint } from '@keyhub/protocol';
+import { KeyhubError } from '@keyhub/shared';
+
+/**
+ * The hub's signing key, learned from the first root KEK message and accepted
+ * only if it matches the fingerprint pinned at install time.
+ */
+export class HubKeyStore {
+  constructor(private readonly home: string, private readonly pinnedFingerprint: string) {}
+
+  private get path(): string {
+    return join(this.home, 'hub-key.der');
+  }
+
+  load(): Buffer | undefined {
+    if (!existsSync(this.path)) return undefined;
+    const der = readFileSync(this.path);
+    this.assertPinned(der);
+    return der;
+  }
+
+  save(der: Buffer): void {
+    this.assertPinned(der);
+    writeFileSync(`${this.path}.tmp`, der, { mode: 0o600 });
+    renameSync(`${this.path}.tmp`, this.path);
+  }
+
+  assertPinned(der: Buffer): void {
+    const actual = publicKeyFingerprint(der);
+    if (actual.replace(/-/g, '') !== this.pinnedFingerprint.toLowerCase().replace(/[^0-9a-f]/g, '')) {
+      throw new KeyhubError('HUB_KEY_NOT_PINNED', `hub key ${actual} is not the pinned hub key`);
+    }
+  }
+}

@@ -1,0 +1,111 @@
+import { aesKcv, KeyhubError, type Hsm, type KeyHandle } from '@keyhub/shared';
+import type { ListenerKeys } from '../listener-keys';
+import type { ImportRequest, ImportResult, InventoryItem, KeyRef, Target, TargetHealth } from './target';
+
+/** CKA_ID of an imported key: the 16 bytes of the key's UUID followed by the version, big-endian. */
+export function objectId(ref: KeyRef): Buffer {
+  const v = Buffer.alloc(4);
+  v.writeUInt32BE(ref.version);
+  return Buffer.concat([Buffer.from(ref.keyId.replace(/-/g, ''), 'hex'), v]);
+}
+
+function refFromId(id: Buffer): KeyRef | undefined {
+  if (id.length !== 20) return undefined;
+  const hex = id.subarray(0, 16).toString('hex');
+  return { keyId: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`, version: id.readUInt32BE(16) };
+}
+
+/**
+ * A PKCS#11 token as target: the key is unwrapped under the root KEK straight
+ * into the token and is never in clear outside it. The KCV is computed in the
+ * token on a session copy (unwrapped from the same blob with CKA_SIGN), so
+ * the stored object keeps exactly the usages its policy grants, and a key
+ * whose KCV does not match never reaches the token.
+ */
+export class Pkcs11Target implements Target {
+  readonly kind = 'pkcs11';
+
+  constructor(
+    readonly name: string,
+    private readonly hsm: Hsm,
+    private readonly keys: ListenerKeys,
+    private readonly labelPrefix: string,
+  ) {}
+
+  async import(req: ImportRequest): Promise<ImportResult> {
+    const kek = await this.keys.findKek(req.wrapped.kekId, req.wrapped.kekVersion);
+    if (!kek) throw new KeyhubError('KEK_UNKNOWN', `root KEK ${req.wrapped.kekId} v${req.wrapped.kekVersion} is not in token "${this.hsm.tokenLabel}"`);
+    const ref = { keyId: req.key.id, version: req.key.version };
+    const kcv = await this.probeKcv(kek, req);
+    if (kcv !== req.key.kcv) throw new KeyhubError('KCV_MISMATCH', `KCV at target ${kcv} differs from expected ${req.key.kcv}`);
+    const existing = await this.hsm.findKeys({ class: 'secret', id: objectId(ref), token: true });
+    if (existing.length > 0) return { outcome: 'already_present', kcv };
+    const usages = new Set(req.key.usages);
+    try {
+      await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, {
+        token: true,
+        label: `${this.labelPrefix}${req.key.name}.v${req.key.version}`,
+        id: objectId(ref),
+        sensitive: true,
+        extractable: req.key.exportable,
+        encrypt: usages.has('encrypt'),
+        decrypt: usages.has('decrypt'),
+        sign: usages.has('sign'),
+        verify: usages.has('verify'),
+        wrap: usages.has('wrap'),
+        unwrap: usages.has('unwrap'),
+        derive: usages.has('derive'),
+      });
+    } catch (err) {
+      throw new KeyhubError('TARGET_IMPORT_FAILED', `token "${this.hsm.tokenLabel}" refused the import`, { cause: err, ckr: KeyhubError.is(err) ? err.ckr : undefined });
+    }
+    return { outcome: 'imported', kcv };
+  }
+
+  private async probeKcv(kek: KeyHandle, req: ImportRequest): Promise<string> {
+    let probe: KeyHandle;
+    try {
+      probe = await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, { token: false, sign: true });
+    } catch (err) {
+      if (KeyhubError.is(err, 'KEY_LENGTH_INVALID')) throw err;
+      // Tokens report a tampered blob or wrong KEK variously (SoftHSM: CKR_GENERAL_ERROR); all mean integrity failure.
+      throw new KeyhubError('UNWRAP_FAILED', 'wrapped key failed to unwrap under the root KEK', { cause: err, ckr: KeyhubError.is(err) ? err.ckr : undefined });
+    }
+    try {
+      return await aesKcv(this.hsm, probe);
+    } finally {
+      await this.hsm.destroy(probe);
+    }
+  }
+
+  async disable(ref: KeyRef): Promise<boolean> {
+    // PKCS#11 has no portable "disabled" flag that survives every token; destroy is the enforceable control.
+    return (await this.hsm.findKeys({ class: 'secret', id: objectId(ref), token: true })).length > 0;
+  }
+
+  async destroy(ref: KeyRef): Promise<boolean> {
+    const found = await this.hsm.findKeys({ class: 'secret', id: objectId(ref), token: true });
+    for (const h of found) await this.hsm.destroy(h);
+    return found.length > 0;
+  }
+
+  async inventory(): Promise<InventoryItem[]> {
+    const items: InventoryItem[] = [];
+    for (const h of await this.hsm.findKeys({ class: 'secret', token: true })) {
+      const info = await this.hsm.keyInfo(h);
+      const ref = refFromId(info.id);
+      if (!ref) continue;
+      items.push({ ...ref, label: info.label, algorithm: info.keyType.toUpperCase(), enabled: true });
+    }
+    return items;
+  }
+
+  async health(): Promise<TargetHealth> {
+    try {
+      await this.hsm.findKeys({ class: 'secret', label: '__keyhub_health__' });
+      return { healthy: true };
+    } catch (err) {
+      return { healthy: false, detail: KeyhubError.from(err).code };
+    }
+  }
+}
