@@ -48,7 +48,7 @@ export async function issuePackages(m: EntityManager, keyring: HubKeyring, reque
       );
       if (kek.length === 0) throw new KeyhubError('NOT_ENROLLED', `listener ${listenerId} has no active root KEK`);
       const [{ last_sequence }] = await m.query(
-        'UPDATE listeners SET last_sequence = last_sequence + $2 WHERE id = $1 RETURNING last_sequence',
+        'WITH u AS (UPDATE listeners SET last_sequence = last_sequence + $2 WHERE id = $1 RETURNING last_sequence) SELECT last_sequence FROM u',
         [listenerId, list.length],
       );
       let sequence = Number(last_sequence) - list.length;

@@ -99,7 +99,7 @@ export class OutboxRelay {
       const distributionIds = rows.map((r) => r.distribution_id).filter((x): x is string => x !== null);
       if (distributionIds.length) {
         const sent: Array<{ id: string; listener_id: string; target: string }> = await m.query(
-          `UPDATE distributions SET state = 'sent', last_sent_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id, listener_id, target`,
+          `WITH u AS (UPDATE distributions SET state = 'sent', last_sent_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id, listener_id, target) SELECT * FROM u`,
           [distributionIds],
         );
         await appendAudit(m, sent.map((d) => ({ actor: 'hub', action: 'distribution.sent', subject: `distribution:${d.id}`, details: { listener: d.listener_id, target: d.target } })));
