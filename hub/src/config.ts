@@ -4,7 +4,12 @@ import { hsmConfigSchema, KeyhubError } from '@keyhub/shared';
 
 export const hubConfigSchema = z.strictObject({
   databaseUrl: z.string().min(1),
-  nats: z.strictObject({ servers: z.array(z.string().min(1)).min(1), name: z.string().default('keyhub-hub') }),
+  nats: z.strictObject({
+    servers: z.array(z.string().min(1)).min(1),
+    name: z.string().default('keyhub-hub'),
+    /** JetStream stream replicas: 1 on a single server, 3 on a three-node cluster. */
+    replicas: z.number().int().min(1).max(5).default(1),
+  }),
   hsm: hsmConfigSchema,
   delivery: z
     .strictObject({

@@ -115,8 +115,8 @@ export class Inbox {
       if (!verifyEnvelope(envelope, hubKey)) throw new KeyhubError('SIGNATURE_INVALID', 'package signature does not verify under the pinned hub key');
       verified = true;
       if (pkg.listenerId !== this.listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', `package is addressed to listener ${pkg.listenerId}`);
-      if (known || pkg.sequence <= this.journal.lastSequence) {
-        throw new KeyhubError('PACKAGE_REPLAYED', `sequence ${pkg.sequence} is not above the last accepted ${this.journal.lastSequence}`);
+      if (known || this.journal.isReplay(pkg.sequence)) {
+        throw new KeyhubError('PACKAGE_REPLAYED', `sequence ${pkg.sequence} was already used or is older than the replay window (highest ${this.journal.lastSequence})`);
       }
       if (new Date(pkg.expiresAt).getTime() <= this.now().getTime()) throw new KeyhubError('PACKAGE_EXPIRED', `package expired at ${pkg.expiresAt}`);
       const target = this.targets.get(pkg.target);

@@ -3,6 +3,7 @@ export * from './errors';
 export * from './logger';
 export * from './secrets';
 export * from './kcv';
+export * from './concurrency';
 export * from './hsm/hsm';
 export * from './hsm/pkcs11-hsm';
 export * from './hsm/config';

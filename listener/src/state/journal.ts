@@ -12,27 +12,37 @@ export interface JournalEntry {
 }
 
 /**
- * The listener's durable memory of what it processed: append-only JSON lines,
- * fsynced per entry before the message is acked, so a crash can at worst
- * repeat an import (which the target absorbs) and never forget one.
- * Compacted at open to the most recent entries.
+ * Anti-replay window width (as in IPsec, RFC 4303 3.4.3): sequence numbers
+ * above the highest accepted one are new; those within the window are new
+ * only if not seen; older ones are replays. A window rather than strict
+ * order lets several hub replicas publish concurrently without turning
+ * benign reordering into rejections.
+ */
+export const REPLAY_WINDOW = 8192;
+
+/**
+ * The listener's memory of what it processed: append-only JSON lines,
+ * compacted at open. Writes are flushed to disk in groups (every `syncMs`)
+ * rather than per package: losing the last few entries in a crash is safe,
+ * because an import repeated after a crash finds the key already present in
+ * the target, so the journal never decides whether a key is imported twice.
  */
 export class Journal {
   private readonly entries = new Map<string, JournalEntry>();
+  private readonly window = new Set<number>();
   private last = 0;
   private fd: number;
+  private dirty = false;
+  private readonly timer: NodeJS.Timeout;
 
-  private constructor(path: string, keep: number) {
+  private constructor(path: string, keep: number, syncMs: number) {
     if (existsSync(path)) {
-      const lines = readFileSync(path, 'utf8').split('\n');
-      for (const line of lines) {
+      for (const line of readFileSync(path, 'utf8').split('\n')) {
         if (!line.trim()) continue;
         try {
-          const e = JSON.parse(line) as JournalEntry;
-          this.entries.set(e.packageId, e);
-          this.last = Math.max(this.last, e.sequence);
+          this.remember(JSON.parse(line) as JournalEntry);
         } catch {
-          // A torn last line from a crash mid-write: the message was not acked, it will come again.
+          // A torn last line from a crash mid-write: that message was not acked and will come again.
         }
       }
     }
@@ -41,15 +51,16 @@ export class Journal {
       this.entries.clear();
       for (const e of kept) this.entries.set(e.packageId, e);
     }
-    const tmp = `${path}.tmp`;
     const body = [...this.entries.values()].map((e) => JSON.stringify(e)).join('\n');
-    writeFileSync(tmp, body ? body + '\n' : '', { mode: 0o600 });
-    renameSync(tmp, path);
+    writeFileSync(`${path}.tmp`, body ? body + '\n' : '', { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
     this.fd = openSync(path, 'a', 0o600);
+    this.timer = setInterval(() => this.sync(), syncMs);
+    this.timer.unref();
   }
 
-  static open(home: string, keep = 100_000): Journal {
-    return new Journal(join(home, 'journal.jsonl'), keep);
+  static open(home: string, options: { keep?: number; syncMs?: number } = {}): Journal {
+    return new Journal(join(home, 'journal.jsonl'), options.keep ?? 100_000, options.syncMs ?? 50);
   }
 
   get lastSequence(): number {
@@ -64,14 +75,37 @@ export class Journal {
     return this.entries.get(packageId);
   }
 
+  /** True when the sequence number was already used or is too old to tell. */
+  isReplay(sequence: number): boolean {
+    return sequence <= this.last - REPLAY_WINDOW || this.window.has(sequence);
+  }
+
   record(entry: JournalEntry): void {
     writeSync(this.fd, JSON.stringify(entry) + '\n');
+    this.dirty = true;
+    this.remember(entry);
+  }
+
+  sync(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
     fdatasyncSync(this.fd);
-    this.entries.set(entry.packageId, entry);
-    this.last = Math.max(this.last, entry.sequence);
   }
 
   close(): void {
+    clearInterval(this.timer);
+    this.sync();
     closeSync(this.fd);
+  }
+
+  private remember(e: JournalEntry): void {
+    this.entries.set(e.packageId, e);
+    this.window.add(e.sequence);
+    if (e.sequence > this.last) {
+      this.last = e.sequence;
+      if (this.window.size > REPLAY_WINDOW * 2) {
+        for (const s of this.window) if (s <= this.last - REPLAY_WINDOW) this.window.delete(s);
+      }
+    }
   }
 }

@@ -24,6 +24,13 @@ function refFromId(id: Buffer): KeyRef | undefined {
  */
 export class Pkcs11Target implements Target {
   readonly kind = 'pkcs11';
+  /**
+   * CKA_IDs of the keys we imported, read from the token once. A token
+   * search scans every object (SoftHSM has no index), so a per-import search
+   * would make catching up on N keys cost O(N^2); a hit is still confirmed
+   * in the token before it is reported as already present.
+   */
+  private imported?: Set<string>;
 
   constructor(
     readonly name: string,
@@ -38,14 +45,18 @@ export class Pkcs11Target implements Target {
     const ref = { keyId: req.key.id, version: req.key.version };
     const kcv = await this.probeKcv(kek, req);
     if (kcv !== req.key.kcv) throw new KeyhubError('KCV_MISMATCH', `KCV at target ${kcv} differs from expected ${req.key.kcv}`);
-    const existing = await this.hsm.findKeys({ class: 'secret', id: objectId(ref), token: true });
-    if (existing.length > 0) return { outcome: 'already_present', kcv };
+    const id = objectId(ref);
+    const index = await this.importedIndex();
+    if (index.has(id.toString('hex'))) {
+      if ((await this.hsm.findKeys({ class: 'secret', id, token: true })).length > 0) return { outcome: 'already_present', kcv };
+      index.delete(id.toString('hex'));
+    }
     const usages = new Set(req.key.usages);
     try {
       await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, {
         token: true,
         label: `${this.labelPrefix}${req.key.name}.v${req.key.version}`,
-        id: objectId(ref),
+        id,
         sensitive: true,
         extractable: req.key.exportable,
         encrypt: usages.has('encrypt'),
@@ -59,7 +70,17 @@ export class Pkcs11Target implements Target {
     } catch (err) {
       throw new KeyhubError('TARGET_IMPORT_FAILED', `token "${this.hsm.tokenLabel}" refused the import`, { cause: err, ckr: KeyhubError.is(err) ? err.ckr : undefined });
     }
+    index.add(id.toString('hex'));
     return { outcome: 'imported', kcv };
+  }
+
+  private async importedIndex(): Promise<Set<string>> {
+    if (!this.imported) {
+      const ids = new Set<string>();
+      for (const item of await this.inventory()) ids.add(objectId(item).toString('hex'));
+      this.imported = ids;
+    }
+    return this.imported;
   }
 
   private async probeKcv(kek: KeyHandle, req: ImportRequest): Promise<string> {
@@ -86,6 +107,7 @@ export class Pkcs11Target implements Target {
   async destroy(ref: KeyRef): Promise<boolean> {
     const found = await this.hsm.findKeys({ class: 'secret', id: objectId(ref), token: true });
     for (const h of found) await this.hsm.destroy(h);
+    this.imported?.delete(objectId(ref).toString('hex'));
     return found.length > 0;
   }
 

@@ -61,6 +61,8 @@ export interface KeyPairHandles {
 
 export interface Hsm {
   readonly tokenLabel: string;
+  /** Sessions available for concurrent calls. */
+  readonly concurrency: number;
 
   generateAesKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
   /** EC P-256 signing pair; the private key is sensitive and never extractable. */

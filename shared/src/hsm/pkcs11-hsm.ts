@@ -166,6 +166,10 @@ export class Pkcs11Hsm implements Hsm {
     return this.config.tokenLabel;
   }
 
+  get concurrency(): number {
+    return this.pool.size;
+  }
+
   static async open(input: HsmConfigInput): Promise<Pkcs11Hsm> {
     const config = hsmConfigSchema.parse(input);
     const pin = readSecret({ env: config.pinEnv, file: config.pinFile }, `PIN for token "${config.tokenLabel}"`);
