@@ -1,0 +1,148 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { KeyhubError } from '@keyhub/shared';
+import { Distribute, type Destination, type DistributeResult } from '../../domain/distribute';
+import { KeyStatus, type StatusRow } from '../../domain/status';
+import { printJson, printLine, printTable, ProgressLine } from '../output';
+import { globalOptions, withRuntime } from '../runtime';
+
+interface DistributeOptions {
+  version?: number;
+  to?: Destination[];
+  toAll?: boolean;
+  wait?: boolean;
+  timeout: number;
+}
+
+interface Tracked {
+  listenerId: string;
+  target: string;
+}
+
+interface WaitOutcome {
+  total: number;
+  confirmed: number;
+  failed: Array<{ listenerId: string; target: string; errorCode: string }>;
+}
+
+const POLL_MS = 250;
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number of seconds');
+  return n;
+}
+
+/** The first slash separates listener from target, so target names may contain slashes. */
+function collectDestination(value: string, previous: Destination[] | undefined): Destination[] {
+  const slash = value.indexOf('/');
+  const listenerId = slash < 0 ? value : value.slice(0, slash);
+  const target = slash < 0 ? undefined : value.slice(slash + 1);
+  if (!listenerId || target === '') throw new InvalidArgumentError('expected <listener> or <listener>/<target>');
+  return [...(previous ?? []), target === undefined ? { listenerId } : { listenerId, target }];
+}
+
+const pairKey = (version: number, listenerId: string, target: string) => `${version}\u0000${listenerId}\u0000${target}`;
+
+/**
+ * Polls until every tracked distribution has reached an end state. Skipped
+ * destinations that are still in flight from an earlier call are tracked too:
+ * exit status 0 has to mean the key is confirmed everywhere that was asked,
+ * not merely that this call queued nothing new.
+ */
+async function waitForOutcome(status: KeyStatus, result: DistributeResult, timeoutSeconds: number): Promise<WaitOutcome> {
+  const tracked: Tracked[] = [
+    ...result.queued,
+    ...result.skipped.filter((s) => s.state === 'queued' || s.state === 'sent'),
+  ].map((d) => ({ listenerId: d.listenerId, target: d.target }));
+  const alreadyConfirmed = result.skipped.filter((s) => s.state === 'confirmed').length;
+  const total = tracked.length + alreadyConfirmed;
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  const progress = new ProgressLine();
+  try {
+    for (;;) {
+      const rows = new Map<string, StatusRow>((await status.execute(result.keyName)).map((r) => [pairKey(r.version, r.listener, r.target), r]));
+      let confirmed = alreadyConfirmed;
+      let pending = 0;
+      const failed: WaitOutcome['failed'] = [];
+      for (const t of tracked) {
+        const row = rows.get(pairKey(result.version, t.listenerId, t.target));
+        if (row?.state === 'confirmed') confirmed++;
+        else if (row?.state === 'failed') failed.push({ ...t, errorCode: row.errorCode ?? 'INTERNAL' });
+        else pending++;
+      }
+      progress.update(`confirmed ${confirmed}/${total}, failed ${failed.length}`);
+      if (pending === 0) return { total, confirmed, failed };
+      if (Date.now() >= deadline) {
+        throw new KeyhubError('TIMEOUT', `${pending} of ${total} distributions still unconfirmed after ${timeoutSeconds} s (is \`keyhub serve\` running and the listener online?)`, {
+          details: { pending, confirmed, failed: failed.length, total },
+        });
+      }
+      await sleep(POLL_MS);
+    }
+  } finally {
+    progress.done();
+  }
+}
+
+function printResult(result: DistributeResult): void {
+  printLine(`key ${result.keyName} version ${result.version} (kcv ${result.kcv}): queued ${result.queued.length}, skipped ${result.skipped.length}`);
+  const rows = [
+    ...result.queued.map((d) => ({ ...d, outcome: 'queued' })),
+    ...result.skipped.map((d) => ({ ...d, outcome: `skipped (${d.state})` })),
+  ];
+  if (rows.length === 0) return;
+  printTable(rows, [
+    { header: 'listener', value: (r) => r.listenerId },
+    { header: 'target', value: (r) => r.target },
+    { header: 'outcome', value: (r) => r.outcome },
+  ]);
+}
+
+export function registerDistributeCommand(program: Command): void {
+  program
+    .command('distribute')
+    .description('push a key version to listeners; already confirmed or in-flight destinations are left alone')
+    .argument('<key>', 'key name')
+    .option('--version <n>', 'key version (default: the current one)', positiveInt)
+    .addOption(new Option('--to <listener[/target]>', 'destination; repeatable; without /target every target of the listener').argParser(collectDestination).conflicts('toAll'))
+    .addOption(new Option('--to-all', 'every target of every active listener'))
+    .option('--wait', 'wait until every destination is confirmed or failed')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', positiveSeconds, 60)
+    .action(async (keyName: string, opts: DistributeOptions, cmd: Command) => {
+      const g = globalOptions(cmd);
+      if (!opts.toAll && !opts.to?.length) throw new KeyhubError('INPUT_INVALID', 'give --to <listener>[/<target>] (repeatable) or --to-all');
+      await withRuntime(g, async (rt) => {
+        const result = await rt.container.resolve(Distribute).execute({
+          keyName,
+          version: opts.version,
+          to: opts.toAll ? 'all' : (opts.to ?? []),
+          actor: g.actor,
+        });
+        if (!opts.wait) {
+          if (g.json) printJson(result);
+          else printResult(result);
+          return;
+        }
+        if (!g.json) printResult(result);
+        const outcome = await waitForOutcome(rt.container.resolve(KeyStatus), result, opts.timeout);
+        if (g.json) printJson({ ...result, outcome });
+        else if (outcome.failed.length === 0) printLine(`confirmed ${outcome.confirmed}/${outcome.total}`);
+        else {
+          printLine(`confirmed ${outcome.confirmed}/${outcome.total}, failed ${outcome.failed.length}:`);
+          printTable(outcome.failed, [
+            { header: 'listener', value: (r) => r.listenerId },
+            { header: 'target', value: (r) => r.target },
+            { header: 'error', value: (r) => r.errorCode },
+          ]);
+        }
+        if (outcome.failed.length) process.exitCode = 1;
+      });
+    });
+}

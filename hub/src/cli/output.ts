@@ -1,0 +1,76 @@
+/**
+ * Everything the CLI prints goes through here: results on stdout (one JSON
+ * document per line with --json, so scripts can read line by line), progress
+ * and errors on stderr.
+ */
+
+export type Cell = string | number | boolean | null | undefined;
+
+export interface Column<T> {
+  header: string;
+  value: (row: T) => Cell;
+  /** Numbers read better right-aligned. */
+  align?: 'left' | 'right';
+}
+
+export function printLine(text = ''): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+export function printError(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+function cellText(value: Cell): string {
+  if (value === null || value === undefined || value === '') return '-';
+  return String(value);
+}
+
+export function printTable<T>(rows: readonly T[], columns: ReadonlyArray<Column<T>>, options: { empty?: string } = {}): void {
+  if (rows.length === 0) {
+    printLine(options.empty ?? '(none)');
+    return;
+  }
+  const cells = rows.map((r) => columns.map((c) => cellText(c.value(r))));
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((row) => row[i].length)));
+  const format = (values: string[]) =>
+    values
+      .map((v, i) => (columns[i].align === 'right' ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  printLine(format(columns.map((c) => c.header.toUpperCase())));
+  for (const row of cells) printLine(format(row));
+}
+
+/** "label: value" lines with the values aligned, for one record. */
+export function printFields(fields: ReadonlyArray<readonly [string, Cell]>): void {
+  const width = Math.max(...fields.map(([label]) => label.length));
+  for (const [label, value] of fields) printLine(`${`${label}:`.padEnd(width + 1)} ${cellText(value)}`);
+}
+
+/** A status line rewritten in place; only where a person watches (stderr is a terminal). */
+export class ProgressLine {
+  private readonly enabled = process.stderr.isTTY === true;
+  private shown = false;
+
+  update(text: string): void {
+    if (!this.enabled) return;
+    process.stderr.write(`\r${text}\x1b[K`);
+    this.shown = true;
+  }
+
+  done(): void {
+    if (this.shown) process.stderr.write('\n');
+    this.shown = false;
+  }
+}
+
+/** Resolves once everything written so far has been handed to the OS, so process.exit cannot cut output short. */
+export function flushStdio(): Promise<void> {
+  const drain = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => (stream.writableLength === 0 ? resolve() : stream.write('', () => resolve())));
+  return Promise.all([drain(process.stdout), drain(process.stderr)]).then(() => undefined);
+}
