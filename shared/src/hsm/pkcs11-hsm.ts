@@ -180,7 +180,8 @@ export class Pkcs11Hsm implements Hsm {
       const flags = P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION;
       for (let i = 0; i < config.sessions; i++) sessions.push(lib.C_OpenSession(slot, flags));
       try {
-        // Login is per application and token: one session logs in all of them.
+        // Login is per application and token: one session logs in all of them. A second
+        // instance for an already logged-in token therefore cannot re-check its PIN.
         lib.C_Login(sessions[0], P.CKU_USER, pin);
       } catch (err) {
         if (ckrName(err) !== 'CKR_USER_ALREADY_LOGGED_IN') throw hsmError(err, 'C_Login');
