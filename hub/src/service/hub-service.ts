@@ -21,6 +21,7 @@ export class HubService {
   private upMessages?: ConsumerMessages;
   private heartbeatSub?: Subscription;
   private timers: NodeJS.Timeout[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
   private seen = new Set<string>();
 
   constructor(
@@ -73,9 +74,13 @@ export class HubService {
     const t = setInterval(() => {
       if (busy) return;
       busy = true;
-      task()
+      const run = task()
         .catch((err: unknown) => this.ctx.logger.warn({ err: errorSummary(err) }, 'periodic task failed; will retry'))
-        .finally(() => (busy = false));
+        .finally(() => {
+          busy = false;
+          this.inFlight.delete(run);
+        });
+      this.inFlight.add(run);
     }, ms);
     this.timers.push(t);
   }
@@ -85,5 +90,7 @@ export class HubService {
     this.heartbeatSub?.unsubscribe();
     this.upMessages?.stop();
     await this.relay?.stop();
+    // Let a resend or checkpoint that is under way commit before the database closes under it.
+    await Promise.all([...this.inFlight]);
   }
 }
