@@ -100,6 +100,21 @@ export class HubBus {
     });
   }
 
+  /** Listeners whose durable consumer still has messages not yet delivered or not yet acked. */
+  async listenersWithBacklog(listenerIds: string[]): Promise<Set<string>> {
+    const busy = new Set<string>();
+    for (const id of listenerIds) {
+      try {
+        const info = await this.jsm.consumers.info(STREAMS.down.name, subjects.listenerConsumer(id));
+        if (info.num_pending + info.num_ack_pending > 0) busy.add(id);
+      } catch (err) {
+        // Unknown consumer state is treated as busy: a needless re-send is worse than a delayed one.
+        if (!isNotFound(err)) busy.add(id);
+      }
+    }
+    return busy;
+  }
+
   /** Publishes with a message id: JetStream drops a second publish of the same id within its window. */
   publish(subject: string, payload: Uint8Array, msgId: string): Promise<PubAck> {
     return this.js.publish(subject, payload, { msgID: msgId, timeout: 10_000 });

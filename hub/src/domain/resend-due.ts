@@ -6,7 +6,8 @@ import { issuePackages, type PackageRequest } from './package-issuer';
 
 /**
  * Re-issues packages that were sent but not confirmed in time, to listeners
- * that are online (an offline listener catches up from its durable consumer;
+ * that are online and have consumed everything queued for them (an offline
+ * or catching-up listener gets its packages from its durable consumer;
  * re-sending to it would only pile up copies). Back-off doubles per attempt.
  * After maxAttempts the distribution fails with TIMEOUT, visible in status.
  * Rows are claimed with SKIP LOCKED so several hub replicas never re-send the same one.
@@ -15,18 +16,32 @@ import { issuePackages, type PackageRequest } from './package-issuer';
 export class ResendDue {
   constructor(private readonly ctx: HubContext) {}
 
-  async execute(limit = 500): Promise<{ reissued: number; failed: number }> {
+  /**
+   * `withBacklog` names the listeners whose durable consumer still holds
+   * messages they have not consumed or acked: their packages are not lost,
+   * only waiting, so they are left alone.
+   */
+  async execute(withBacklog: (listenerIds: string[]) => Promise<Set<string>> = async () => new Set(), limit = 500): Promise<{ reissued: number; failed: number }> {
     const { ds, keyring, config } = this.ctx;
     const { resendAfterSeconds, maxAttempts, onlineWindowSeconds, packageTtlSeconds } = config.delivery;
+    const dueFilter = `d.state = 'sent'
+            AND d.last_sent_at < now() - make_interval(secs => $1 * power(2, LEAST(d.attempts - 1, 6)))
+            AND l.last_seen_at > now() - make_interval(secs => $2)`;
+    const candidates: Array<{ listener_id: string }> = await ds.query(
+      `SELECT DISTINCT d.listener_id FROM distributions d JOIN listeners l ON l.id = d.listener_id WHERE ${dueFilter}`,
+      [resendAfterSeconds, onlineWindowSeconds],
+    );
+    if (candidates.length === 0) return { reissued: 0, failed: 0 };
+    const busy = await withBacklog(candidates.map((c) => c.listener_id));
+    const eligible = candidates.map((c) => c.listener_id).filter((id) => !busy.has(id));
+    if (eligible.length === 0) return { reissued: 0, failed: 0 };
     return ds.transaction(async (m) => {
       const due: Array<{ id: string; attempts: number }> = await m.query(
         `SELECT d.id, d.attempts FROM distributions d JOIN listeners l ON l.id = d.listener_id
-          WHERE d.state = 'sent'
-            AND d.last_sent_at < now() - make_interval(secs => $1 * power(2, LEAST(d.attempts - 1, 6)))
-            AND l.last_seen_at > now() - make_interval(secs => $2)
+          WHERE ${dueFilter} AND d.listener_id = ANY($4)
           ORDER BY d.last_sent_at LIMIT $3
           FOR UPDATE OF d SKIP LOCKED`,
-        [resendAfterSeconds, onlineWindowSeconds, limit],
+        [resendAfterSeconds, onlineWindowSeconds, limit, eligible],
       );
       if (due.length === 0) return { reissued: 0, failed: 0 };
       const exhausted = due.filter((d) => d.attempts >= maxAttempts).map((d) => d.id);

@@ -59,7 +59,7 @@ export class HubService {
       await ds.query('UPDATE listeners SET last_seen_at = now() WHERE id = ANY($1)', [ids]);
     });
     this.every(Math.max(1000, Math.min(5000, config.delivery.resendAfterSeconds * 500)), async () => {
-      const r = await this.ops.resendDue.execute();
+      const r = await this.ops.resendDue.execute((ids) => this.bus.listenersWithBacklog(ids));
       if (r.reissued || r.failed) logger.info(r, 'unconfirmed packages handled');
     });
     this.every(config.audit.checkpointEverySeconds * 1000, async () => {
