@@ -108,16 +108,16 @@ export class Inbox {
       return { kind: 'redelivered', packageId: pkg.id };
     }
     const hubKey = this.hubKeys.load();
-    let verified = false;
+    let reserved = false;
     let result: { outcome: Receipt['outcome']; kcv?: string; code?: ErrorCode; detail?: string };
     try {
       if (!hubKey) throw new KeyhubError('NOT_ENROLLED', 'no pinned hub key yet: enrollment is not complete');
       if (!verifyEnvelope(envelope, hubKey)) throw new KeyhubError('SIGNATURE_INVALID', 'package signature does not verify under the pinned hub key');
-      verified = true;
       if (pkg.listenerId !== this.listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', `package is addressed to listener ${pkg.listenerId}`);
-      if (known || this.journal.isReplay(pkg.sequence)) {
+      if (known || !this.journal.reserve(pkg.sequence, pkg.id)) {
         throw new KeyhubError('PACKAGE_REPLAYED', `sequence ${pkg.sequence} was already used or is older than the replay window (highest ${this.journal.lastSequence})`);
       }
+      reserved = true;
       if (new Date(pkg.expiresAt).getTime() <= this.now().getTime()) throw new KeyhubError('PACKAGE_EXPIRED', `package expired at ${pkg.expiresAt}`);
       const target = this.targets.get(pkg.target);
       if (!target) throw new KeyhubError('TARGET_UNKNOWN', `no target named ${pkg.target}`);
@@ -128,7 +128,11 @@ export class Inbox {
       result = { outcome: imported.outcome, kcv: imported.kcv };
     } catch (err) {
       const e = KeyhubError.from(err);
-      if (e.code === 'HSM_ERROR' || e.code === 'BUS_UNAVAILABLE' || e.code === 'INTERNAL') throw e; // not the package's fault: retry the message
+      if (e.code === 'HSM_ERROR' || e.code === 'BUS_UNAVAILABLE' || e.code === 'INTERNAL') {
+        // Not the package's fault: give the claim back and let the message come again.
+        if (reserved) this.journal.release(pkg.sequence, pkg.id);
+        throw e;
+      }
       const importStage = ['UNWRAP_FAILED', 'KCV_MISMATCH', 'KEY_LENGTH_INVALID', 'TARGET_IMPORT_FAILED', 'KEK_UNKNOWN'].includes(e.code);
       result = { outcome: importStage ? 'failed' : 'rejected', code: e.code, detail: e.message };
       this.logger.warn({ code: e.code, detail: e.message, packageId: pkg.id, sequence: pkg.sequence }, 'package not imported');
@@ -144,8 +148,9 @@ export class Inbox {
       ...(result.kcv ? { kcv: result.kcv } : {}),
       ...(result.code ? { error: { code: result.code, detail: (result.detail ?? '').slice(0, 1000) } } : {}),
     });
-    // Only verified, non-replayed packages advance the sequence; a forgery or a replay must not move it.
-    if (verified && result.code !== 'PACKAGE_REPLAYED' && result.code !== 'PACKAGE_WRONG_LISTENER') {
+    // Only packages that claimed their sequence (verified, addressed here, not replayed) are journaled:
+    // a forgery or a replay must not move the window.
+    if (reserved) {
       this.journal.record({
         packageId: pkg.id,
         sequence: pkg.sequence,

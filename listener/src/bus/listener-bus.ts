@@ -41,16 +41,24 @@ export class ListenerBus {
 
   /**
    * Waits for the durable consumer (it appears when the hub approves this
-   * listener), then delivers messages one at a time, in stream order.
+   * listener), then hands messages to the handler in stream order, with up to
+   * `concurrency` in flight: a token imports several keys at once much faster
+   * than one after another, and each message is acked on its own.
    */
-  async consume(handler: (msg: JsMsg) => Promise<void>, shouldRun: () => boolean, onWaiting: () => void): Promise<ConsumerMessages | undefined> {
+  async consume(handler: (msg: JsMsg) => Promise<void>, shouldRun: () => boolean, onWaiting: () => void, concurrency = 4): Promise<ConsumerMessages | undefined> {
     for (;;) {
       if (!shouldRun()) return undefined;
       try {
         const consumer = await this.js.consumers.get(STREAMS.down.name, subjects.listenerConsumer(this.listenerId));
-        const messages = await consumer.consume({ max_messages: 16 });
+        const messages = await consumer.consume({ max_messages: Math.max(16, concurrency * 4) });
         void (async () => {
-          for await (const m of messages) await handler(m);
+          const inFlight = new Set<Promise<void>>();
+          for await (const m of messages) {
+            const p: Promise<void> = handler(m).finally(() => inFlight.delete(p));
+            inFlight.add(p);
+            if (inFlight.size >= concurrency) await Promise.race(inFlight);
+          }
+          await Promise.all(inFlight);
         })();
         return messages;
       } catch (err) {

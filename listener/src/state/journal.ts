@@ -30,6 +30,9 @@ export const REPLAY_WINDOW = 8192;
 export class Journal {
   private readonly entries = new Map<string, JournalEntry>();
   private readonly window = new Set<number>();
+  /** Sequences and package ids being processed right now: a concurrent copy must not pass the replay check too. */
+  private readonly reservedSequences = new Set<number>();
+  private readonly reservedPackages = new Set<string>();
   private last = 0;
   private fd: number;
   private dirty = false;
@@ -77,13 +80,32 @@ export class Journal {
 
   /** True when the sequence number was already used or is too old to tell. */
   isReplay(sequence: number): boolean {
-    return sequence <= this.last - REPLAY_WINDOW || this.window.has(sequence);
+    return sequence <= this.last - REPLAY_WINDOW || this.window.has(sequence) || this.reservedSequences.has(sequence);
+  }
+
+  /**
+   * Claims a package's sequence number and id for processing; false when
+   * either was used or is being used. Synchronous, so two concurrent copies
+   * of one package cannot both succeed.
+   */
+  reserve(sequence: number, packageId: string): boolean {
+    if (this.isReplay(sequence) || this.entries.has(packageId) || this.reservedPackages.has(packageId)) return false;
+    this.reservedSequences.add(sequence);
+    this.reservedPackages.add(packageId);
+    return true;
+  }
+
+  /** Gives a claim back (the package will be retried) or drops it after `record`. */
+  release(sequence: number, packageId: string): void {
+    this.reservedSequences.delete(sequence);
+    this.reservedPackages.delete(packageId);
   }
 
   record(entry: JournalEntry): void {
     writeSync(this.fd, JSON.stringify(entry) + '\n');
     this.dirty = true;
     this.remember(entry);
+    this.release(entry.sequence, entry.packageId);
   }
 
   sync(): void {

@@ -31,6 +31,9 @@ export class Pkcs11Target implements Target {
    * in the token before it is reported as already present.
    */
   private imported?: Set<string>;
+  private indexLoading?: Promise<Set<string>>;
+  /** Imports of the same key version are serialized, so concurrent copies never create two objects. */
+  private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(
     readonly name: string,
@@ -40,6 +43,18 @@ export class Pkcs11Target implements Target {
   ) {}
 
   async import(req: ImportRequest): Promise<ImportResult> {
+    const lockKey = objectId({ keyId: req.key.id, version: req.key.version }).toString('hex');
+    const previous = this.locks.get(lockKey) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.importOnce(req));
+    this.locks.set(lockKey, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
+    }
+  }
+
+  private async importOnce(req: ImportRequest): Promise<ImportResult> {
     const kek = await this.keys.findKek(req.wrapped.kekId, req.wrapped.kekVersion);
     if (!kek) throw new KeyhubError('KEK_UNKNOWN', `root KEK ${req.wrapped.kekId} v${req.wrapped.kekVersion} is not in token "${this.hsm.tokenLabel}"`);
     const ref = { keyId: req.key.id, version: req.key.version };
@@ -75,12 +90,13 @@ export class Pkcs11Target implements Target {
   }
 
   private async importedIndex(): Promise<Set<string>> {
-    if (!this.imported) {
-      const ids = new Set<string>();
-      for (const item of await this.inventory()) ids.add(objectId(item).toString('hex'));
-      this.imported = ids;
-    }
-    return this.imported;
+    if (this.imported) return this.imported;
+    // One scan even when the first imports arrive together.
+    this.indexLoading ??= this.inventory().then((items) => {
+      this.imported = new Set(items.map((item) => objectId(item).toString('hex')));
+      return this.imported;
+    });
+    return this.indexLoading;
   }
 
   private async probeKcv(kek: KeyHandle, req: ImportRequest): Promise<string> {

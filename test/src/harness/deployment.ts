@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { createSoftHsm, createTestDatabase, makeTempDir, onProcessExit, run, startNatsServer, type ExecResult, type NatsServerHandle, type SoftHsmEnv, type SoftHsmToken, type TempDir } from '../env';
+import { createSoftHsm, createTestDatabase, makeTempDir, onProcessExit, run, startNatsCluster, startNatsServer, type ExecResult, type NatsClusterHandle, type NatsServerHandle, type SoftHsmEnv, type SoftHsmToken, type TempDir } from '../env';
 
 const REPO = path.resolve(__dirname, '../../..');
 export const HUB_CLI = path.join(REPO, 'hub/dist/cli/main.js');
@@ -58,20 +58,27 @@ export interface ListenerSite {
  */
 export class Deployment {
   hub?: ManagedProcess;
+  /** Further `keyhub serve` replicas beside `hub`. */
+  readonly replicas: ManagedProcess[] = [];
   hubFingerprint = '';
   readonly listeners = new Map<string, ListenerSite>();
 
   private constructor(
     readonly dir: TempDir,
+    /** The only server, or the first node of the cluster. */
     readonly nats: NatsServerHandle,
+    readonly natsUrls: string[],
+    readonly natsCluster: NatsClusterHandle | undefined,
     readonly hsm: SoftHsmEnv,
     readonly db: { url: string; name: string; drop(): Promise<void> },
     readonly hubConfigPath: string,
   ) {}
 
-  static async create(listenerIds: string[], options: { delivery?: Record<string, number> } = {}): Promise<Deployment> {
+  static async create(listenerIds: string[], options: { delivery?: Record<string, number>; natsCluster?: boolean } = {}): Promise<Deployment> {
     const dir = await makeTempDir('deployment');
-    const nats = await startNatsServer({ name: 'keyhub-test' });
+    const cluster = options.natsCluster ? await startNatsCluster(3) : undefined;
+    const nats = cluster ? cluster.nodes[0] : await startNatsServer({ name: 'keyhub-test' });
+    const natsUrls = cluster ? cluster.urls : [nats.url];
     const hsm = await createSoftHsm(['hub', ...listenerIds]);
     const db = await createTestDatabase();
     const hubConfigPath = path.join(dir.path, 'hub.json');
@@ -79,13 +86,13 @@ export class Deployment {
       hubConfigPath,
       JSON.stringify({
         databaseUrl: db.url,
-        nats: { servers: [nats.url] },
+        nats: { servers: natsUrls, replicas: cluster ? 3 : 1 },
         hsm: { module: hsm.modulePath, tokenLabel: 'hub', pinEnv: 'KEYHUB_HSM_PIN', sessions: 4 },
         delivery: { resendAfterSeconds: 5, ...(options.delivery ?? {}) },
         audit: { checkpointEverySeconds: 2 },
       }),
     );
-    const d = new Deployment(dir, nats, hsm, db, hubConfigPath);
+    const d = new Deployment(dir, nats, natsUrls, cluster, hsm, db, hubConfigPath);
     for (const id of listenerIds) {
       const token = hsm.tokens.find((t) => t.label === id)!;
       const home = path.join(dir.path, `listener-${id}`);
@@ -132,6 +139,14 @@ export class Deployment {
     return this.hub;
   }
 
+  /** Another `keyhub serve` on the same database, NATS and HSM token. */
+  async startReplica(): Promise<ManagedProcess> {
+    const p = new ManagedProcess(HUB_CLI, ['serve'], this.hubEnv, `keyhub serve (replica ${this.replicas.length + 2})`);
+    await p.waitFor(/keyhub serve: ready/);
+    this.replicas.push(p);
+    return p;
+  }
+
   async stopHub(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await this.hub?.stop(signal);
     this.hub = undefined;
@@ -140,7 +155,7 @@ export class Deployment {
   /** init + enroll + operator approval with the fingerprint the listener printed. */
   async enrollListener(id: string, options: { start?: boolean } = {}): Promise<string> {
     const site = this.site(id);
-    const init = await this.listenerCli(id, ['init', '--id', id, '--nats', this.nats.url, '--hub-fingerprint', this.hubFingerprint, '--hsm-module', this.hsm.modulePath, '--token-label', site.token.label, '--target', 'hsm']);
+    const init = await this.listenerCli(id, ['init', '--id', id, '--nats', this.natsUrls.join(','), '--hub-fingerprint', this.hubFingerprint, '--hsm-module', this.hsm.modulePath, '--token-label', site.token.label, '--target', 'hsm']);
     if (init.code !== 0) throw new Error(`listener init failed: ${init.stderr}`);
     const enroll = await this.listenerCli(id, ['--json', 'enroll']);
     if (enroll.code !== 0) throw new Error(`listener enroll failed: ${enroll.stdout}${enroll.stderr}`);
@@ -188,8 +203,10 @@ export class Deployment {
   async cleanup(): Promise<void> {
     for (const id of this.listeners.keys()) await this.stopListener(id).catch(() => undefined);
     await this.stopHub().catch(() => undefined);
+    for (const r of this.replicas) await r.stop().catch(() => undefined);
     await this.db.drop().catch(() => undefined);
-    await this.nats.cleanup().catch(() => undefined);
+    if (this.natsCluster) await this.natsCluster.cleanup().catch(() => undefined);
+    else await this.nats.cleanup().catch(() => undefined);
     await this.hsm.cleanup().catch(() => undefined);
     await this.dir.remove().catch(() => undefined);
   }

@@ -1,0 +1,104 @@
+import { strict as assert } from 'node:assert';
+import { connect, type NatsConnection } from 'nats';
+import { Client } from 'pg';
+import { decodeEnvelope, MESSAGE_TYPES, subjects, type Receipt } from '@keyhub/protocol';
+import { Deployment } from '../harness/deployment';
+import { Guarantees } from '../harness/guarantees';
+
+/** Receipts as the listeners send them: each is one package a listener received and handled. */
+function countReceipts(nc: NatsConnection, listenerIds: string[]): Receipt[] {
+  const seen: Receipt[] = [];
+  for (const id of listenerIds) {
+    nc.subscribe(subjects.fromListener(id, 'receipt'), {
+      callback: (_e, m) => {
+        const dec = decodeEnvelope(m.data);
+        if (dec.ok && dec.envelope.payload.type === MESSAGE_TYPES.receipt) seen.push(dec.envelope.payload as Receipt);
+      },
+    });
+  }
+  return seen;
+}
+
+describe('scale-out: two hub replicas', function () {
+  this.timeout(300_000);
+  const LISTENERS = ['r1', 'r2', 'r3'];
+  let d: Deployment;
+  let pg: Client;
+  let g: Guarantees;
+  let nc: NatsConnection;
+
+  before(async () => {
+    d = await Deployment.create(LISTENERS, { delivery: { resendAfterSeconds: 3, onlineWindowSeconds: 30 } });
+    await d.initHub();
+    await d.startHub();
+    await d.startReplica();
+    for (const id of LISTENERS) await d.enrollListener(id);
+    pg = new Client({ connectionString: d.db.url });
+    await pg.connect();
+    g = new Guarantees(d, pg);
+    nc = await connect({ servers: d.natsUrls });
+  });
+
+  after(async () => {
+    await nc?.close();
+    await pg?.end().catch(() => undefined);
+    await d?.cleanup();
+  });
+
+  it('sends each of 1,000 distributions once (counted at the listeners) with both replicas relaying', async () => {
+    const receipts = countReceipts(nc, LISTENERS);
+    await g.createKeys('replicas', 334);
+    assert.equal(await g.push('replicas', 'all'), 1002);
+    await g.assertAll('replicas', 334, LISTENERS);
+    await nc.flush();
+    const packagesPerDistribution = await pg.query(
+      `SELECT count(*)::int AS n FROM packages p JOIN distributions d ON d.id = p.distribution_id JOIN key_versions v ON v.id = d.key_version_id
+         JOIN keys k ON k.id = v.key_id WHERE k.name LIKE 'replicas-%' GROUP BY p.distribution_id HAVING count(*) <> 1`,
+    );
+    assert.equal(packagesPerDistribution.rows.length, 0, 'no distribution needed a second package');
+    const ofBatch = receipts.filter((r) => r.outcome === 'imported');
+    assert.equal(ofBatch.length, 1002, 'the listeners imported exactly 1,002 packages');
+    assert.equal(receipts.filter((r) => r.outcome === 'rejected' || r.outcome === 'already_present').length, 0, 'no duplicate reached a listener');
+    // Both replicas did work: each claimed outbox rows or applied receipts.
+    for (const p of [d.hub!, d.replicas[0]]) assert.match(p.output, /ready/);
+  });
+
+  it('keeps going when one replica is killed mid-push', async () => {
+    await g.createKeys('replica-kill', 334);
+    await g.push('replica-kill', 'all');
+    await g.waitConfirmed('replica-kill', 100);
+    await d.replicas[0].stop('SIGKILL');
+    await g.assertAll('replica-kill', 334, LISTENERS);
+  });
+});
+
+describe('scale-out: 3-node NATS JetStream cluster', function () {
+  this.timeout(300_000);
+  const LISTENERS = ['c1', 'c2', 'c3'];
+  let d: Deployment;
+  let pg: Client;
+  let g: Guarantees;
+
+  before(async () => {
+    d = await Deployment.create(LISTENERS, { natsCluster: true, delivery: { resendAfterSeconds: 3, onlineWindowSeconds: 30 } });
+    await d.initHub();
+    await d.startHub();
+    for (const id of LISTENERS) await d.enrollListener(id);
+    pg = new Client({ connectionString: d.db.url });
+    await pg.connect();
+    g = new Guarantees(d, pg);
+  });
+
+  after(async () => {
+    await pg?.end().catch(() => undefined);
+    await d?.cleanup();
+  });
+
+  it('loses nothing when one of three nodes is killed mid-push', async () => {
+    await g.createKeys('cluster', 334);
+    await g.push('cluster', 'all');
+    await g.waitConfirmed('cluster', 100);
+    await d.natsCluster!.nodes[0].kill9();
+    await g.assertAll('cluster', 334, LISTENERS, 180_000);
+  });
+});
