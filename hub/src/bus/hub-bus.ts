@@ -100,9 +100,19 @@ export class HubBus {
     });
   }
 
-  /** Listeners whose durable consumer still has messages not yet delivered or not yet acked. */
+  /**
+   * Listeners for which something is still in flight: their durable consumer
+   * holds messages not yet delivered or acked, or the hub's own UP consumer
+   * holds receipts not yet applied (then every listener counts as busy).
+   */
   async listenersWithBacklog(listenerIds: string[]): Promise<Set<string>> {
     const busy = new Set<string>();
+    try {
+      const up = await this.jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer);
+      if (up.num_pending + up.num_ack_pending > 0) return new Set(listenerIds);
+    } catch {
+      return new Set(listenerIds);
+    }
     for (const id of listenerIds) {
       try {
         const info = await this.jsm.consumers.info(STREAMS.down.name, subjects.listenerConsumer(id));

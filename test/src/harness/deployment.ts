@@ -96,14 +96,15 @@ export class Deployment {
     for (const id of listenerIds) {
       const token = hsm.tokens.find((t) => t.label === id)!;
       const home = path.join(dir.path, `listener-${id}`);
-      d.listeners.set(id, { id, token, home, env: { ...process.env, ...hsm.env, KEYHUB_LISTENER_PIN: token.pin, KEYHUB_LOG_LEVEL: 'warn' } });
+      d.listeners.set(id, { id, token, home, env: { ...process.env, ...hsm.env, KEYHUB_LISTENER_PIN: token.pin, KEYHUB_LOG_LEVEL: 'warn', KEYHUB_HTTP_PORT: '0' } });
     }
     return d;
   }
 
   get hubEnv(): NodeJS.ProcessEnv {
     const hubToken = this.hsm.tokens.find((t) => t.label === 'hub')!;
-    return { ...process.env, ...this.hsm.env, KEYHUB_HSM_PIN: hubToken.pin, KEYHUB_CONFIG: this.hubConfigPath, KEYHUB_ACTOR: 'test-operator', KEYHUB_LOG_LEVEL: 'warn' };
+    // Metrics endpoints stay off unless a test asks for one: replicas and parallel runs would contend for the port.
+    return { ...process.env, KEYHUB_HTTP_PORT: process.env.KEYHUB_HTTP_PORT ?? '0', ...this.hsm.env, KEYHUB_HSM_PIN: hubToken.pin, KEYHUB_CONFIG: this.hubConfigPath, KEYHUB_ACTOR: 'test-operator', KEYHUB_LOG_LEVEL: 'warn' };
   }
 
   keyhub(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ExecResult> {
@@ -190,7 +191,7 @@ export class Deployment {
     return rows.find((x) => x.id === id)?.state;
   }
 
-  async waitForListenerState(id: string, state: string, timeoutMs = 30_000): Promise<void> {
+  async waitForListenerState(id: string, state: string, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = await this.listenerState(id);

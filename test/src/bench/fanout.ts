@@ -1,0 +1,208 @@
+/**
+ * Stage "fanout": the hub alone, in process — Distribute writes signed
+ * packages to the outbox, the OutboxRelay publishes them to JetStream — with
+ * simulated listeners in the database (no listener processes). Measures
+ * packages/s from the Distribute call until the outbox is empty, and where
+ * the time goes (HSM, database, publish acks).
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner';
+import type { Hsm } from '@keyhub/shared';
+import { HubBus } from '@keyhub/hub/dist/bus/hub-bus';
+import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
+import { CreateKey } from '@keyhub/hub/dist/domain/create-key';
+import { Distribute, type Destination, type KeySelector } from '@keyhub/hub/dist/domain/distribute';
+import { OutboxRelay } from '@keyhub/hub/dist/service/outbox-relay';
+import { TOKENS } from '@keyhub/hub/dist/tokens';
+import type { StageRun } from './context';
+import { createHubFixture, insertActiveListeners, listenerIds } from './hub-fixture';
+import { BusyTracker, instrument, mapPool, mb, now, pollUntil, procMemoryMb, say, sleep } from './lib';
+
+const LISTENERS = 1000;
+const MANY_KEYS = 1000;
+const MANY_LISTENERS = 10;
+
+type Actor = 'distribute' | 'relay';
+
+/** Per-phase time accounting: who is waiting on the HSM, the database, JetStream. */
+class Accounting {
+  readonly als = new AsyncLocalStorage<Actor>();
+  readonly hsm = new BusyTracker();
+  readonly dbDistribute = new BusyTracker();
+  readonly dbRelay = new BusyTracker();
+  readonly publish = new BusyTracker();
+  readonly relayBusy = new BusyTracker();
+  readonly hsmCalls = new Map<string, number>();
+  lastDrainEnd = 0;
+  drains = 0;
+
+  reset(): void {
+    for (const t of [this.hsm, this.dbDistribute, this.dbRelay, this.publish, this.relayBusy]) t.reset();
+    this.hsmCalls.clear();
+    this.drains = 0;
+  }
+}
+
+interface FanResult {
+  label: string;
+  packages: number;
+  calls: number;
+  totalMs: number;
+  distributeMs: number;
+  relayTailMs: number;
+  packagesPerSec: number;
+  breakdown: Record<string, number>;
+  hsmCalls: Record<string, number>;
+  drains: number;
+}
+
+export async function runFanout(stage: StageRun): Promise<void> {
+  const { rec, cleanup, ctx } = stage;
+  const fx = await createHubFixture(stage, { nats: true });
+  const { rt, config, logger } = fx;
+
+  const ids = listenerIds(LISTENERS);
+  let t = now();
+  await insertActiveListeners(fx, ids);
+  rec.details.setup = { listeners: LISTENERS, insertListenersMs: now() - t };
+  say(`fanout: ${LISTENERS} active listeners with root KEKs inserted in ${((now() - t) / 1000).toFixed(1)} s`);
+
+  const bus = await HubBus.connect({ servers: config.nats.servers, name: 'keyhub-bench-hub' }, logger);
+  cleanup.add('hub bus', () => bus.close());
+  await bus.ensureStreams();
+  t = now();
+  // Approval creates each listener's durable consumer; done here as setup.
+  await mapPool(ids, 8, (id) => bus.ensureListenerConsumer(id));
+  (rec.details.setup as Record<string, unknown>).createConsumersMs = now() - t;
+
+  // Instrumentation: a timing proxy around the HSM (a keyring over it replaces
+  // the container's), the query runner, the bus publish and the relay pass.
+  const acc = new Accounting();
+  const timedHsm = instrument<Hsm>(rt.hsm, acc.hsm, acc.hsmCalls);
+  rt.container.register(TOKENS.keyring, { useValue: await HubKeyring.load(timedHsm) });
+  const proto = PostgresQueryRunner.prototype as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+  const originalQuery = proto.query;
+  proto.query = function (this: unknown, ...args: unknown[]) {
+    const who = acc.als.getStore();
+    if (who === undefined) return originalQuery.apply(this, args);
+    return (who === 'relay' ? acc.dbRelay : acc.dbDistribute).track(() => originalQuery.apply(this, args));
+  };
+  cleanup.add('query runner instrumentation', () => {
+    proto.query = originalQuery;
+  });
+  const originalPublish = bus.publish.bind(bus);
+  bus.publish = (subject, payload, msgId) => acc.publish.track(() => originalPublish(subject, payload, msgId));
+
+  const relay = new OutboxRelay(rt.ds, bus, config.databaseUrl, config.delivery.relayBatch, logger);
+  const originalDrain = relay.drainOnce.bind(relay);
+  relay.drainOnce = () =>
+    acc.als.run('relay', async () => {
+      const n = await acc.relayBusy.track(() => originalDrain());
+      if (n > 0) {
+        acc.lastDrainEnd = now();
+        acc.drains++;
+      }
+      return n;
+    });
+  await relay.start();
+  cleanup.add('outbox relay', () => relay.stop());
+  rec.details.relay = { batch: config.delivery.relayBatch, dbPoolSize: config.dbPoolSize, hsmSessions: config.hsm.sessions };
+
+  const createKey = rt.container.resolve(CreateKey);
+  const distribute = rt.container.resolve(Distribute);
+
+  const fan = async (label: string, calls: Array<{ keys: KeySelector[]; to: Destination[] }>, concurrency: number): Promise<FanResult> => {
+    await pollUntil('outbox empty before measuring', 60_000, 50, async () => (Number((await rt.ds.query('SELECT count(*) AS n FROM outbox'))[0].n) === 0 ? true : undefined));
+    await sleep(200);
+    acc.reset();
+    const t0 = now();
+    let packages = 0;
+    await acc.als.run('distribute', () =>
+      mapPool(calls, concurrency, async (c) => {
+        const r = await distribute.execute({ keys: c.keys, to: c.to, actor: 'bench-fanout' });
+        packages += r.queued.length;
+      }),
+    );
+    const t1 = now();
+    const distributeSnapshot = { hsm: acc.hsm.snapshot(), db: acc.dbDistribute.snapshot() };
+    await pollUntil(`${label}: outbox empty`, 300_000, 50, async () => (Number((await rt.ds.query('SELECT count(*) AS n FROM outbox'))[0].n) === 0 ? true : undefined));
+    // The outbox is empty when the last relay pass committed its DELETE (the
+    // poll only notices it; the time is taken from the pass itself).
+    const t2 = Math.max(t1, acc.lastDrainEnd);
+    const totalMs = t2 - t0;
+    const result: FanResult = {
+      label,
+      packages,
+      calls: calls.length,
+      totalMs,
+      distributeMs: t1 - t0,
+      relayTailMs: t2 - t1,
+      packagesPerSec: (packages * 1000) / totalMs,
+      breakdown: {
+        distributeHsmBusyMs: distributeSnapshot.hsm.busyMs,
+        distributeDbBusyMs: distributeSnapshot.db.busyMs,
+        distributeOtherMs: Math.max(0, t1 - t0 - distributeSnapshot.hsm.busyMs - distributeSnapshot.db.busyMs),
+        distributeHsmMaxInFlight: distributeSnapshot.hsm.maxInFlight,
+        distributeHsmMeanInFlight: distributeSnapshot.hsm.busyMs > 0 ? distributeSnapshot.hsm.callMs / distributeSnapshot.hsm.busyMs : 0,
+        relayPublishMaxInFlight: acc.publish.snapshot().maxInFlight,
+        relayBusyMs: acc.relayBusy.snapshot().busyMs,
+        relayPublishAckWaitMs: acc.publish.snapshot().busyMs,
+        relayDbBusyMs: acc.dbRelay.snapshot().busyMs,
+      },
+      hsmCalls: Object.fromEntries(acc.hsmCalls),
+      drains: acc.drains,
+    };
+    const b = result.breakdown;
+    b.relayOtherMs = Math.max(0, b.relayBusyMs - b.relayPublishAckWaitMs - b.relayDbBusyMs);
+    say(
+      `fanout ${label}: ${packages} packages in ${(totalMs / 1000).toFixed(2)} s = ${result.packagesPerSec.toFixed(0)}/s ` +
+        `(distribute ${(result.distributeMs / 1000).toFixed(2)} s [HSM ${(b.distributeHsmBusyMs / 1000).toFixed(2)}, DB ${(b.distributeDbBusyMs / 1000).toFixed(2)}], ` +
+        `relay tail ${(result.relayTailMs / 1000).toFixed(2)} s, relay busy ${(b.relayBusyMs / 1000).toFixed(2)} s [publish ${(b.relayPublishAckWaitMs / 1000).toFixed(2)}, DB ${(b.relayDbBusyMs / 1000).toFixed(2)}])`,
+    );
+    return result;
+  };
+
+  await createKey.execute({ name: 'fanout-warmup', algorithm: 'AES-256', actor: 'bench' });
+  await createKey.execute({ name: 'fanout-1k', algorithm: 'AES-256', actor: 'bench' });
+  const all = ids.map((listenerId) => ({ listenerId }));
+
+  // Warm-up: the relay's first sight of each listener checks its consumer (cached afterwards).
+  const cold = await fan('warm-up (cold relay cache)', [{ keys: [{ name: 'fanout-warmup' }], to: all }], 1);
+  const one = await fan('1 key x 1000 listeners', [{ keys: [{ name: 'fanout-1k' }], to: all }], 1);
+
+  t = now();
+  const names = Array.from({ length: MANY_KEYS }, (_, i) => `fanout-many-${String(i + 1).padStart(4, '0')}`);
+  await mapPool(names, 4, (name) => createKey.execute({ name, algorithm: 'AES-256', actor: 'bench' }));
+  const createMs = now() - t;
+  const ten = ids.slice(0, MANY_LISTENERS).map((listenerId) => ({ listenerId }));
+  const many = await fan(`${MANY_KEYS} keys x ${MANY_LISTENERS} listeners`, [{ keys: names.map((name) => ({ name })), to: ten }], 1);
+
+  const limit = Math.min(ctx.limits.wrapSignPerPackage4 ?? NaN, ctx.limits.jetStreamPublish256 ?? NaN);
+  const limitNote = Number.isFinite(limit)
+    ? `bare limit ${limit.toFixed(0)} pkg/s = min(wrap+sign x4 ${ctx.limits.wrapSignPerPackage4?.toFixed(0)}, JetStream 256 in flight ${ctx.limits.jetStreamPublish256?.toFixed(0)})`
+    : 'bare limits not measured in this run';
+  for (const [key, r] of [['one_to_1000', one], ['1000_to_10', many]] as const) {
+    const b = r.breakdown;
+    rec.goal(`${key}_rate`, `${r.label}: packages/s (Distribute call -> outbox empty)`, r.packagesPerSec, 'pkg/s', '>=', 3000, {
+      note: `${r.packages} packages, ${r.calls} Distribute call${r.calls > 1 ? 's' : ''}`,
+    });
+    rec.goal(`${key}_ratio`, `${r.label}: ratio to bare limit`, Number.isFinite(limit) ? r.packagesPerSec / limit : null, 'x', '>=', 0.5, { digits: 3, note: limitNote });
+    rec.metric(`${key}_distribute_s`, `${r.label}: Distribute call wall time`, r.distributeMs / 1000, 's', {
+      digits: 2,
+      note: `HSM busy ${(b.distributeHsmBusyMs / 1000).toFixed(2)} s (mean ${b.distributeHsmMeanInFlight.toFixed(2)}, max ${b.distributeHsmMaxInFlight} calls in flight; ${Object.entries(r.hsmCalls).map(([k, v]) => `${v} ${k}`).join(', ')}), DB busy ${(b.distributeDbBusyMs / 1000).toFixed(2)} s, rest (JS/encoding/locks) ${(b.distributeOtherMs / 1000).toFixed(2)} s`,
+    });
+    rec.metric(`${key}_relay_s`, `${r.label}: relay after the last Distribute returned`, r.relayTailMs / 1000, 's', {
+      digits: 2,
+      note: `relay busy in total ${(b.relayBusyMs / 1000).toFixed(2)} s over ${r.drains} passes: publish-ack wait (up to ${b.relayPublishMaxInFlight} in flight) ${(b.relayPublishAckWaitMs / 1000).toFixed(2)} s, DB ${(b.relayDbBusyMs / 1000).toFixed(2)} s, rest ${(b.relayOtherMs / 1000).toFixed(2)} s`,
+    });
+  }
+  rec.metric('cold_rate', `${cold.label}: packages/s`, cold.packagesPerSec, 'pkg/s', { note: `relay tail ${(cold.relayTailMs / 1000).toFixed(2)} s (includes first-sight consumer checks)` });
+  rec.metric('create_key_rate', 'CreateKey in process (4 concurrent), keys/s', (MANY_KEYS * 1000) / createMs, 'keys/s', { note: 'setup, reference only' });
+
+  const mem = process.memoryUsage();
+  const proc = procMemoryMb('self');
+  ctx.rss.afterFanout = mb(mem.rss);
+  rec.goal('rss_mb', 'bench process RSS after fan-out (in-process hub runtime)', mb(mem.rss), 'MB', '<', 500, { note: `heap used ${mb(mem.heapUsed).toFixed(0)} MB, peak RSS so far (VmHWM) ${proc.hwmMb?.toFixed(0)} MB` });
+  rec.details.runs = { cold, one, many };
+  rec.details.memory = { rssMb: mb(mem.rss), heapUsedMb: mb(mem.heapUsed), vmHwmMb: proc.hwmMb };
+}

@@ -1,0 +1,111 @@
+/**
+ * An in-process hub for the fan-out and scale stages: its own SoftHSM token,
+ * PostgreSQL database (and nats-server when asked), initialized with the
+ * real initHub, and a runtime from the real composition root. Listeners are
+ * written straight into the database as active, each with a root KEK made
+ * by the hub HSM and stored under the master key, exactly as approval would.
+ */
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { enrollmentFingerprint } from '@keyhub/protocol';
+import { aesKcv, createLogger, type Logger } from '@keyhub/shared';
+import { hubConfigSchema, type HubConfig } from '@keyhub/hub/dist/config';
+import { openHubRuntime, type HubRuntime } from '@keyhub/hub/dist/container';
+import type { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
+import { initHub } from '@keyhub/hub/dist/domain/init-hub';
+import { TOKENS } from '@keyhub/hub/dist/tokens';
+import { createSoftHsm, createTestDatabase, startNatsServer, type NatsServerHandle, type SoftHsmEnv, type TestDatabase } from '../env';
+import type { StageRun } from './context';
+import { mapPool } from './lib';
+import { useSoftHsm } from './softhsm-env';
+
+export const HUB_TOKEN = 'bench-hub';
+export const HUB_PIN_ENV = 'KEYHUB_BENCH_HUB_PIN';
+
+export interface HubFixture {
+  soft: SoftHsmEnv;
+  db: TestDatabase;
+  nats?: NatsServerHandle;
+  config: HubConfig;
+  rt: HubRuntime;
+  logger: Logger;
+  keyring: HubKeyring;
+}
+
+export async function createHubFixture({ cleanup }: StageRun, opts: { nats: boolean }): Promise<HubFixture> {
+  const soft = await createSoftHsm([HUB_TOKEN]);
+  cleanup.add('SoftHSM tokens', () => soft.cleanup());
+  cleanup.add('SOFTHSM2_CONF', useSoftHsm(soft, { [HUB_PIN_ENV]: HUB_TOKEN }));
+  const db = await createTestDatabase('keyhub_bench');
+  cleanup.add(`database ${db.name}`, () => db.drop());
+  let nats: NatsServerHandle | undefined;
+  if (opts.nats) {
+    const n = await startNatsServer({ name: 'keyhub-bench' });
+    nats = n;
+    cleanup.add('nats-server', () => n.cleanup());
+  }
+  const config = hubConfigSchema.parse({
+    databaseUrl: db.url,
+    nats: { servers: [nats?.url ?? 'nats://127.0.0.1:4222'], name: 'keyhub-bench-hub' },
+    hsm: { module: soft.modulePath, tokenLabel: HUB_TOKEN, pinEnv: HUB_PIN_ENV, sessions: 4 },
+  });
+  const logger = createLogger('keyhub-bench', process.env.KEYHUB_LOG_LEVEL ?? 'warn');
+
+  const init = await openHubRuntime(config, { requireKeyring: false, logger });
+  try {
+    await initHub(init.hsm, init.ds, 'bench');
+  } finally {
+    await init.close();
+  }
+  const rt = await openHubRuntime(config, { logger });
+  cleanup.add('hub runtime', () => rt.close());
+  return { soft, db, nats, config, rt, logger, keyring: rt.container.resolve(TOKENS.keyring) };
+}
+
+/** Multi-row INSERT in chunks below PostgreSQL's bind-parameter limit. */
+export async function insertMany(ds: DataSource, table: string, columns: string[], rows: unknown[][]): Promise<void> {
+  const perChunk = Math.floor(30_000 / columns.length);
+  for (let i = 0; i < rows.length; i += perChunk) {
+    const params: unknown[] = [];
+    const values = rows
+      .slice(i, i + perChunk)
+      .map((r) => `(${r.map((v) => (params.push(v), `$${params.length}`)).join(',')})`)
+      .join(',');
+    await ds.query(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${values}`, params);
+  }
+}
+
+export function listenerIds(n: number, prefix = 'bench'): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}-${String(i + 1).padStart(4, '0')}`);
+}
+
+/**
+ * Inserts listeners as active with one active root KEK each. Each KEK is a
+ * fresh AES-256 key of the hub HSM (session object), its KCV computed in the
+ * HSM, wrapped under the master key and destroyed; identity keys are fresh
+ * EC P-256 SPKIs; one RSA-2048 transport SPKI is shared (it is not used after
+ * approval).
+ */
+export async function insertActiveListeners(fx: HubFixture, ids: string[]): Promise<void> {
+  const { hsm, ds } = fx.rt;
+  const transport = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
+  const keks = await mapPool(ids, 4, async () => {
+    const handle = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
+    try {
+      return { kcv: await aesKcv(hsm, handle), wrapped: await fx.keyring.wrapUnderMaster(handle) };
+    } finally {
+      await hsm.destroy(handle);
+    }
+  });
+  const now = new Date();
+  const listenerRows: unknown[][] = [];
+  const kekRows: unknown[][] = [];
+  ids.forEach((id, i) => {
+    const identity = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+    const fingerprint = enrollmentFingerprint(id, identity.toString('base64'), transport.toString('base64'));
+    listenerRows.push([id, 'active', identity, transport, 'sha256', fingerprint, JSON.stringify([{ name: 'hsm', kind: 'pkcs11' }]), `${id}.bench.invalid`, now, now, 'bench', now, now]);
+    kekRows.push([randomUUID(), id, 1, keks[i].wrapped, keks[i].kcv, 'active', now]);
+  });
+  await insertMany(ds, 'listeners', ['id', 'state', 'identity_key', 'transport_key', 'oaep_hash', 'fingerprint', 'targets', 'hostname', 'requested_at', 'approved_at', 'approved_by', 'activated_at', 'last_seen_at'], listenerRows);
+  await insertMany(ds, 'keks', ['id', 'listener_id', 'version', 'wrapped', 'kcv', 'state', 'activated_at'], kekRows);
+}
