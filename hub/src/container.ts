@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { container as root, type DependencyContainer } from 'tsyringe';
 import type { DataSource } from 'typeorm';
-import { createLogger, Pkcs11Hsm, type Hsm, type Logger } from '@keyhub/shared';
+import { createLogger, createMetricsRegistry, InstrumentedHsm, Pkcs11Hsm, type Hsm, type Logger, type Registry } from '@keyhub/shared';
 import type { HubConfig } from './config';
 import { HubKeyring } from './crypto/hub-keyring';
 import { connectDataSource } from './store/data-source';
@@ -12,6 +12,8 @@ export interface HubRuntime {
   hsm: Hsm;
   ds: DataSource;
   logger: Logger;
+  /** Metrics of this process; `keyhub serve` exposes them, one-shot commands simply drop them. */
+  registry: Registry;
   close(): Promise<void>;
 }
 
@@ -22,7 +24,9 @@ export interface HubRuntime {
  */
 export async function openHubRuntime(config: HubConfig, options: { requireKeyring?: boolean; logger?: Logger } = {}): Promise<HubRuntime> {
   const logger = options.logger ?? createLogger('keyhub-hub');
-  const hsm = await Pkcs11Hsm.open(config.hsm);
+  const registry = createMetricsRegistry();
+  // Wrapped here, at the root, so every HSM call anywhere in the hub is timed without the callers knowing.
+  const hsm: Hsm = new InstrumentedHsm(await Pkcs11Hsm.open(config.hsm), registry);
   let ds: DataSource;
   try {
     ds = await connectDataSource(config.databaseUrl, config.dbPoolSize);
@@ -47,5 +51,5 @@ export async function openHubRuntime(config: HubConfig, options: { requireKeyrin
       throw err;
     }
   }
-  return { container: c, hsm, ds, logger, close };
+  return { container: c, hsm, ds, logger, registry, close };
 }

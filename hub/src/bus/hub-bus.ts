@@ -133,16 +133,22 @@ export class HubBus {
   async consumeUp(handler: (msg: JsMsg) => Promise<void>, maxInFlight = 64): Promise<ConsumerMessages> {
     const consumer = await this.js.consumers.get(STREAMS.up.name, subjects.hubConsumer);
     const messages = await consumer.consume({ max_messages: maxInFlight });
+    // Receipts are applied concurrently: each locks its own distribution row, so order between them does not matter.
+    const concurrency = Math.max(1, Math.min(16, maxInFlight));
     void (async () => {
+      const inFlight = new Set<Promise<void>>();
       for await (const m of messages) {
-        try {
-          await handler(m);
-        } catch (err) {
-          // The handler decides ack/nak; an escape here is a bug, so the message is retried later.
-          this.logger.error({ err: errorSummary(err), subject: m.subject }, 'UP message handler failed');
-          m.nak(5_000);
-        }
+        const p: Promise<void> = handler(m)
+          .catch((err: unknown) => {
+            // The handler decides ack/nak; an escape here is a bug, so the message is retried later.
+            this.logger.error({ err: errorSummary(err), subject: m.subject }, 'UP message handler failed');
+            m.nak(5_000);
+          })
+          .finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (inFlight.size >= concurrency) await Promise.race(inFlight);
       }
+      await Promise.all(inFlight);
     })();
     return messages;
   }

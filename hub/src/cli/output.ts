@@ -3,6 +3,7 @@
  * document per line with --json, so scripts can read line by line), progress
  * and errors on stderr.
  */
+import { Presets, SingleBar } from 'cli-progress';
 
 export type Cell = string | number | boolean | null | undefined;
 
@@ -52,20 +53,38 @@ export function printFields(fields: ReadonlyArray<readonly [string, Cell]>): voi
   for (const [label, value] of fields) printLine(`${`${label}:`.padEnd(width + 1)} ${cellText(value)}`);
 }
 
-/** A status line rewritten in place; only where a person watches (stderr is a terminal). */
-export class ProgressLine {
-  private readonly enabled = process.stderr.isTTY === true;
-  private shown = false;
+/**
+ * A progress bar on stderr, only where a person watches: stderr is a terminal
+ * and the output is not --json. Anywhere else it prints nothing, so pipes, CI
+ * logs and scripts see exactly what they saw before. It appears on the first
+ * update, so work that is already finished never flashes an empty bar.
+ */
+export class ProgressBar {
+  private readonly enabled: boolean;
+  private bar?: SingleBar;
 
-  update(text: string): void {
-    if (!this.enabled) return;
-    process.stderr.write(`\r${text}\x1b[K`);
-    this.shown = true;
+  /** `format` uses cli-progress placeholders ({bar}, {value}, {total}, {duration_formatted}) and payload keys. */
+  constructor(
+    private readonly format: string,
+    options: { json: boolean },
+  ) {
+    this.enabled = process.stderr.isTTY === true && !options.json;
   }
 
-  done(): void {
-    if (this.shown) process.stderr.write('\n');
-    this.shown = false;
+  update(value: number, total: number, payload: Record<string, string | number> = {}): void {
+    if (!this.enabled || total <= 0) return;
+    if (!this.bar) {
+      this.bar = new SingleBar({ format: this.format, stream: process.stderr, hideCursor: true, barsize: 30, fps: 5 }, Presets.shades_classic);
+      this.bar.start(total, value, payload);
+      return;
+    }
+    this.bar.setTotal(total);
+    this.bar.update(value, payload);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
   }
 }
 

@@ -30,7 +30,8 @@ export class ApplyReceipt {
       if (!pkg) return 'ignored';
       const d = await m.findOne(DistributionEntity, { where: { id: pkg.distribution_id }, lock: { mode: 'pessimistic_write' } });
       if (!d) return 'ignored';
-      await m.query('UPDATE listeners SET last_seen_at = now() WHERE id = $1', [receipt.listenerId]);
+      // At most once a second: concurrent receipts of one listener would otherwise queue on this row lock.
+      await m.query(`UPDATE listeners SET last_seen_at = now() WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < now() - interval '1 second')`, [receipt.listenerId]);
       if (d.state === 'confirmed' || d.state === 'superseded') return 'duplicate';
       const version = await m.findOneOrFail(KeyVersionEntity, { where: { id: d.keyVersionId } });
       const actor = `listener:${receipt.listenerId}`;

@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { KeyhubError } from '@keyhub/shared';
 import { Distribute, type Destination, type DistributeResult, type DistributionRef } from '../../domain/distribute';
 import { DistributionProgress } from '../../domain/distribution-progress';
-import { printJson, printLine, printTable, ProgressLine } from '../output';
+import { printJson, printLine, printTable, ProgressBar } from '../output';
 import { globalOptions, withRuntime } from '../runtime';
 
 interface DistributeOptions {
@@ -50,14 +50,14 @@ function collectDestination(value: string, previous: Destination[] | undefined):
  * exit status 0 has to mean the key is confirmed everywhere that was asked,
  * not merely that this call queued nothing new.
  */
-async function waitForOutcome(progressOf: DistributionProgress, result: DistributeResult, timeoutSeconds: number): Promise<WaitOutcome> {
+async function waitForOutcome(progressOf: DistributionProgress, result: DistributeResult, timeoutSeconds: number, json: boolean): Promise<WaitOutcome> {
   const tracked = new Map<string, DistributionRef>(
     [...result.queued, ...result.skipped.filter((s) => s.state === 'queued' || s.state === 'sent')].map((d) => [d.distributionId, d]),
   );
   const alreadyConfirmed = result.skipped.filter((s) => s.state === 'confirmed').length;
   const total = tracked.size + alreadyConfirmed;
   const deadline = Date.now() + timeoutSeconds * 1000;
-  const progress = new ProgressLine();
+  const progress = new ProgressBar('waiting {bar} {value}/{total} done, {failed} failed | {duration_formatted}', { json });
   try {
     for (;;) {
       let confirmed = alreadyConfirmed;
@@ -69,7 +69,7 @@ async function waitForOutcome(progressOf: DistributionProgress, result: Distribu
         else if (row.state === 'failed') failed.push({ key: d.key, listenerId: d.listenerId, target: d.target, errorCode: row.errorCode ?? 'INTERNAL' });
         else pending++;
       }
-      progress.update(`confirmed ${confirmed}/${total}, failed ${failed.length}`);
+      progress.update(confirmed + failed.length, total, { failed: failed.length });
       if (pending === 0) return { total, confirmed, failed };
       if (Date.now() >= deadline) {
         throw new KeyhubError('TIMEOUT', `${pending} of ${total} distributions still unconfirmed after ${timeoutSeconds} s (is \`keyhub serve\` running and the listener online?)`, {
@@ -79,7 +79,7 @@ async function waitForOutcome(progressOf: DistributionProgress, result: Distribu
       await sleep(POLL_MS);
     }
   } finally {
-    progress.done();
+    progress.stop();
   }
 }
 
@@ -130,7 +130,7 @@ export function registerDistributeCommand(program: Command): void {
           return;
         }
         if (!g.json) printResult(result);
-        const outcome = await waitForOutcome(rt.container.resolve(DistributionProgress), result, opts.timeout);
+        const outcome = await waitForOutcome(rt.container.resolve(DistributionProgress), result, opts.timeout, g.json);
         if (g.json) printJson({ ...result, outcome });
         else if (outcome.failed.length === 0) printLine(`confirmed ${outcome.confirmed}/${outcome.total}`);
         else {

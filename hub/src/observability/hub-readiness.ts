@@ -1,0 +1,40 @@
+import type { NatsConnection } from 'nats';
+import type { DataSource } from 'typeorm';
+import { runReadinessChecks, type Hsm, type Readiness } from '@keyhub/shared';
+
+/** No key carries this label; looking it up costs one C_FindObjects and proves a session and login still work. */
+const PROBE_LABEL = 'keyhub-readiness-probe-absent';
+
+export interface HubReadinessDeps {
+  ds: DataSource;
+  nats: NatsConnection;
+  hsm: Hsm;
+  /** 'ok' once the service consumes and relays; the phase name before and after. */
+  service: () => string;
+}
+
+/**
+ * Ready means this replica can take a share of the work: the service is
+ * running and the database, NATS and the HSM all answer now.
+ */
+export function hubReadiness(deps: HubReadinessDeps): () => Promise<Readiness> {
+  return () =>
+    runReadinessChecks({
+      service: async () => deps.service(),
+      database: async () => {
+        await deps.ds.query('SELECT 1');
+        return 'ok';
+      },
+      nats: async () => {
+        if (deps.nats.isClosed()) return 'closed';
+        if (deps.nats.isDraining()) return 'draining';
+        // A PING/PONG round trip: "not closed" alone is also true while reconnecting.
+        await deps.nats.flush();
+        return 'ok';
+      },
+      hsm: async () => {
+        await deps.hsm.findKeys({ label: PROBE_LABEL, class: 'secret' });
+        return 'ok';
+      },
+    });
+}
