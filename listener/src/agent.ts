@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumerMessages } from 'nats';
 import { MESSAGE_TYPES, type Heartbeat } from '@keyhub/protocol';
-import { KeyhubError } from '@keyhub/shared';
+import { KeyhubError, runReadinessChecks, type Readiness, type ReadinessCheck } from '@keyhub/shared';
 import { ListenerBus } from './bus/listener-bus';
 import { Inbox, type InboxResult } from './inbox';
+import { tapNatsStatus } from './observability/nats-status';
 import type { ListenerRuntime } from './runtime';
 import { Journal } from './state/journal';
 
@@ -18,6 +19,8 @@ export class ListenerAgent {
   private heartbeatTimer?: NodeJS.Timeout;
   private bus?: ListenerBus;
   private journal?: Journal;
+  private natsConnected = false;
+  private consumer: 'not started' | 'waiting for approval' | 'ok' | 'closed' = 'not started';
 
   constructor(private readonly rt: ListenerRuntime, private readonly events: { onReady?: (state: 'consuming' | 'waiting') => void; onResult?: (r: InboxResult) => void } = {}) {}
 
@@ -25,7 +28,15 @@ export class ListenerAgent {
     const { rt } = this;
     this.running = true;
     this.journal = Journal.open(rt.home);
-    this.bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger);
+    this.bus = await ListenerBus.connect(
+      rt.config.nats.servers,
+      rt.config.id,
+      tapNatsStatus(rt.logger, (type) => {
+        if (type === 'disconnect') this.natsConnected = false;
+        else if (type === 'reconnect') this.natsConnected = true;
+      }),
+    );
+    this.natsConnected = true;
     const inbox = new Inbox(rt.config.id, rt.keys, rt.hubKeys, this.journal, rt.targets, this.bus, rt.logger);
     let announcedWaiting = false;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), rt.config.heartbeatSeconds * 1000);
@@ -44,11 +55,39 @@ export class ListenerAgent {
       },
       () => this.running,
       () => {
+        this.consumer = 'waiting for approval';
         if (!announcedWaiting) this.events.onReady?.('waiting');
         announcedWaiting = true;
       },
     );
-    if (this.messages) this.events.onReady?.('consuming');
+    if (this.messages) {
+      this.consumer = 'ok';
+      void this.messages.closed().then(() => (this.consumer = 'closed'));
+      this.events.onReady?.('consuming');
+    }
+  }
+
+  /** Highest package sequence accepted so far; undefined before the journal is open. */
+  get lastSequence(): number | undefined {
+    return this.journal?.lastSequence;
+  }
+
+  /**
+   * Ready means keys pushed now would be imported: connected to NATS,
+   * consuming (approved, not waiting), and every target healthy.
+   */
+  readiness(): Promise<Readiness> {
+    const checks: Record<string, ReadinessCheck> = {
+      nats: async () => (!this.running ? 'not running' : this.natsConnected ? 'ok' : this.bus ? 'disconnected' : 'not connected'),
+      consumer: async () => this.consumer,
+    };
+    for (const t of this.rt.targets.values()) {
+      checks[`target:${t.name}`] = async () => {
+        const h = await t.health();
+        return h.healthy ? 'ok' : (h.detail ?? 'unhealthy');
+      };
+    }
+    return runReadinessChecks(checks);
   }
 
   private async heartbeat(): Promise<void> {
@@ -64,6 +103,7 @@ export class ListenerAgent {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.natsConnected = false;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.messages?.stop();
     await this.bus?.close();

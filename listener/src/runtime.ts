@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { MESSAGE_TYPES, type EnrollmentRequest } from '@keyhub/protocol';
-import { createLogger, Pkcs11Hsm, type Hsm, type Logger } from '@keyhub/shared';
+import { createLogger, createMetricsRegistry, InstrumentedHsm, Pkcs11Hsm, type Hsm, type Logger, type Registry } from '@keyhub/shared';
 import { ListenerBus } from './bus/listener-bus';
 import { loadListenerConfig, type ListenerConfig } from './config';
 import { ListenerKeys } from './listener-keys';
@@ -18,18 +18,22 @@ export interface ListenerRuntime {
   hubKeys: HubKeyStore;
   targets: Map<string, Target>;
   logger: Logger;
+  /** Metrics of this process; `run` exposes them, the one-shot commands simply drop them. */
+  registry: Registry;
   close(): Promise<void>;
 }
 
 /** The listener's composition root: config, HSM, keys and targets are wired here and nowhere else. */
 export async function openListenerRuntime(home: string, logger: Logger = createLogger('keyhub-listener')): Promise<ListenerRuntime> {
   const config = loadListenerConfig(home);
-  const hsm = await Pkcs11Hsm.open(config.hsm);
+  const registry = createMetricsRegistry();
+  // Wrapped at the root, so the keys, the targets and the inbox are all timed without knowing it.
+  const hsm: Hsm = new InstrumentedHsm(await Pkcs11Hsm.open(config.hsm), registry);
   const keys = new ListenerKeys(hsm);
   const hubKeys = new HubKeyStore(home, config.hubFingerprint);
   // A pkcs11 target is the listener's own token, where the root KEK lives: keys are unwrapped straight into it.
   const targets = new Map<string, Target>(config.targets.map((t) => [t.name, new Pkcs11Target(t.name, hsm, keys, t.labelPrefix)]));
-  return { home, config, hsm, keys, hubKeys, targets, logger, close: () => hsm.close() };
+  return { home, config, hsm, keys, hubKeys, targets, logger, registry, close: () => hsm.close() };
 }
 
 /** Creates (or reuses) the identity and transport keys and sends a signed enrollment request. */

@@ -8,3 +8,7 @@ export * from './hsm/hsm';
 export * from './hsm/pkcs11-hsm';
 export * from './hsm/config';
 export * from './public-keys';
+export * from './observability/metrics';
+export * from './observability/instrumented-hsm';
+export * from './observability/http-server';
+export * from './observability/readiness';

@@ -2,11 +2,15 @@
 import 'reflect-metadata';
 import { Command, Option } from 'commander';
 import { ERROR_CODES, EXIT } from '@keyhub/protocol';
-import { KeyhubError, defaultPkcs11Module } from '@keyhub/shared';
+import { KeyhubError, defaultPkcs11Module, serveObservabilityFromEnv } from '@keyhub/shared';
 import { ListenerAgent } from '../agent';
 import { listenerHome, saveListenerConfig } from '../config';
+import { ListenerMetrics } from '../observability/listener-metrics';
 import { enroll, openListenerRuntime } from '../runtime';
 import { Journal } from '../state/journal';
+
+/** One above the hub's 9464, so a hub and a listener on one machine do not collide; KEYHUB_HTTP_PORT overrides, 0 turns it off. */
+const DEFAULT_HTTP_PORT = 9465;
 
 interface GlobalOptions {
   home?: string;
@@ -69,12 +73,21 @@ program
 program
   .command('run')
   .description('run the agent: install the root KEK when approved, import pushed keys, send receipts and heartbeats')
+  .addHelpText('after', `\nHTTP endpoint (GET /metrics, /healthz, /readyz): KEYHUB_HTTP_HOST (default 127.0.0.1), KEYHUB_HTTP_PORT (default ${DEFAULT_HTTP_PORT}, 0 = off).`)
   .action(async () => {
     const rt = await openListenerRuntime(listenerHome(globals().home));
     const agent = new ListenerAgent(rt, {
       onReady: (state) => out(`keyhub-listener run: ${state === 'consuming' ? 'ready' : 'waiting for approval'}`, { ready: state === 'consuming', state }),
+      onResult: (r) => metrics.record(r),
+    });
+    const metrics = new ListenerMetrics(rt.registry, () => agent.lastSequence);
+    // Up before the agent starts: while it waits for approval, readiness says so instead of refusing connections.
+    const http = await serveObservabilityFromEnv(DEFAULT_HTTP_PORT, { registry: rt.registry, readiness: () => agent.readiness() }, rt.logger).catch(async (err: unknown) => {
+      await rt.close();
+      throw err;
     });
     const shutdown = async () => {
+      await http?.close();
       await agent.stop();
       await rt.close();
       process.exit(EXIT.ok);

@@ -1,0 +1,129 @@
+import { KeyhubError } from '../errors';
+import { ckrName } from '../hsm/pkcs11-hsm';
+import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, OaepHash } from '../hsm/hsm';
+import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from './metrics';
+
+export interface HsmMetrics {
+  operationSeconds: Histogram<'operation' | 'outcome'>;
+  errors: Counter<'operation' | 'ckr'>;
+}
+
+// One set per registry: a second instrumented token in the same process reuses it instead of failing on a duplicate name.
+const byRegistry = new WeakMap<Registry, HsmMetrics>();
+
+export function hsmMetrics(registry: Registry): HsmMetrics {
+  let m = byRegistry.get(registry);
+  if (!m) {
+    m = {
+      operationSeconds: new Histogram({
+        name: 'keyhub_hsm_operation_seconds',
+        help: 'Duration of PKCS#11 operations through the HSM port',
+        labelNames: ['operation', 'outcome'],
+        buckets: LATENCY_BUCKETS_SECONDS,
+        registers: [registry],
+      }),
+      errors: new Counter({
+        name: 'keyhub_hsm_errors_total',
+        help: 'Failed HSM operations by PKCS#11 return code (ckr="none" when the failure was not a CKR_* code)',
+        labelNames: ['operation', 'ckr'],
+        registers: [registry],
+      }),
+    };
+    byRegistry.set(registry, m);
+  }
+  return m;
+}
+
+/**
+ * Decorates any Hsm so that every call is timed and every failure counted by
+ * its CKR code. Only operation names and codes become labels: handles,
+ * blobs and labels of keys stay out of the metrics.
+ */
+export class InstrumentedHsm implements Hsm {
+  private readonly metrics: HsmMetrics;
+
+  constructor(private readonly inner: Hsm, registry: Registry) {
+    this.metrics = hsmMetrics(registry);
+  }
+
+  get tokenLabel(): string {
+    return this.inner.tokenLabel;
+  }
+
+  get concurrency(): number {
+    return this.inner.concurrency;
+  }
+
+  private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const end = this.metrics.operationSeconds.startTimer({ operation });
+    try {
+      const result = await work();
+      end({ outcome: 'ok' });
+      return result;
+    } catch (err) {
+      end({ outcome: 'error' });
+      this.metrics.errors.inc({ operation, ckr: (err instanceof KeyhubError ? err.ckr : ckrName(err)) ?? 'none' });
+      throw err;
+    }
+  }
+
+  generateAesKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('generate_aes_key', () => this.inner.generateAesKey(lengthBytes, policy));
+  }
+
+  generateEcP256KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
+    return this.call('generate_ec_p256_key_pair', () => this.inner.generateEcP256KeyPair(policy));
+  }
+
+  generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
+    return this.call('generate_rsa_transport_key_pair', () => this.inner.generateRsaTransportKeyPair(bits, policy));
+  }
+
+  publicKeySpki(publicKey: KeyHandle): Promise<Buffer> {
+    return this.call('public_key_spki', () => this.inner.publicKeySpki(publicKey));
+  }
+
+  importRsaWrappingKey(spki: Buffer): Promise<KeyHandle> {
+    return this.call('import_rsa_wrapping_key', () => this.inner.importRsaWrappingKey(spki));
+  }
+
+  wrapKwp(kek: KeyHandle, key: KeyHandle): Promise<Buffer> {
+    return this.call('wrap_kwp', () => this.inner.wrapKwp(kek, key));
+  }
+
+  unwrapKwp(kek: KeyHandle, blob: Buffer, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('unwrap_kwp', () => this.inner.unwrapKwp(kek, blob, keyLengthBytes, policy));
+  }
+
+  wrapRsaOaep(wrappingKey: KeyHandle, key: KeyHandle, hash: OaepHash): Promise<Buffer> {
+    return this.call('wrap_rsa_oaep', () => this.inner.wrapRsaOaep(wrappingKey, key, hash));
+  }
+
+  unwrapRsaOaep(unwrappingKey: KeyHandle, blob: Buffer, hash: OaepHash, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('unwrap_rsa_oaep', () => this.inner.unwrapRsaOaep(unwrappingKey, blob, hash, policy));
+  }
+
+  signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer> {
+    return this.call('sign_digest_ecdsa', () => this.inner.signDigestEcdsa(privateKey, digest));
+  }
+
+  aesCmac(key: KeyHandle, data: Buffer): Promise<Buffer> {
+    return this.call('aes_cmac', () => this.inner.aesCmac(key, data));
+  }
+
+  findKeys(query: KeyQuery): Promise<KeyHandle[]> {
+    return this.call('find_keys', () => this.inner.findKeys(query));
+  }
+
+  keyInfo(handle: KeyHandle): Promise<KeyInfo> {
+    return this.call('key_info', () => this.inner.keyInfo(handle));
+  }
+
+  destroy(handle: KeyHandle): Promise<void> {
+    return this.call('destroy', () => this.inner.destroy(handle));
+  }
+
+  close(): Promise<void> {
+    return this.call('close', () => this.inner.close());
+  }
+}
