@@ -4,13 +4,13 @@ import { MESSAGE_TYPES, type Heartbeat } from '@keyhub/protocol';
 import { KeyhubError, runReadinessChecks, type Readiness, type ReadinessCheck } from '@keyhub/shared';
 import { ListenerBus } from './bus/listener-bus';
 import { Inbox, type InboxResult } from './inbox';
-import { tapNatsStatus } from './observability/nats-status';
 import type { ListenerRuntime } from './runtime';
 import { Journal } from './state/journal';
 
 /**
- * `keyhub-listener run`: consumes this listener's durable consumer in order
- * (so a listener that was offline catches up on start), acks each message
+ * `keyhub-listener run`: consumes this listener's durable consumer in stream
+ * order, several packages at a time (so a listener that was offline catches
+ * up on start, quickly), acks each message
  * only after the inbox finished it, and sends signed heartbeats.
  */
 export class ListenerAgent {
@@ -19,7 +19,6 @@ export class ListenerAgent {
   private heartbeatTimer?: NodeJS.Timeout;
   private bus?: ListenerBus;
   private journal?: Journal;
-  private natsConnected = false;
   private consumer: 'not started' | 'waiting for approval' | 'ok' | 'closed' = 'not started';
 
   constructor(private readonly rt: ListenerRuntime, private readonly events: { onReady?: (state: 'consuming' | 'waiting') => void; onResult?: (r: InboxResult) => void } = {}) {}
@@ -28,15 +27,7 @@ export class ListenerAgent {
     const { rt } = this;
     this.running = true;
     this.journal = Journal.open(rt.home);
-    this.bus = await ListenerBus.connect(
-      rt.config.nats.servers,
-      rt.config.id,
-      tapNatsStatus(rt.logger, (type) => {
-        if (type === 'disconnect') this.natsConnected = false;
-        else if (type === 'reconnect') this.natsConnected = true;
-      }),
-    );
-    this.natsConnected = true;
+    this.bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger);
     const inbox = new Inbox(rt.config.id, rt.keys, rt.hubKeys, this.journal, rt.targets, this.bus, rt.logger);
     let announcedWaiting = false;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), rt.config.heartbeatSeconds * 1000);
@@ -59,6 +50,7 @@ export class ListenerAgent {
         if (!announcedWaiting) this.events.onReady?.('waiting');
         announcedWaiting = true;
       },
+      rt.config.importConcurrency,
     );
     if (this.messages) {
       this.consumer = 'ok';
@@ -78,7 +70,7 @@ export class ListenerAgent {
    */
   readiness(): Promise<Readiness> {
     const checks: Record<string, ReadinessCheck> = {
-      nats: async () => (!this.running ? 'not running' : this.natsConnected ? 'ok' : this.bus ? 'disconnected' : 'not connected'),
+      nats: async () => (!this.running ? 'not running' : this.bus?.connected ? 'ok' : this.bus ? 'disconnected' : 'not connected'),
       consumer: async () => this.consumer,
     };
     for (const t of this.rt.targets.values()) {
@@ -103,7 +95,6 @@ export class ListenerAgent {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.natsConnected = false;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.messages?.stop();
     await this.bus?.close();

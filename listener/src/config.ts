@@ -20,6 +20,8 @@ export const listenerConfigSchema = z.strictObject({
   hsm: hsmConfigSchema,
   targets: z.array(pkcs11TargetSchema).min(1),
   heartbeatSeconds: z.number().int().min(1).default(10),
+  /** Packages imported at once; a token persists several keys in parallel far faster than in turn. Keep hsm.sessions at least this. */
+  importConcurrency: z.number().int().min(1).max(32).default(4),
   oaepHash: z.enum(['sha1', 'sha256']).default('sha1'),
   transportKeyBits: z.number().int().min(2048).max(4096).default(3072),
 });

@@ -8,6 +8,8 @@ import { KeyhubError, type Logger } from '@keyhub/shared';
  * stream-admin rights.
  */
 export class ListenerBus {
+  private isConnected = true;
+
   private constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
@@ -21,10 +23,20 @@ export class ListenerBus {
     } catch (err) {
       throw new KeyhubError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}`, { cause: err });
     }
+    const bus = new ListenerBus(nc, nc.jetstream({ timeout: 10_000 }), listenerId);
     void (async () => {
-      for await (const s of nc.status()) logger.info({ event: 'nats_status', type: s.type }, 'NATS connection status');
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') bus.isConnected = false;
+        else if (s.type === 'reconnect') bus.isConnected = true;
+        logger.info({ event: 'nats_status', type: s.type }, 'NATS connection status');
+      }
     })();
-    return new ListenerBus(nc, nc.jetstream({ timeout: 10_000 }), listenerId);
+    return bus;
+  }
+
+  /** False between a disconnect and the reconnect that follows it, and after close. */
+  get connected(): boolean {
+    return this.isConnected && !this.nc.isClosed();
   }
 
   async publishUp(kind: UpKind, envelope: SignedEnvelope<Message>): Promise<void> {
