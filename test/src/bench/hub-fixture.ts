@@ -1,3 +1,4 @@
+import { insertRows } from '@keyhub/hub/dist/store/sql';
 /**
  * An in-process hub for the fan-out and scale stages: its own SoftHSM token,
  * PostgreSQL database (and nats-server when asked), initialized with the
@@ -6,7 +7,6 @@
  * by the hub HSM and stored under the master key, exactly as approval would.
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import type { DataSource } from 'typeorm';
 import { enrollmentFingerprint } from '@keyhub/protocol';
 import { aesKcv, createLogger, type Logger } from '@keyhub/shared';
 import { hubConfigSchema, type HubConfig } from '@keyhub/hub/dist/config';
@@ -62,19 +62,6 @@ export async function createHubFixture({ cleanup }: StageRun, opts: { nats: bool
   return { soft, db, nats, config, rt, logger, keyring: rt.container.resolve(TOKENS.keyring) };
 }
 
-/** Multi-row INSERT in chunks below PostgreSQL's bind-parameter limit. */
-export async function insertMany(ds: DataSource, table: string, columns: string[], rows: unknown[][]): Promise<void> {
-  const perChunk = Math.floor(30_000 / columns.length);
-  for (let i = 0; i < rows.length; i += perChunk) {
-    const params: unknown[] = [];
-    const values = rows
-      .slice(i, i + perChunk)
-      .map((r) => `(${r.map((v) => (params.push(v), `$${params.length}`)).join(',')})`)
-      .join(',');
-    await ds.query(`INSERT INTO ${table} (${columns.join(',')}) VALUES ${values}`, params);
-  }
-}
-
 export function listenerIds(n: number, prefix = 'bench'): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}-${String(i + 1).padStart(4, '0')}`);
 }
@@ -106,6 +93,6 @@ export async function insertActiveListeners(fx: HubFixture, ids: string[]): Prom
     listenerRows.push([id, 'active', identity, transport, 'sha256', fingerprint, JSON.stringify([{ name: 'hsm', kind: 'pkcs11' }]), `${id}.bench.invalid`, now, now, 'bench', now, now]);
     kekRows.push([randomUUID(), id, 1, keks[i].wrapped, keks[i].kcv, 'active', now]);
   });
-  await insertMany(ds, 'listeners', ['id', 'state', 'identity_key', 'transport_key', 'oaep_hash', 'fingerprint', 'targets', 'hostname', 'requested_at', 'approved_at', 'approved_by', 'activated_at', 'last_seen_at'], listenerRows);
-  await insertMany(ds, 'keks', ['id', 'listener_id', 'version', 'wrapped', 'kcv', 'state', 'activated_at'], kekRows);
+  await insertRows(ds.manager, 'listeners', ['id', 'state', 'identity_key', 'transport_key', 'oaep_hash', 'fingerprint', 'targets', 'hostname', 'requested_at', 'approved_at', 'approved_by', 'activated_at', 'last_seen_at'], listenerRows);
+  await insertRows(ds.manager, 'keks', ['id', 'listener_id', 'version', 'wrapped', 'kcv', 'state', 'activated_at'], kekRows);
 }

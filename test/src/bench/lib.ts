@@ -51,20 +51,8 @@ export async function measureRate(
   return { ops: done, ms, rate: (done * 1000) / ms, concurrency: opts.concurrency };
 }
 
-/** Maps with at most `limit` calls in flight; results keep input order. */
-export async function mapPool<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (;;) {
-      const i = next++;
-      if (i >= items.length) return;
-      out[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
+/** The project's bounded-concurrency map, under the name the stages use. */
+export { mapConcurrent as mapPool } from '@keyhub/shared';
 
 /**
  * Wall time during which at least one tracked call was in flight (the union
