@@ -2,9 +2,9 @@ import { DataSource } from 'typeorm';
 import { KeyhubError } from '@keyhub/shared';
 import { ENTITIES } from './entities';
 import { Initial1732300000000 } from './migrations/1732300000000-initial';
-import { InFlightIndex1732400000000 } from './migrations/1732400000000-in-flight-index';
+import { QueryIndexes1732400000000 } from './migrations/1732400000000-query-indexes';
 
-export const MIGRATIONS = [Initial1732300000000, InFlightIndex1732400000000];
+export const MIGRATIONS = [Initial1732300000000, QueryIndexes1732400000000];
 
 export function createDataSource(url: string, poolSize = 10): DataSource {
   return new DataSource({

@@ -54,8 +54,11 @@ export class Guarantees {
     assert.deepEqual(s, { confirmed: total }, 'every distribution is confirmed');
 
     const once = await this.pg.query(
-      `SELECT d.id, (SELECT count(*) FROM audit_events a WHERE a.subject = 'distribution:' || d.id AND a.action = 'distribution.confirmed')::int AS n
-         FROM distributions d JOIN key_versions v ON v.id = d.key_version_id JOIN keys k ON k.id = v.key_id WHERE k.name LIKE $1`,
+      `SELECT d.id, coalesce(c.n, 0)::int AS n
+         FROM distributions d JOIN key_versions v ON v.id = d.key_version_id JOIN keys k ON k.id = v.key_id
+         LEFT JOIN (SELECT subject, count(*) AS n FROM audit_events WHERE action = 'distribution.confirmed' GROUP BY subject) c
+           ON c.subject = 'distribution:' || d.id::text
+        WHERE k.name LIKE $1`,
       [`${prefix}-%`],
     );
     assert.equal(once.rows.length, total);
