@@ -13,14 +13,23 @@ export interface AuditInput {
 const AUDIT_LOCK = 0x6b68_0001;
 
 /**
+ * Takes the chain's lock for the rest of the transaction (re-entrant). A
+ * transaction that will lock rows and then append should take it first, so
+ * that every appender locks in the same order.
+ */
+export async function lockAuditChain(manager: EntityManager): Promise<void> {
+  if (!manager.queryRunner?.isTransactionActive) throw new Error('the audit chain lock needs a transaction');
+  await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+}
+
+/**
  * Appends events to the hash chain inside the caller's transaction, so an
  * action and its audit record commit or fail together. The advisory lock
  * orders concurrent appenders; it is released at commit.
  */
 export async function appendAudit(manager: EntityManager, events: AuditInput[]): Promise<void> {
   if (events.length === 0) return;
-  if (!manager.queryRunner?.isTransactionActive) throw new Error('appendAudit must run inside a transaction');
-  await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+  await lockAuditChain(manager);
   const last: Array<{ seq: string; hash: string }> = await manager.query('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
   let seq = last.length ? Number(last[0].seq) : 0;
   let prev = last.length ? last[0].hash : GENESIS_HASH;

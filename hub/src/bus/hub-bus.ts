@@ -133,8 +133,9 @@ export class HubBus {
   async consumeUp(handler: (msg: JsMsg) => Promise<void>, maxInFlight = 64): Promise<ConsumerMessages> {
     const consumer = await this.js.consumers.get(STREAMS.up.name, subjects.hubConsumer);
     const messages = await consumer.consume({ max_messages: maxInFlight });
-    // Receipts are applied concurrently: each locks its own distribution row, so order between them does not matter.
-    const concurrency = Math.max(1, Math.min(16, maxInFlight));
+    // Messages are handled concurrently (receipts then commit in groups): each receipt locks its own
+    // distribution row, so order between them does not matter.
+    const concurrency = Math.max(1, maxInFlight);
     void (async () => {
       const inFlight = new Set<Promise<void>>();
       for await (const m of messages) {

@@ -7,6 +7,7 @@ import { errorSummary } from '../bus/hub-bus';
 import type { ApplyReceipt } from '../domain/apply-receipt';
 import type { ConfirmRootKek } from '../domain/confirm-root-kek';
 import type { RegisterEnrollment } from '../domain/register-enrollment';
+import { ReceiptBatcher } from './receipt-batcher';
 
 /**
  * Everything a listener sends on the UP stream. Order of checks: size and
@@ -17,15 +18,18 @@ import type { RegisterEnrollment } from '../domain/register-enrollment';
  */
 export class UpHandler {
   private readonly identityCache = new Map<string, { key: KeyObject; at: number }>();
+  private readonly receipts: ReceiptBatcher;
 
   constructor(
     private readonly ds: DataSource,
     private readonly registerEnrollment: RegisterEnrollment,
     private readonly confirmRootKek: ConfirmRootKek,
-    private readonly applyReceipt: ApplyReceipt,
+    applyReceipt: ApplyReceipt,
     private readonly logger: Logger,
     private readonly onReceipt?: (effect: string) => void,
-  ) {}
+  ) {
+    this.receipts = new ReceiptBatcher((batch) => applyReceipt.executeBatch(batch));
+  }
 
   async handle(msg: JsMsg): Promise<void> {
     try {
@@ -62,7 +66,7 @@ export class UpHandler {
       return;
     }
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.receipt)) {
-      const effect = await this.applyReceipt.execute(envelope.payload);
+      const effect = await this.receipts.submit(envelope.payload);
       this.onReceipt?.(effect);
       this.logger.debug({ listenerId, packageId: envelope.payload.packageId, outcome: envelope.payload.outcome, effect }, 'receipt applied');
       return;
