@@ -104,15 +104,13 @@ export class HubBus {
    * Listeners for which something is still in flight: their durable consumer
    * holds messages not yet delivered or acked, or the hub's own UP consumer
    * holds receipts not yet applied (then every listener counts as busy).
+   * Order matters: a listener publishes its receipt before it acks the
+   * package, so the DOWN consumers are read first and the UP consumer last.
+   * Read the other way round, a receipt published in between would be seen
+   * in neither place.
    */
   async listenersWithBacklog(listenerIds: string[]): Promise<Set<string>> {
     const busy = new Set<string>();
-    try {
-      const up = await this.jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer);
-      if (up.num_pending + up.num_ack_pending > 0) return new Set(listenerIds);
-    } catch {
-      return new Set(listenerIds);
-    }
     for (const id of listenerIds) {
       try {
         const info = await this.jsm.consumers.info(STREAMS.down.name, subjects.listenerConsumer(id));
@@ -121,6 +119,12 @@ export class HubBus {
         // Unknown consumer state is treated as busy: a needless re-send is worse than a delayed one.
         if (!isNotFound(err)) busy.add(id);
       }
+    }
+    try {
+      const up = await this.jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer);
+      if (up.num_pending + up.num_ack_pending > 0) return new Set(listenerIds);
+    } catch {
+      return new Set(listenerIds);
     }
     return busy;
   }

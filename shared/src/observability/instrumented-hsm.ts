@@ -1,7 +1,7 @@
 import { KeyhubError } from '../errors';
 import { ckrName } from '../hsm/pkcs11-hsm';
 import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, OaepHash } from '../hsm/hsm';
-import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, type Registry } from './metrics';
+import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, timed, type Registry } from './metrics';
 
 export interface HsmMetrics {
   operationSeconds: Histogram<'operation' | 'outcome'>;
@@ -55,13 +55,9 @@ export class InstrumentedHsm implements Hsm {
   }
 
   private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    const end = this.metrics.operationSeconds.startTimer({ operation });
     try {
-      const result = await work();
-      end({ outcome: 'ok' });
-      return result;
+      return await timed(this.metrics.operationSeconds, { operation }, work);
     } catch (err) {
-      end({ outcome: 'error' });
       this.metrics.errors.inc({ operation, ckr: (err instanceof KeyhubError ? err.ckr : ckrName(err)) ?? 'none' });
       throw err;
     }

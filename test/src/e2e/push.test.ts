@@ -7,19 +7,9 @@ import { Client } from 'pg';
 import { decodeEnvelope, encodeEnvelope, MESSAGE_TYPES, signingInput, STREAMS, subjects, type KeyPackage, type Receipt, type SignedEnvelope } from '@keyhub/protocol';
 import { cmacSubkey, Pkcs11Hsm } from '@keyhub/shared';
 import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
+import type { StatusRow } from '@keyhub/hub/dist/domain/status';
 import { pkcs11Tool } from '../env';
 import { Deployment } from '../harness/deployment';
-
-interface StatusRow {
-  key: string;
-  version: number;
-  kcv: string;
-  listener: string;
-  target: string;
-  state: string;
-  targetKcv: string | null;
-  errorCode: string | null;
-}
 
 describe('end to end: enrollment, push into a PKCS#11 target, receipts, audit', function () {
   this.timeout(180_000);
