@@ -1,7 +1,6 @@
 import { injectable } from 'tsyringe';
 import type { EntityManager } from 'typeorm';
 import type { Receipt } from '@keyhub/protocol';
-import { KeyhubError } from '@keyhub/shared';
 import { appendAudit, lockAuditChain } from '../audit/audit-log';
 import { HubContext } from '../context';
 import { DistributionEntity, KeyEntity, KeyVersionEntity } from '../store/entities';
@@ -23,10 +22,6 @@ const REISSUE_CODES = new Set(['PACKAGE_EXPIRED', 'PACKAGE_REPLAYED', 'TARGET_IM
 @injectable()
 export class ApplyReceipt {
   constructor(private readonly ctx: HubContext) {}
-
-  async execute(receipt: Receipt): Promise<ReceiptEffect> {
-    return this.ctx.ds.transaction((m) => this.applyIn(m, receipt));
-  }
 
   /**
    * Applies many receipts in one transaction, each behind its own savepoint:
@@ -92,8 +87,4 @@ export class ApplyReceipt {
     await appendAudit(m, [{ actor, action: 'distribution.failed', subject, details: { code, detail, attempts: d.attempts } }]);
     return 'failed';
   }
-}
-
-export function assertReceiptListener(receipt: Receipt, subjectListenerId: string): void {
-  if (receipt.listenerId !== subjectListenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', 'receipt subject and listener id differ');
 }
