@@ -19,8 +19,12 @@ export class ListenerKeys {
 
   constructor(readonly hsm: Hsm) {}
 
+  /** Remembered once true: a token search scans every object, and a full token holds thousands. */
   async hasIdentity(): Promise<boolean> {
-    return (await this.hsm.findKeys({ class: 'private', label: IDENTITY_LABEL, token: true })).length > 0;
+    if (this.identityPrivate) return true;
+    const [h] = await this.hsm.findKeys({ class: 'private', label: IDENTITY_LABEL, token: true });
+    this.identityPrivate = h;
+    return h !== undefined;
   }
 
   /** Creates the identity and transport pairs unless they exist; enrollment is repeatable. */

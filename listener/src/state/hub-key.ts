@@ -8,6 +8,9 @@ import { KeyhubError } from '@keyhub/shared';
  * only if it matches the fingerprint pinned at install time.
  */
 export class HubKeyStore {
+  /** Read and checked once: every package is verified against it. */
+  private cached?: Buffer;
+
   constructor(private readonly home: string, private readonly pinnedFingerprint: string) {}
 
   private get path(): string {
@@ -15,9 +18,11 @@ export class HubKeyStore {
   }
 
   load(): Buffer | undefined {
+    if (this.cached) return this.cached;
     if (!existsSync(this.path)) return undefined;
     const der = readFileSync(this.path);
     this.assertPinned(der);
+    this.cached = der;
     return der;
   }
 
@@ -25,6 +30,7 @@ export class HubKeyStore {
     this.assertPinned(der);
     writeFileSync(`${this.path}.tmp`, der, { mode: 0o600 });
     renameSync(`${this.path}.tmp`, this.path);
+    this.cached = der;
   }
 
   assertPinned(der: Buffer): void {
