@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { Client } from 'pg';
-import { Deployment } from '../harness/deployment';
-import { Guarantees } from '../harness/guarantees';
+import type { Client } from 'pg';
+import type { Deployment } from '../harness/deployment';
+import { startFaultRig, type FaultRig, type Guarantees } from '../harness/guarantees';
 
 /**
  * Fault suite: real processes, real faults. Each scenario pushes a fresh batch
@@ -14,20 +14,15 @@ describe('fault suite: no key lost, duplicated or unaccounted for', function () 
   let d: Deployment;
   let pg: Client;
   let g: Guarantees;
+  let rig: FaultRig | undefined;
 
   before(async () => {
-    d = await Deployment.create(LISTENERS, { delivery: { resendAfterSeconds: 3, onlineWindowSeconds: 30 } });
-    await d.initHub();
-    await d.startHub();
-    for (const id of LISTENERS) await d.enrollListener(id);
-    pg = new Client({ connectionString: d.db.url });
-    await pg.connect();
-    g = new Guarantees(d, pg);
+    rig = await startFaultRig(LISTENERS);
+    ({ d, pg, g } = rig);
   });
 
   after(async () => {
-    await pg?.end().catch(() => undefined);
-    await d?.cleanup();
+    await rig?.close();
   });
 
   it('kill -9 of the hub in the middle of a push', async () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import type { Client } from 'pg';
+import { Client as PgClient, type Client } from 'pg';
 import { pkcs11Tool } from '../env';
-import type { Deployment } from './deployment';
+import { Deployment } from './deployment';
 
 /**
  * Checks shared by the fault and scale-out suites: push a batch of keys named
@@ -75,5 +75,40 @@ export class Guarantees {
 
     const audit = await this.d.keyhub(['audit', 'verify']);
     assert.equal(audit.code, 0, audit.stdout + audit.stderr);
+  }
+}
+
+export interface FaultRig {
+  d: Deployment;
+  pg: Client;
+  g: Guarantees;
+  close(): Promise<void>;
+}
+
+/**
+ * A deployment for fault and scale-out runs: hub (plus `replicas` more),
+ * enrolled listeners, short re-send timers so that lost packages would show.
+ */
+export async function startFaultRig(listeners: string[], options: { natsCluster?: boolean; replicas?: number } = {}): Promise<FaultRig> {
+  const d = await Deployment.create(listeners, { natsCluster: options.natsCluster, delivery: { resendAfterSeconds: 3, onlineWindowSeconds: 30 } });
+  try {
+    await d.initHub();
+    await d.startHub();
+    for (let i = 0; i < (options.replicas ?? 0); i++) await d.startReplica();
+    for (const id of listeners) await d.enrollListener(id);
+    const pg = new PgClient({ connectionString: d.db.url });
+    await pg.connect();
+    return {
+      d,
+      pg,
+      g: new Guarantees(d, pg),
+      close: async () => {
+        await pg.end().catch(() => undefined);
+        await d.cleanup();
+      },
+    };
+  } catch (err) {
+    await d.cleanup();
+    throw err;
   }
 }
