@@ -3,8 +3,6 @@ import type { DataSource } from 'typeorm';
 import { runReadinessChecks, type Hsm, type Readiness } from '@keyhub/shared';
 
 /** No key carries this label; looking it up costs one C_FindObjects and proves a session and login still work. */
-const PROBE_LABEL = 'keyhub-readiness-probe-absent';
-
 export interface HubReadinessDeps {
   ds: DataSource;
   nats: NatsConnection;
@@ -33,7 +31,7 @@ export function hubReadiness(deps: HubReadinessDeps): () => Promise<Readiness> {
         return 'ok';
       },
       hsm: async () => {
-        await deps.hsm.findKeys({ label: PROBE_LABEL, class: 'secret' });
+        await deps.hsm.ping();
         return 'ok';
       },
     });

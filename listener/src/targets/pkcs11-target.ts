@@ -140,7 +140,7 @@ export class Pkcs11Target implements Target {
 
   async health(): Promise<TargetHealth> {
     try {
-      await this.hsm.findKeys({ class: 'secret', label: '__keyhub_health__' });
+      await this.hsm.ping();
       return { healthy: true };
     } catch (err) {
       return { healthy: false, detail: KeyhubError.from(err).code };

@@ -88,5 +88,7 @@ export interface Hsm {
   findKeys(query: KeyQuery): Promise<KeyHandle[]>;
   keyInfo(handle: KeyHandle): Promise<KeyInfo>;
   destroy(handle: KeyHandle): Promise<void>;
+  /** Cheap liveness check of the token and a pooled session; touches no objects. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

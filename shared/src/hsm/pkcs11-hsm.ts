@@ -373,6 +373,12 @@ export class Pkcs11Hsm implements Hsm {
     await this.run('C_DestroyObject', async (s) => this.lib.C_DestroyObject(s, handle));
   }
 
+  async ping(): Promise<void> {
+    await this.run('C_GetSessionInfo', async (s) => {
+      this.lib.C_GetSessionInfo(s);
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

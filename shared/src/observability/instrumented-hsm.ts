@@ -119,6 +119,10 @@ export class InstrumentedHsm implements Hsm {
     return this.call('destroy', () => this.inner.destroy(handle));
   }
 
+  ping(): Promise<void> {
+    return this.call('ping', () => this.inner.ping());
+  }
+
   close(): Promise<void> {
     return this.call('close', () => this.inner.close());
   }

@@ -83,6 +83,10 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     await assert.rejects(hsm.aesCmac(kek, Buffer.alloc(16)), (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && e.ckr === 'CKR_KEY_FUNCTION_NOT_PERMITTED');
   });
 
+  it('answers a ping on an open token', async () => {
+    await hsm.ping();
+  });
+
   it('runs concurrent operations on separate pooled sessions', async () => {
     const kek = await hsm.generateAesKey(32, { token: false, wrap: true, unwrap: true });
     const key = await hsm.generateAesKey(32, { token: false, extractable: true });
@@ -92,6 +96,7 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
   // Last: login state is per application and token in PKCS#11, so the PIN is only checked when no other session is open.
   it('reports a wrong PIN, a missing PIN and a missing token with stable codes', async () => {
     await hsm.close();
+    await assert.rejects(hsm.ping(), (e: unknown) => KeyhubError.is(e, 'HSM_ERROR'));
     process.env.KEYHUB_TEST_WRONG_PIN = '0000000000000000';
     await assert.rejects(Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_WRONG_PIN' }), (e: unknown) => KeyhubError.is(e, 'HSM_PIN_INCORRECT') && e.ckr === 'CKR_PIN_INCORRECT');
     await assert.rejects(Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_UNSET_PIN' }), (e: unknown) => KeyhubError.is(e, 'HSM_PIN_MISSING'));
