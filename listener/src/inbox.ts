@@ -5,6 +5,7 @@ import {
   isEnvelopeOf,
   MESSAGE_TYPES,
   verifyEnvelope,
+  VerifiedBatches,
   type ErrorCode,
   type KeyPackage,
   type Receipt,
@@ -40,6 +41,9 @@ export type InboxResult =
  * and published, so a crash repeats work but never loses it.
  */
 export class Inbox {
+  /** Batch signatures already checked: packages of one batch cost one ECDSA verification, not one each. */
+  private readonly batches = new VerifiedBatches();
+
   constructor(
     private readonly listenerId: string,
     private readonly keys: ListenerKeys,
@@ -112,7 +116,7 @@ export class Inbox {
     let result: { outcome: Receipt['outcome']; kcv?: string; code?: ErrorCode; detail?: string };
     try {
       if (!hubKey) throw new KeyhubError('NOT_ENROLLED', 'no pinned hub key yet: enrollment is not complete');
-      if (!verifyEnvelope(envelope, hubKey)) throw new KeyhubError('SIGNATURE_INVALID', 'package signature does not verify under the pinned hub key');
+      if (!verifyEnvelope(envelope, hubKey, this.batches)) throw new KeyhubError('SIGNATURE_INVALID', 'package signature does not verify under the pinned hub key');
       if (pkg.listenerId !== this.listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', `package is addressed to listener ${pkg.listenerId}`);
       if (known || !this.journal.reserve(pkg.sequence, pkg.id)) {
         throw new KeyhubError('PACKAGE_REPLAYED', `sequence ${pkg.sequence} was already used or is older than the replay window (highest ${this.journal.lastSequence})`);

@@ -4,4 +4,5 @@ export * from './canonical';
 export * from './limits';
 export * from './messages';
 export * from './envelope';
+export * from './merkle';
 export * from './fingerprint';

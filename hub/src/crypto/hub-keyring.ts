@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { publicKeyFingerprint, signingDigest, type Message, type SignedEnvelope } from '@keyhub/protocol';
+import { batchLeaf, batchStatement, buildMerkleBatch, MAX_BATCH_SIZE, publicKeyFingerprint, signingDigest, type Message, type SignedEnvelope } from '@keyhub/protocol';
 import { KeyhubError, type Hsm, type KeyHandle, type KeyPolicy } from '@keyhub/shared';
 
 export const HMK_LABEL = 'keyhub-hmk';
@@ -11,15 +11,15 @@ export const SIGNING_LABEL = 'keyhub-signing';
  * KEK is stored, and the EC P-256 hub signing key.
  */
 export class HubKeyring {
+  readonly fingerprint: string;
+
   private constructor(
     readonly hsm: Hsm,
     private readonly masterKey: KeyHandle,
     private readonly signingKey: KeyHandle,
     readonly signingSpki: Buffer,
-  ) {}
-
-  get fingerprint(): string {
-    return publicKeyFingerprint(this.signingSpki);
+  ) {
+    this.fingerprint = publicKeyFingerprint(signingSpki);
   }
 
   /** Opens the existing keys; NOT_INITIALIZED when `keyhub init` has not run on this token. */
@@ -55,6 +55,32 @@ export class HubKeyring {
   async sign<M extends Message>(payload: M): Promise<SignedEnvelope<M>> {
     const value = await this.hsm.signDigestEcdsa(this.signingKey, signingDigest(payload));
     return { payload, signature: { alg: 'ES256', keyId: this.fingerprint, value: value.toString('base64') } };
+  }
+
+  /**
+   * Signs many payloads with one HSM signature over the Merkle root of their
+   * canonical bytes (ES256-MERKLE); each envelope carries its own audit path.
+   * A single payload gets a plain ES256 signature. Order is kept.
+   */
+  async signBatch<M extends Message>(payloads: M[]): Promise<Array<SignedEnvelope<M>>> {
+    if (payloads.length <= 1) return Promise.all(payloads.map((p) => this.sign(p)));
+    const out: Array<SignedEnvelope<M>> = [];
+    for (let i = 0; i < payloads.length; i += MAX_BATCH_SIZE) {
+      const chunk = payloads.slice(i, i + MAX_BATCH_SIZE);
+      if (chunk.length === 1) {
+        out.push(await this.sign(chunk[0]));
+        continue;
+      }
+      const { root, paths } = buildMerkleBatch(chunk.map((p) => batchLeaf(p)));
+      const value = (await this.signBytes(batchStatement(root, chunk.length))).toString('base64');
+      chunk.forEach((payload, index) =>
+        out.push({
+          payload,
+          signature: { alg: 'ES256-MERKLE', keyId: this.fingerprint, value, batch: { size: chunk.length, index, path: paths[index].map((h) => h.toString('base64')) } },
+        }),
+      );
+    }
+    return out;
   }
 
   async signBytes(data: Buffer): Promise<Buffer> {
