@@ -22,6 +22,8 @@ export const hubConfigSchema = z.strictObject({
       /** A listener heard from within this window counts as online (resends go only to online listeners). */
       onlineWindowSeconds: z.number().int().min(1).default(60),
       relayBatch: z.number().int().min(1).max(10_000).default(256),
+      /** Most packages per chunk of a Distribute call (one transaction and one HSM batch signature each). */
+      issueBatch: z.number().int().min(1).max(10_000).default(1000),
     })
     .prefault({}),
   audit: z.strictObject({ checkpointEverySeconds: z.number().int().min(1).default(60) }).prefault({}),

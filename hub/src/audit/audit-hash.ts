@@ -3,7 +3,9 @@ import { canonicalBytes } from '@keyhub/protocol';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-export type AuditDetails = Record<string, string | number | boolean | null>;
+/** JSON as stored in the jsonb column: no undefined, numbers that survive a round trip (integers here). */
+export type AuditValue = string | number | boolean | null | AuditValue[] | { [key: string]: AuditValue };
+export type AuditDetails = Record<string, AuditValue>;
 
 /** What is hashed: every column but the hashes themselves. */
 export interface AuditRecord {

@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { insertRows } from '../store/sql';
+import { insertUnnest } from '../store/sql';
 import { auditHash, GENESIS_HASH, type AuditDetails } from './audit-hash';
 
 export interface AuditInput {
@@ -43,5 +43,10 @@ export async function appendAudit(manager: EntityManager, events: AuditInput[]):
     rows.push([seq, at, e.actor, e.action, e.subject, JSON.stringify(record.details), prev, hash]);
     prev = hash;
   }
-  await insertRows(manager, 'audit_events', ['seq', 'at', 'actor', 'action', 'subject', 'details', 'prev_hash', 'hash'], rows);
+  await insertUnnest(
+    manager,
+    'audit_events',
+    { seq: 'bigint', at: 'timestamptz', actor: 'text', action: 'text', subject: 'text', details: 'jsonb', prev_hash: 'text', hash: 'text' },
+    rows,
+  );
 }

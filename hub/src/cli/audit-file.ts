@@ -23,7 +23,7 @@ const eventLine = z.strictObject({
   actor: z.string(),
   action: z.string(),
   subject: z.string(),
-  details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])),
+  details: z.record(z.string(), z.json()),
   prevHash: z.string(),
   hash: z.string(),
 });

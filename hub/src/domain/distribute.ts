@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { injectable } from 'tsyringe';
 import { In, type EntityManager } from 'typeorm';
 import { KeyhubError } from '@keyhub/shared';
-import { appendAudit, type AuditInput } from '../audit/audit-log';
+import { appendAudit, lockAuditChain } from '../audit/audit-log';
+import type { AuditValue } from '../audit/audit-hash';
 import { HubContext } from '../context';
 import { DistributionEntity, KeyEntity, KeyVersionEntity, ListenerEntity } from '../store/entities';
-import { insertRows } from '../store/sql';
-import { issuePackages, type PackageRequest } from './package-issuer';
+import { allocateSequences, countByListener, loadKeks, signPackages, storePackages, type BuiltPackage, type PackageRequest } from './package-issuer';
 
 export interface Destination {
   listenerId: string;
@@ -43,11 +43,17 @@ export interface DistributeResult {
 }
 
 /**
- * One call for any fan-out (one key to every site, many keys to one site):
- * writes the distribution rows, their signed packages in the outbox and the
- * audit events in one transaction. Pushing a
- * key again where it is confirmed or in flight changes nothing; where it
- * failed, it is queued afresh.
+ * One call for any fan-out (one key to every site, many keys to one site).
+ * Pushing a key again where it is confirmed or in flight changes nothing;
+ * where it failed, it is queued afresh.
+ *
+ * The work runs as a pipeline of chunks (`delivery.issueBatch` packages):
+ * while one chunk's rows are written and committed, the HSM wraps and signs
+ * the next, and the outbox relay already publishes the chunks before. Each
+ * chunk commits its distribution rows, signed packages, outbox rows and
+ * audit events together. If a chunk fails, the chunks before it stay queued
+ * and the error says how many; the call is idempotent, so running it again
+ * queues the rest.
  */
 @injectable()
 export class Distribute {
@@ -55,63 +61,132 @@ export class Distribute {
 
   async execute(input: DistributeInput): Promise<DistributeResult> {
     const { ds, keyring, config } = this.ctx;
-    return ds.transaction(async (m) => {
-      const selected = await this.resolveKeys(m, input.keys);
-      const pairs = await this.resolveDestinations(m.getRepository(ListenerEntity), input.to);
-      const existing: DistributionEntity[] = await m.find(DistributionEntity, {
-        where: { keyVersionId: In(selected.map((s) => s.version.id)), listenerId: In([...new Set(pairs.map((p) => p.listenerId))]) },
-      });
-      const byTriple = new Map(existing.map((d) => [`${d.keyVersionId}/${d.listenerId}/${d.target}`, d]));
+    const m = ds.manager;
+    const selected = await this.resolveKeys(m, input.keys);
+    const pairs = await this.resolveDestinations(m, input.to);
+    // Raw rows, not entities: with thousands of destinations, hydration was a visible share of the call.
+    const existing: Array<Pick<DistributionEntity, 'id' | 'keyVersionId' | 'listenerId' | 'target' | 'state'>> = await m.query(
+      `SELECT id, key_version_id AS "keyVersionId", listener_id AS "listenerId", target, state FROM distributions
+        WHERE key_version_id = ANY($1::uuid[]) AND listener_id = ANY($2::text[])`,
+      [selected.map((s) => s.version.id), [...new Set(pairs.map((p) => p.listenerId))]],
+    );
+    const byTriple = new Map(existing.map((d) => [`${d.keyVersionId}/${d.listenerId}/${d.target}`, d]));
 
-      const now = new Date();
-      const fresh: DistributionEntity[] = [];
-      const requeued: DistributionEntity[] = [];
-      const requests: PackageRequest[] = [];
-      const result: DistributeResult = { keys: selected.map((s) => ({ name: s.key.name, version: s.version.version, kcv: s.version.kcv })), queued: [], skipped: [] };
-      for (const { key, version } of selected) {
-        for (const p of pairs) {
-          const d = byTriple.get(`${version.id}/${p.listenerId}/${p.target}`);
-          const ref = { key: key.name, version: version.version, listenerId: p.listenerId, target: p.target };
-          if (!d) {
-            const row = Object.assign(new DistributionEntity(), {
-              id: randomUUID(), keyVersionId: version.id, listenerId: p.listenerId, target: p.target, state: 'queued', attempts: 1,
-              lastPackageId: null, lastSentAt: null, targetKcv: null, errorCode: null, errorDetail: null, createdBy: input.actor,
-              createdAt: now, updatedAt: now, confirmedAt: null,
-            });
-            fresh.push(row);
-            requests.push({ distribution: row, key, version });
-            result.queued.push({ distributionId: row.id, ...ref });
-          } else if (d.state === 'failed') {
-            requeued.push(d);
-            requests.push({ distribution: d, key, version });
-            result.queued.push({ distributionId: d.id, ...ref });
-          } else {
-            result.skipped.push({ distributionId: d.id, ...ref, state: d.state });
-          }
+    const now = new Date();
+    const requests: Array<PackageRequest & { requeue: boolean; ref: DistributionRef }> = [];
+    const result: DistributeResult = { keys: selected.map((s) => ({ name: s.key.name, version: s.version.version, kcv: s.version.kcv })), queued: [], skipped: [] };
+    for (const { key, version } of selected) {
+      for (const p of pairs) {
+        const d = byTriple.get(`${version.id}/${p.listenerId}/${p.target}`);
+        const ref = { key: key.name, version: version.version, listenerId: p.listenerId, target: p.target };
+        if (!d) {
+          const row = Object.assign(new DistributionEntity(), {
+            id: randomUUID(), keyVersionId: version.id, listenerId: p.listenerId, target: p.target, state: 'queued', attempts: 1,
+            lastPackageId: null, lastSentAt: null, targetKcv: null, errorCode: null, errorDetail: null, createdBy: input.actor,
+            createdAt: now, updatedAt: now, confirmedAt: null,
+          });
+          requests.push({ distribution: row, key, version, requeue: false, ref: { distributionId: row.id, ...ref } });
+        } else if (d.state === 'failed') {
+          const row = Object.assign(new DistributionEntity(), d);
+          requests.push({ distribution: row, key, version, requeue: true, ref: { distributionId: d.id, ...ref } });
+        } else {
+          result.skipped.push({ distributionId: d.id, ...ref, state: d.state });
         }
       }
-      if (requests.length === 0) return result;
+    }
+    if (requests.length === 0) return result;
 
-      await insertRows(m, 'distributions',
-        ['id', 'key_version_id', 'listener_id', 'target', 'state', 'attempts', 'created_by', 'created_at', 'updated_at'],
-        fresh.map((d) => [d.id, d.keyVersionId, d.listenerId, d.target, d.state, d.attempts, d.createdBy, d.createdAt, d.updatedAt]));
-      if (requeued.length) {
-        await m.query(`UPDATE distributions SET state = 'queued', attempts = 1, error_code = NULL, error_detail = NULL, updated_at = $2 WHERE id = ANY($1)`, [requeued.map((d) => d.id), now]);
+    // Sequence blocks for the whole call and the KEKs, in one short transaction.
+    const counts = countByListener(requests);
+    const { sequences, keks } = await ds.transaction(async (tx) => ({ sequences: await allocateSequences(tx, counts), keks: await loadKeks(tx, [...counts.keys()]) }));
+
+    // Names this call in the audit trail: every chunk's event has it as subject.
+    const requestId = randomUUID();
+    // At least ~8 chunks when there is enough work, so that the first ones are published while
+    // the last are still being signed; never more than issueBatch, never below 100 (each chunk
+    // costs a transaction, a signature and the unwraps of its keys and KEKs).
+    const size = Math.min(config.delivery.issueBatch, Math.max(100, Math.ceil(requests.length / 8)));
+    let storing: Promise<void> = Promise.resolve();
+    let committed = 0;
+    try {
+      for (let i = 0; i < requests.length; i += size) {
+        const chunk = requests.slice(i, i + size);
+        const built = await signPackages(keyring, chunk, keks, sequences, config.delivery.packageTtlSeconds);
+        await storing;
+        storing = this.store(chunk, built, requestId, input.actor, now, result).then((n) => {
+          committed += n;
+        });
+        // Handled here, awaited above or below: a failure must not surface as an unhandled rejection meanwhile.
+        storing.catch(() => undefined);
       }
-      const issued = await issuePackages(m, keyring, requests, config.delivery.packageTtlSeconds);
-      await m.query(
-        `UPDATE distributions d SET last_package_id = v.pkg::uuid FROM (SELECT unnest($1::text[]) AS id, unnest($2::text[]) AS pkg) v WHERE d.id = v.id::uuid`,
-        [issued.map((i) => i.distributionId), issued.map((i) => i.packageId)],
-      );
-      const requeuedIds = new Set(requeued.map((d) => d.id));
-      const audit: AuditInput[] = result.queued.map((q) => ({
-        actor: input.actor,
-        action: 'distribution.queued',
-        subject: `distribution:${q.distributionId}`,
-        details: { key: q.key, version: q.version, listener: q.listenerId, target: q.target, requeued: requeuedIds.has(q.distributionId) },
-      }));
-      await appendAudit(m, audit);
-      return result;
+      await storing;
+    } catch (err) {
+      await storing.catch(() => undefined);
+      if (committed === 0) throw err;
+      const e = KeyhubError.from(err);
+      throw new KeyhubError(e.code, `${e.message} (${committed} of ${requests.length} distributions were queued before this failure; the same call again queues the rest)`, {
+        cause: err,
+        details: { queued: committed, requested: requests.length },
+      });
+    }
+    return result;
+  }
+
+  /**
+   * One chunk's transaction. A distribution another
+   * call queued meanwhile is skipped (its package is dropped unsent).
+   */
+  private async store(chunk: Array<PackageRequest & { requeue: boolean; ref: DistributionRef }>, built: BuiltPackage[], requestId: string, actor: string, now: Date, result: DistributeResult): Promise<number> {
+    return this.ctx.ds.transaction(async (m) => {
+      const requeue = chunk.filter((r) => r.requeue).map((r) => r.distribution.id);
+      // Lock order of every writer is the audit chain, then distribution rows. New rows are
+      // nobody else's, so the chain is locked only at the end unless existing rows change.
+      if (requeue.length) await lockAuditChain(m);
+      const packageOf = new Map(built.map((b) => [b.distributionId, b.packageId]));
+      const fresh = chunk.filter((r) => !r.requeue).map((r) => r.distribution);
+      let inserted: string[] = [];
+      if (fresh.length) {
+        // Per-row values as arrays (ids joined into one string), the rest as scalars: the hot path's cheapest shape.
+        const [{ n }]: Array<{ n: number }> = await m.query(
+          `WITH i AS (INSERT INTO distributions (id, key_version_id, listener_id, target, state, attempts, last_package_id, created_by, created_at, updated_at)
+                SELECT u.id, u.kv, u.listener_id, u.target, 'queued', 1, u.pkg, $6, $7, $7
+                  FROM unnest(string_to_array($1, ',')::uuid[], string_to_array($2, ',')::uuid[], $3::text[], $4::text[], string_to_array($5, ',')::uuid[])
+                       AS u(id, kv, listener_id, target, pkg)
+                ON CONFLICT (key_version_id, listener_id, target) DO NOTHING RETURNING 1)
+           SELECT count(*)::int AS n FROM i`,
+          [
+            fresh.map((d) => d.id).join(','), fresh.map((d) => d.keyVersionId).join(','), fresh.map((d) => d.listenerId), fresh.map((d) => d.target),
+            fresh.map((d) => packageOf.get(d.id)).join(','), actor, now,
+          ],
+        );
+        inserted = fresh.map((d) => d.id);
+        if (n !== fresh.length) {
+          // Another call queued some of these meanwhile: keep only the rows that are ours.
+          const ours: Array<{ id: string }> = await m.query('SELECT id FROM distributions WHERE id = ANY($1::uuid[])', [inserted]);
+          inserted = ours.map((r) => r.id);
+        }
+      }
+      const requeued: Array<{ id: string }> = requeue.length
+        ? await m.query(
+            `WITH u AS (UPDATE distributions d SET state = 'queued', attempts = 1, error_code = NULL, error_detail = NULL, updated_at = $3, last_package_id = v.pkg
+                 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS pkg) v WHERE d.id = v.id AND d.state = 'failed' RETURNING d.id) SELECT id FROM u`,
+            [requeue, requeue.map((id) => packageOf.get(id)), now],
+          )
+        : [];
+      const kept = new Set([...inserted, ...requeued.map((r) => r.id)]);
+      await storePackages(m, built.filter((b) => kept.has(b.distributionId)));
+      // One audit event per chunk, naming every distribution it queued: the chunk is one decision of one actor.
+      const queued: AuditValue[] = [];
+      for (const r of chunk) {
+        if (kept.has(r.ref.distributionId)) {
+          result.queued.push(r.ref);
+          queued.push({ id: r.ref.distributionId, key: r.ref.key, version: r.ref.version, listener: r.ref.listenerId, target: r.ref.target, requeued: r.requeue });
+        } else {
+          result.skipped.push({ ...r.ref, state: 'queued elsewhere' });
+        }
+      }
+      if (queued.length) await appendAudit(m, [{ actor, action: 'distribution.queued', subject: `request:${requestId}`, details: { count: queued.length, distributions: queued } }]);
+      return kept.size;
     });
   }
 
@@ -145,18 +220,17 @@ export class Distribute {
     });
   }
 
-  private async resolveDestinations(
-    listeners: { find: (o: object) => Promise<ListenerEntity[]> },
-    to: Destination[] | 'all',
-  ): Promise<Array<{ listenerId: string; target: string }>> {
+  private async resolveDestinations(m: EntityManager, to: Destination[] | 'all'): Promise<Array<{ listenerId: string; target: string }>> {
+    type Row = Pick<ListenerEntity, 'id' | 'state' | 'targets'>;
     if (to === 'all') {
-      const active = await listeners.find({ where: { state: 'active' }, order: { id: 'ASC' } });
+      const active: Row[] = await m.query(`SELECT id, state, targets FROM listeners WHERE state = 'active' ORDER BY id`);
       if (active.length === 0) throw new KeyhubError('LISTENER_NOT_FOUND', 'no active listeners');
       return active.flatMap((l) => l.targets.map((t) => ({ listenerId: l.id, target: t.name })));
     }
     if (to.length === 0) throw new KeyhubError('INPUT_INVALID', 'no destination given');
     const ids = [...new Set(to.map((d) => d.listenerId))];
-    const found = new Map((await listeners.find({ where: { id: In(ids) } })).map((l) => [l.id, l]));
+    const rows: Row[] = await m.query('SELECT id, state, targets FROM listeners WHERE id = ANY($1::text[])', [ids]);
+    const found = new Map(rows.map((l) => [l.id, l]));
     const pairs: Array<{ listenerId: string; target: string }> = [];
     const seen = new Set<string>();
     for (const d of to) {

@@ -3,7 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { encodeEnvelope, KEY_ALGORITHMS, MESSAGE_TYPES, subjects, type KeyAlgorithm, type KeyPackage, type KeyUsage } from '@keyhub/protocol';
 import { KeyhubError, mapConcurrent, type KeyHandle } from '@keyhub/shared';
 import type { HubKeyring } from '../crypto/hub-keyring';
-import { insertRows, notifyOutbox } from '../store/sql';
+import { notifyOutbox } from '../store/sql';
 import type { DistributionEntity, KeyEntity, KeyVersionEntity } from '../store/entities';
 
 export interface PackageRequest {
@@ -18,62 +18,99 @@ export interface IssuedPackage {
   sequence: number;
 }
 
+/** A signed package held in memory until it is written to the outbox. */
+export interface BuiltPackage extends IssuedPackage {
+  listenerId: string;
+  issuedAt: Date;
+  expiresAt: Date;
+  bytes: Buffer;
+}
+
+/** A listener's current root KEK as stored: wrapped under the hub master key. */
+export interface StoredKek {
+  listener_id: string;
+  id: string;
+  version: number;
+  wrapped: Buffer;
+}
+
 /**
- * Turns distributions into signed key packages in the outbox, inside the
- * caller's transaction. Sequence numbers come from the listener row, locked
- * until commit, so they are unique per listener. Key versions and KEKs are
- * unwrapped from the master key once per batch into session objects and
- * destroyed at the end; the wraps and signatures run on all HSM sessions.
+ * Takes a block of sequence numbers per listener (one statement) and returns,
+ * per listener, the last number before its block. The UPDATE locks the
+ * listener rows until the caller's transaction ends, so blocks never overlap.
+ * A block that ends up unused (the batch fails) only leaves a gap, which the
+ * listener's replay window accepts.
  */
-export async function issuePackages(m: EntityManager, keyring: HubKeyring, requests: PackageRequest[], ttlSeconds: number): Promise<IssuedPackage[]> {
-  if (requests.length === 0) return [];
+export async function allocateSequences(m: EntityManager, counts: Map<string, number>): Promise<Map<string, number>> {
+  const listenerIds = [...counts.keys()].sort();
+  // Lock listener rows in a fixed order: concurrent batches cannot deadlock.
+  await m.query('SELECT id FROM listeners WHERE id = ANY($1) ORDER BY id FOR UPDATE', [listenerIds]);
+  const rows: Array<{ id: string; last_sequence: string }> = await m.query(
+    `WITH u AS (UPDATE listeners l SET last_sequence = l.last_sequence + v.n
+                  FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS n) v WHERE l.id = v.id
+                RETURNING l.id, l.last_sequence) SELECT id, last_sequence FROM u`,
+    [listenerIds, listenerIds.map((id) => counts.get(id)!)],
+  );
+  return new Map(rows.map((r) => [r.id, Number(r.last_sequence) - counts.get(r.id)!]));
+}
+
+/** The active root KEK of each listener; NOT_ENROLLED when one has none. */
+export async function loadKeks(m: Pick<EntityManager, 'query'>, listenerIds: string[]): Promise<Map<string, StoredKek>> {
+  const keks: StoredKek[] = await m.query(
+    `SELECT DISTINCT ON (listener_id) listener_id, id, version, wrapped FROM keks
+      WHERE listener_id = ANY($1) AND state = 'active' ORDER BY listener_id, version DESC`,
+    [listenerIds],
+  );
+  const byListener = new Map(keks.map((k) => [k.listener_id, k]));
+  const missing = listenerIds.find((id) => !byListener.has(id));
+  if (missing) throw new KeyhubError('NOT_ENROLLED', `listener ${missing} has no active root KEK`);
+  return byListener;
+}
+
+/** Counts requests per listener, the input of `allocateSequences`. */
+export function countByListener(requests: PackageRequest[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const r of requests) counts.set(r.distribution.listenerId, (counts.get(r.distribution.listenerId) ?? 0) + 1);
-  const listenerIds = [...counts.keys()].sort();
+  return counts;
+}
+
+/**
+ * The HSM part of issuing, no database: key versions and KEKs are unwrapped
+ * from the master key once per batch into session objects and destroyed at
+ * the end; one wrap per package runs on every pooled session; the whole
+ * batch is signed with one HSM signature over the Merkle root of its
+ * packages (ES256-MERKLE, see protocol/src/envelope.ts). `sequences` holds,
+ * per listener, the number before the first one to use; it is advanced.
+ */
+export async function signPackages(
+  keyring: HubKeyring,
+  requests: PackageRequest[],
+  keks: Map<string, StoredKek>,
+  sequences: Map<string, number>,
+  ttlSeconds: number,
+): Promise<BuiltPackage[]> {
+  if (requests.length === 0) return [];
   const hsm = keyring.hsm;
   const keyHandles = new Map<string, KeyHandle>();
-  const kekHandles = new Map<string, { handle: KeyHandle; id: string; version: number }>();
+  const kekHandles = new Map<string, KeyHandle>();
   try {
-    // Lock listener rows in a fixed order (no deadlock between concurrent batches), then take
-    // each listener's block of sequence numbers in one statement.
-    await m.query('SELECT id FROM listeners WHERE id = ANY($1) ORDER BY id FOR UPDATE', [listenerIds]);
-    const seqRows: Array<{ id: string; last_sequence: string }> = await m.query(
-      `WITH u AS (UPDATE listeners l SET last_sequence = l.last_sequence + v.n
-                    FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS n) v WHERE l.id = v.id
-                  RETURNING l.id, l.last_sequence) SELECT id, last_sequence FROM u`,
-      [listenerIds, listenerIds.map((id) => counts.get(id)!)],
-    );
-    const nextSeq = new Map(seqRows.map((r) => [r.id, Number(r.last_sequence) - counts.get(r.id)!]));
-    const keks: Array<{ listener_id: string; id: string; version: number; wrapped: Buffer }> = await m.query(
-      `SELECT DISTINCT ON (listener_id) listener_id, id, version, wrapped FROM keks
-        WHERE listener_id = ANY($1) AND state = 'active' ORDER BY listener_id, version DESC`,
-      [listenerIds],
-    );
-    const missing = listenerIds.filter((id) => !keks.some((k) => k.listener_id === id));
-    if (missing.length) throw new KeyhubError('NOT_ENROLLED', `listener ${missing[0]} has no active root KEK`);
-
-    // Unwrap each KEK and key version once for the whole batch, as session objects.
-    await mapConcurrent(keks, hsm.concurrency, async (k) => {
-      kekHandles.set(k.listener_id, { handle: await keyring.unwrapFromMaster(k.wrapped, 32, { wrap: true }), id: k.id, version: k.version });
+    const listenerIds = [...new Set(requests.map((r) => r.distribution.listenerId))];
+    await mapConcurrent(listenerIds, hsm.concurrency, async (id) => {
+      kekHandles.set(id, await keyring.unwrapFromMaster(keks.get(id)!.wrapped, 32, { wrap: true }));
     });
     const versions = [...new Map(requests.map((r) => [r.version.id, r.version])).values()];
     await mapConcurrent(versions, hsm.concurrency, async (v) => {
       keyHandles.set(v.id, await keyring.unwrapFromMaster(v.wrapped, v.length, { extractable: true }));
     });
-
-    const planned = requests.map((r) => {
-      const seq = nextSeq.get(r.distribution.listenerId)! + 1;
-      nextSeq.set(r.distribution.listenerId, seq);
-      return { r, sequence: seq };
-    });
-    // Wrap + sign is the per-package HSM work: keep every pooled session busy.
-    const built = await mapConcurrent(planned, hsm.concurrency, async ({ r, sequence }) => {
+    const blobs = await mapConcurrent(requests, hsm.concurrency, (r) => hsm.wrapKwp(kekHandles.get(r.distribution.listenerId)!, keyHandles.get(r.version.id)!));
+    const issuedAt = new Date();
+    const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
+    const payloads: KeyPackage[] = requests.map((r, i) => {
       const listenerId = r.distribution.listenerId;
-      const kek = kekHandles.get(listenerId)!;
-      const blob = await hsm.wrapKwp(kek.handle, keyHandles.get(r.version.id)!);
-      const issuedAt = new Date();
-      const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
-      const payload: KeyPackage = {
+      const kek = keks.get(listenerId)!;
+      const sequence = sequences.get(listenerId)! + 1;
+      sequences.set(listenerId, sequence);
+      return {
         type: MESSAGE_TYPES.keyPackage,
         id: randomUUID(),
         listenerId,
@@ -92,21 +129,81 @@ export async function issuePackages(m: EntityManager, keyring: HubKeyring, reque
           exportable: r.key.exportable,
           kcv: r.version.kcv,
         },
-        wrapping: { kekId: kek.id, kekVersion: kek.version, mechanism: 'AES-KWP', blob: blob.toString('base64') },
+        wrapping: { kekId: kek.id, kekVersion: kek.version, mechanism: 'AES-KWP', blob: blobs[i].toString('base64') },
       };
-      const envelope = await keyring.sign(payload);
-      return { payload, issuedAt, expiresAt, bytes: Buffer.from(encodeEnvelope(envelope)) };
     });
-    await insertRows(m, 'packages', ['id', 'distribution_id', 'listener_id', 'sequence', 'issued_at', 'expires_at'],
-      built.map((b) => [b.payload.id, b.payload.distributionId, b.payload.listenerId, b.payload.sequence, b.issuedAt, b.expiresAt]));
-    await insertRows(m, 'outbox', ['subject', 'msg_id', 'payload', 'distribution_id'],
-      built.map((b) => [subjects.toListener(b.payload.listenerId, 'package'), b.payload.id, b.bytes, b.payload.distributionId]));
-    await notifyOutbox(m);
-    return built.map((b) => ({ packageId: b.payload.id, distributionId: b.payload.distributionId, sequence: b.payload.sequence }));
+    const envelopes = await keyring.signBatch(payloads);
+    return envelopes.map((envelope) => ({
+      packageId: envelope.payload.id,
+      distributionId: envelope.payload.distributionId,
+      listenerId: envelope.payload.listenerId,
+      sequence: envelope.payload.sequence,
+      issuedAt,
+      expiresAt,
+      bytes: Buffer.from(encodeEnvelope(envelope)),
+    }));
   } finally {
-    for (const h of keyHandles.values()) await hsm.destroy(h).catch(() => undefined);
-    for (const { handle } of kekHandles.values()) await hsm.destroy(handle).catch(() => undefined);
+    await mapConcurrent([...keyHandles.values(), ...kekHandles.values()], hsm.concurrency, (h) => hsm.destroy(h).catch(() => undefined));
   }
+}
+
+/** Sequences, KEKs and signed packages in the caller's transaction (listener rows stay locked until it ends). */
+export async function buildPackages(m: EntityManager, keyring: HubKeyring, requests: PackageRequest[], ttlSeconds: number): Promise<BuiltPackage[]> {
+  if (requests.length === 0) return [];
+  const counts = countByListener(requests);
+  const sequences = await allocateSequences(m, counts);
+  const keks = await loadKeks(m, [...counts.keys()]);
+  return signPackages(keyring, requests, keks, sequences, ttlSeconds);
+}
+
+/**
+ * Writes built packages and their outbox rows in the caller's transaction,
+ * in one statement; the relay is woken at commit. The parameters are shaped
+ * for a hot path: ids as one comma-separated string, the signed envelopes as
+ * one binary buffer cut up by offsets in SQL (a bytea array would travel as
+ * hex text, twice the size, escaped element by element), and the times that
+ * are the same for the whole batch as scalars.
+ */
+export async function storePackages(m: EntityManager, built: BuiltPackage[]): Promise<void> {
+  if (built.length === 0) return;
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  let at = 1;
+  for (const b of built) {
+    offsets.push(at);
+    lengths.push(b.bytes.length);
+    at += b.bytes.length;
+  }
+  const sameTimes = built.every((b) => b.issuedAt === built[0].issuedAt && b.expiresAt === built[0].expiresAt);
+  if (!sameTimes) throw new Error('storePackages: one batch has one issue time');
+  await m.query(
+    `WITH u AS (SELECT * FROM unnest(string_to_array($1, ',')::uuid[], string_to_array($2, ',')::uuid[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::int[])
+                 AS u(id, distribution_id, listener_id, sequence, subject, off, len)),
+          p AS (INSERT INTO packages (id, distribution_id, listener_id, sequence, issued_at, expires_at)
+                SELECT id, distribution_id, listener_id, sequence, $8, $9 FROM u)
+     INSERT INTO outbox (subject, msg_id, payload, distribution_id)
+     SELECT subject, id::text, substring($10::bytea FROM off FOR len), distribution_id FROM u`,
+    [
+      built.map((b) => b.packageId).join(','),
+      built.map((b) => b.distributionId).join(','),
+      built.map((b) => b.listenerId),
+      built.map((b) => b.sequence),
+      built.map((b) => subjects.toListener(b.listenerId, 'package')),
+      offsets,
+      lengths,
+      built[0].issuedAt,
+      built[0].expiresAt,
+      Buffer.concat(built.map((b) => b.bytes)),
+    ],
+  );
+  await notifyOutbox(m);
+}
+
+/** `buildPackages` then `storePackages`, for callers that update their distribution rows themselves. */
+export async function issuePackages(m: EntityManager, keyring: HubKeyring, requests: PackageRequest[], ttlSeconds: number): Promise<IssuedPackage[]> {
+  const built = await buildPackages(m, keyring, requests, ttlSeconds);
+  await storePackages(m, built);
+  return built.map((b) => ({ packageId: b.packageId, distributionId: b.distributionId, sequence: b.sequence }));
 }
 
 function asAlgorithm(value: string): KeyAlgorithm {

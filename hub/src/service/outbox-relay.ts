@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 import { SUBJECT_ROOT } from '@keyhub/protocol';
 import type { Logger } from '@keyhub/shared';
-import { appendAudit } from '../audit/audit-log';
+import { appendAudit, lockAuditChain } from '../audit/audit-log';
 import { errorSummary, type HubBus } from '../bus/hub-bus';
 import { OUTBOX_CHANNEL } from '../store/sql';
 
@@ -95,14 +95,20 @@ export class OutboxRelay {
         this.knownConsumers.add(listenerId);
       }
       await Promise.all(rows.map((r) => this.bus.publish(r.subject, r.payload, r.msg_id)));
-      await m.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [rows.map((r) => r.id)]);
-      const distributionIds = rows.map((r) => r.distribution_id).filter((x): x is string => x !== null);
-      if (distributionIds.length) {
-        const sent: Array<{ id: string; listener_id: string; target: string }> = await m.query(
-          `WITH u AS (UPDATE distributions SET state = 'sent', last_sent_at = now(), updated_at = now() WHERE id = ANY($1::uuid[]) AND state = 'queued' RETURNING id, listener_id, target) SELECT * FROM u`,
-          [distributionIds],
-        );
-        await appendAudit(m, sent.map((d) => ({ actor: 'hub', action: 'distribution.sent', subject: `distribution:${d.id}`, details: { listener: d.listener_id, target: d.target } })));
+      // Same lock order as every other writer: the audit chain before distribution rows.
+      await lockAuditChain(m);
+      // The rows leave the outbox and their distributions become 'sent' in one statement.
+      const sent: Array<{ id: string }> = await m.query(
+        `WITH gone AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]) RETURNING distribution_id),
+              u AS (UPDATE distributions SET state = 'sent', last_sent_at = now(), updated_at = now()
+                     WHERE id IN (SELECT distribution_id FROM gone WHERE distribution_id IS NOT NULL) AND state = 'queued'
+                     RETURNING id)
+         SELECT id FROM u`,
+        [rows.map((r) => r.id)],
+      );
+      // One event per pass: the ids it published (what each one is, the 'distribution.queued' event says).
+      if (sent.length) {
+        await appendAudit(m, [{ actor: 'hub', action: 'distribution.sent', subject: `outbox:${rows[0].id}`, details: { count: sent.length, distributions: sent.map((d) => d.id) } }]);
       }
       return rows.length;
     });

@@ -13,7 +13,7 @@ export class DistributionEntity {
   @Column('uuid', { name: 'key_version_id' }) keyVersionId!: string;
   @Column('text', { name: 'listener_id' }) listenerId!: string;
   @Column('text') target!: string;
-  @Index() @Column('text') state!: DistributionState;
+  @Column('text') state!: DistributionState;
   @Column('int') attempts!: number;
   @Column('uuid', { name: 'last_package_id', nullable: true }) lastPackageId!: string | null;
   @Column('timestamptz', { name: 'last_sent_at', nullable: true }) lastSentAt!: Date | null;
