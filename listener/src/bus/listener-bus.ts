@@ -19,7 +19,8 @@ export class ListenerBus {
   static async connect(servers: string[], listenerId: string, logger: Logger): Promise<ListenerBus> {
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers, name: `keyhub-listener-${listenerId}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000 });
+      // No stack capture per request (a receipt publish is one): see HubBus.connect.
+      nc = await connect({ servers, name: `keyhub-listener-${listenerId}`, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, noAsyncTraces: true });
     } catch (err) {
       throw new KeyhubError('BUS_UNAVAILABLE', `cannot connect to NATS at ${servers.join(',')}`, { cause: err });
     }

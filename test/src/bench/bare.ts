@@ -66,7 +66,8 @@ export async function runBare(stage: StageRun): Promise<void> {
 async function measureJetStream({ rec, cleanup, ctx }: StageRun): Promise<void> {
   const nats = await startNatsServer({ name: 'keyhub-bench-bare' });
   cleanup.add('nats-server (bare)', () => nats.cleanup());
-  const nc = await connect({ servers: [nats.url], name: 'keyhub-bench' });
+  // Same client options as the product (HubBus.connect): the limit is what this client can do.
+  const nc = await connect({ servers: [nats.url], name: 'keyhub-bench', noAsyncTraces: true });
   cleanup.add('NATS connection (bare)', () => nc.close());
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], storage: StorageType.File, duplicate_window: nanos(120_000) });
