@@ -6,6 +6,7 @@
  * the time goes (HSM, database, publish acks).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import * as path from 'node:path';
 import { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner';
 import type { Hsm } from '@keyhub/shared';
 import { HubBus } from '@keyhub/hub/dist/bus/hub-bus';
@@ -33,12 +34,15 @@ class Accounting {
   readonly publish = new BusyTracker();
   readonly relayBusy = new BusyTracker();
   readonly hsmCalls = new Map<string, number>();
+  /** Time per statement kind (its first words), to see which write dominates. */
+  readonly statements = new Map<string, { n: number; ms: number }>();
   lastDrainEnd = 0;
   drains = 0;
 
   reset(): void {
     for (const t of [this.hsm, this.dbDistribute, this.dbRelay, this.publish, this.relayBusy]) t.reset();
     this.hsmCalls.clear();
+    this.statements.clear();
     this.drains = 0;
   }
 }
@@ -53,6 +57,7 @@ interface FanResult {
   packagesPerSec: number;
   breakdown: Record<string, number>;
   hsmCalls: Record<string, number>;
+  statements: Record<string, { n: number; ms: number }>;
   drains: number;
 }
 
@@ -85,7 +90,16 @@ export async function runFanout(stage: StageRun): Promise<void> {
   proto.query = function (this: unknown, ...args: unknown[]) {
     const who = acc.als.getStore();
     if (who === undefined) return originalQuery.apply(this, args);
-    return (who === 'relay' ? acc.dbRelay : acc.dbDistribute).track(() => originalQuery.apply(this, args));
+    const kind = `${who}: ${String(args[0]).replace(/\s+/g, ' ').trim().slice(0, 48)}`;
+    const started = now();
+    return (who === 'relay' ? acc.dbRelay : acc.dbDistribute)
+      .track(() => originalQuery.apply(this, args))
+      .finally(() => {
+        const st = acc.statements.get(kind) ?? { n: 0, ms: 0 };
+        st.n++;
+        st.ms += now() - started;
+        acc.statements.set(kind, st);
+      });
   };
   cleanup.add('query runner instrumentation', () => {
     proto.query = originalQuery;
@@ -112,6 +126,7 @@ export async function runFanout(stage: StageRun): Promise<void> {
   const distribute = rt.container.resolve(Distribute);
 
   const fan = async (label: string, calls: Array<{ keys: KeySelector[]; to: Destination[] }>, concurrency: number): Promise<FanResult> => {
+    const profiler = process.env.KEYHUB_BENCH_PROFILE ? await startProfile() : undefined;
     await pollUntil('outbox empty before measuring', 60_000, 50, async () => (Number((await rt.ds.query('SELECT count(*) AS n FROM outbox'))[0].n) === 0 ? true : undefined));
     await sleep(200);
     acc.reset();
@@ -150,8 +165,10 @@ export async function runFanout(stage: StageRun): Promise<void> {
         relayDbBusyMs: acc.dbRelay.snapshot().busyMs,
       },
       hsmCalls: Object.fromEntries(acc.hsmCalls),
+      statements: Object.fromEntries([...acc.statements].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => [k, { n: v.n, ms: Math.round(v.ms) }])),
       drains: acc.drains,
     };
+    if (profiler) await profiler.stop(`fanout-${label.replace(/[^a-z0-9]+/gi, '-')}`);
     const b = result.breakdown;
     b.relayOtherMs = Math.max(0, b.relayBusyMs - b.relayPublishAckWaitMs - b.relayDbBusyMs);
     say(
@@ -205,4 +222,28 @@ export async function runFanout(stage: StageRun): Promise<void> {
   rec.goal('rss_mb', 'bench process RSS after fan-out (in-process hub runtime)', mb(mem.rss), 'MB', '<', 500, { note: `heap used ${mb(mem.heapUsed).toFixed(0)} MB, peak RSS so far (VmHWM) ${proc.hwmMb?.toFixed(0)} MB` });
   rec.details.runs = { cold, one, many };
   rec.details.memory = { rssMb: mb(mem.rss), heapUsedMb: mb(mem.heapUsed), vmHwmMb: proc.hwmMb };
+}
+
+/**
+ * KEYHUB_BENCH_PROFILE=1: a V8 CPU profile of each fan-out run (this process:
+ * Distribute, relay, pkcs11js and nats client), written to
+ * bench-results/<name>.cpuprofile for Chrome DevTools or speedscope.
+ */
+async function startProfile(): Promise<{ stop: (name: string) => Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFile, mkdir } = await import('node:fs/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    stop: async (name: string) => {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      const dir = path.resolve(__dirname, '../../../bench-results');
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      say(`profile written: bench-results/${name}.cpuprofile`);
+    },
+  };
 }
