@@ -6,7 +6,7 @@ import { appendAudit, lockAuditChain } from '../audit/audit-log';
 import type { AuditValue } from '../audit/audit-hash';
 import { HubContext } from '../context';
 import { DistributionEntity, KeyEntity, KeyVersionEntity, ListenerEntity } from '../store/entities';
-import { allocateSequences, countByListener, loadKeks, signPackages, storePackages, type BuiltPackage, type PackageRequest } from './package-issuer';
+import { allocateSequences, assignSequences, countByListener, loadKeks, signPackages, storePackages, type BuiltPackage, type PackageRequest } from './package-issuer';
 
 export interface Destination {
   listenerId: string;
@@ -96,9 +96,12 @@ export class Distribute {
     }
     if (requests.length === 0) return result;
 
-    // Sequence blocks for the whole call and the KEKs, in one short transaction.
+    // The KEKs first; the sequence blocks for the whole call in their own short transaction,
+    // which runs while the HSM already wraps the first chunks (only the payloads need them).
     const counts = countByListener(requests);
-    const { sequences, keks } = await ds.transaction(async (tx) => ({ sequences: await allocateSequences(tx, counts), keks: await loadKeks(tx, [...counts.keys()]) }));
+    const keks = await loadKeks(m, [...counts.keys()]);
+    const sequences = ds.transaction((tx) => allocateSequences(tx, counts)).then((before) => assignSequences(requests, before));
+    sequences.catch(() => undefined);
 
     // Names this call in the audit trail: every chunk's event has it as subject.
     const requestId = randomUUID();
@@ -106,22 +109,29 @@ export class Distribute {
     // the last are still being signed; never more than issueBatch, never below 100 (each chunk
     // costs a transaction, a signature and the unwraps of its keys and KEKs).
     const size = Math.min(config.delivery.issueBatch, Math.max(100, Math.ceil(requests.length / 8)));
-    let storing: Promise<void> = Promise.resolve();
+    const chunks: Array<{ from: number; requests: typeof requests }> = [];
+    for (let i = 0; i < requests.length; i += size) chunks.push({ from: i, requests: requests.slice(i, i + size) });
+    // Two chunks are signed at a time: one chunk's steps (unwraps, wraps, signature) leave the
+    // sessions idle at each step's end, which the other chunk's calls fill.
+    const signing: Array<Promise<BuiltPackage[]> | undefined> = [];
+    const sign = (k: number): void => {
+      if (k >= chunks.length || signing[k]) return;
+      const c = chunks[k];
+      const p = signPackages(keyring, c.requests, keks, sequences.then((all) => all.slice(c.from, c.from + c.requests.length)), config.delivery.packageTtlSeconds);
+      // Handled where awaited; a failure must not surface as an unhandled rejection meanwhile.
+      p.catch(() => undefined);
+      signing[k] = p;
+    };
     let committed = 0;
     try {
-      for (let i = 0; i < requests.length; i += size) {
-        const chunk = requests.slice(i, i + size);
-        const built = await signPackages(keyring, chunk, keks, sequences, config.delivery.packageTtlSeconds);
-        await storing;
-        storing = this.store(chunk, built, requestId, input.actor, now, result).then((n) => {
-          committed += n;
-        });
-        // Handled here, awaited above or below: a failure must not surface as an unhandled rejection meanwhile.
-        storing.catch(() => undefined);
+      for (let k = 0; k < chunks.length; k++) {
+        sign(k);
+        const built = await signing[k]!;
+        sign(k + 1);
+        committed += await this.store(chunks[k].requests, built, requestId, input.actor, now, result);
       }
-      await storing;
     } catch (err) {
-      await storing.catch(() => undefined);
+      await Promise.allSettled(signing);
       if (committed === 0) throw err;
       const e = KeyhubError.from(err);
       throw new KeyhubError(e.code, `${e.message} (${committed} of ${requests.length} distributions were queued before this failure; the same call again queues the rest)`, {
@@ -200,9 +210,11 @@ export class Distribute {
     } else {
       if (keys.length === 0) throw new KeyhubError('INPUT_INVALID', 'no key given');
       for (const k of keys) wanted.set(k.name, k.version);
-      found = await m.find(KeyEntity, { where: { name: In([...wanted.keys()]) } });
-      const missing = [...wanted.keys()].find((n) => !found.some((k) => k.name === n));
+      const byName = new Map((await m.find(KeyEntity, { where: { name: In([...wanted.keys()]) } })).map((k) => [k.name, k]));
+      const missing = [...wanted.keys()].find((n) => !byName.has(n));
       if (missing) throw new KeyhubError('KEY_NOT_FOUND', `no key named "${missing}"`);
+      // In the order given: packages are issued in that order, and the result lists them so.
+      found = [...wanted.keys()].map((n) => byName.get(n)!);
     }
     const versionOf = (k: KeyEntity) => wanted.get(k.name) ?? k.currentVersion;
     const versions: KeyVersionEntity[] = await m.query(

@@ -67,6 +67,19 @@ export async function loadKeks(m: Pick<EntityManager, 'query'>, listenerIds: str
   return byListener;
 }
 
+/**
+ * The sequence number of each request, in request order, from the blocks
+ * `allocateSequences` returned (the number before each listener's block).
+ */
+export function assignSequences(requests: PackageRequest[], before: Map<string, number>): number[] {
+  const next = new Map(before);
+  return requests.map((r) => {
+    const n = next.get(r.distribution.listenerId)! + 1;
+    next.set(r.distribution.listenerId, n);
+    return n;
+  });
+}
+
 /** Counts requests per listener, the input of `allocateSequences`. */
 export function countByListener(requests: PackageRequest[]): Map<string, number> {
   const counts = new Map<string, number>();
@@ -79,14 +92,15 @@ export function countByListener(requests: PackageRequest[]): Map<string, number>
  * from the master key once per batch into session objects and destroyed at
  * the end; one wrap per package runs on every pooled session; the whole
  * batch is signed with one HSM signature over the Merkle root of its
- * packages (ES256-MERKLE, see protocol/src/envelope.ts). `sequences` holds,
- * per listener, the number before the first one to use; it is advanced.
+ * packages (ES256-MERKLE, see protocol/src/envelope.ts). `sequences` holds
+ * each request's sequence number; it is awaited only when the payloads are
+ * built, so the HSM work can start while the database still allocates them.
  */
 export async function signPackages(
   keyring: HubKeyring,
   requests: PackageRequest[],
   keks: Map<string, StoredKek>,
-  sequences: Map<string, number>,
+  sequences: Promise<number[]> | number[],
   ttlSeconds: number,
 ): Promise<BuiltPackage[]> {
   if (requests.length === 0) return [];
@@ -103,13 +117,13 @@ export async function signPackages(
       keyHandles.set(v.id, await keyring.unwrapFromMaster(v.wrapped, v.length, { extractable: true }));
     });
     const blobs = await mapConcurrent(requests, hsm.concurrency, (r) => hsm.wrapKwp(kekHandles.get(r.distribution.listenerId)!, keyHandles.get(r.version.id)!));
+    const sequenceOf = await sequences;
     const issuedAt = new Date();
     const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
     const payloads: KeyPackage[] = requests.map((r, i) => {
       const listenerId = r.distribution.listenerId;
       const kek = keks.get(listenerId)!;
-      const sequence = sequences.get(listenerId)! + 1;
-      sequences.set(listenerId, sequence);
+      const sequence = sequenceOf[i];
       return {
         type: MESSAGE_TYPES.keyPackage,
         id: randomUUID(),
@@ -151,7 +165,7 @@ export async function signPackages(
 export async function buildPackages(m: EntityManager, keyring: HubKeyring, requests: PackageRequest[], ttlSeconds: number): Promise<BuiltPackage[]> {
   if (requests.length === 0) return [];
   const counts = countByListener(requests);
-  const sequences = await allocateSequences(m, counts);
+  const sequences = assignSequences(requests, await allocateSequences(m, counts));
   const keks = await loadKeks(m, [...counts.keys()]);
   return signPackages(keyring, requests, keks, sequences, ttlSeconds);
 }
