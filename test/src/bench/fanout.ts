@@ -17,7 +17,7 @@ import { OutboxRelay } from '@keyhub/hub/dist/service/outbox-relay';
 import { TOKENS } from '@keyhub/hub/dist/tokens';
 import type { StageRun } from './context';
 import { createHubFixture, insertActiveListeners, listenerIds } from './hub-fixture';
-import { BusyTracker, instrument, mapPool, mb, now, pollUntil, procMemoryMb, say, sleep } from './lib';
+import { BusyTracker, cpuByComponent, instrument, mapPool, mb, now, pollUntil, procMemoryMb, say, sleep } from './lib';
 
 const LISTENERS = 1000;
 const MANY_KEYS = 1000;
@@ -61,6 +61,8 @@ interface FanResult {
   hsmCalls: Record<string, number>;
   statements: Record<string, { n: number; ms: number }>;
   drains: number;
+  /** CPU time used during the run (until the outbox was seen empty) by this process, PostgreSQL and nats-server. */
+  cpuMs: { node: number; postgres: number; nats: number };
   /** The instrumented re-run of the same scenario. */
   breakdownRun?: FanResult;
 }
@@ -140,6 +142,7 @@ export async function runFanout(stage: StageRun): Promise<void> {
     await pollUntil('outbox empty before measuring', 60_000, 50, async () => (Number((await rt.ds.query('SELECT count(*) AS n FROM outbox'))[0].n) === 0 ? true : undefined));
     await sleep(200);
     acc.reset();
+    const cpu0 = cpuByComponent();
     const t0 = now();
     let packages = 0;
     const push = () =>
@@ -155,6 +158,8 @@ export async function runFanout(stage: StageRun): Promise<void> {
     // poll only notices it; the time is taken from the pass itself).
     const t2 = Math.max(t1, acc.lastDrainEnd);
     const totalMs = t2 - t0;
+    const cpu1 = cpuByComponent();
+    const cpuMs = { node: cpu1.node - cpu0.node, postgres: cpu1.postgres - cpu0.postgres, nats: cpu1.nats - cpu0.nats };
     const result: FanResult = {
       label,
       packages,
@@ -177,12 +182,17 @@ export async function runFanout(stage: StageRun): Promise<void> {
       hsmCalls: Object.fromEntries(acc.hsmCalls),
       statements: Object.fromEntries([...acc.statements].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => [k, { n: v.n, ms: Math.round(v.ms) }])),
       drains: acc.drains,
+      cpuMs,
     };
     if (profiler) await profiler.stop(`fanout-${label.replace(/[^a-z0-9]+/gi, '-')}${instrumented ? '-instrumented' : ''}`);
     const b = result.breakdown;
     b.relayOtherMs = Math.max(0, b.relayBusyMs - b.relayPublishAckWaitMs - b.relayDbBusyMs);
     if (!instrumented) {
-      say(`fanout ${label}: ${packages} packages in ${(totalMs / 1000).toFixed(2)} s = ${result.packagesPerSec.toFixed(0)}/s (Distribute ${(result.distributeMs / 1000).toFixed(2)} s, relay tail ${(result.relayTailMs / 1000).toFixed(2)} s)`);
+      const c = (ms: number): string => `${((ms * 1000) / packages).toFixed(0)} us`;
+      say(
+        `fanout ${label}: ${packages} packages in ${(totalMs / 1000).toFixed(2)} s = ${result.packagesPerSec.toFixed(0)}/s (Distribute ${(result.distributeMs / 1000).toFixed(2)} s, relay tail ${(result.relayTailMs / 1000).toFixed(2)} s); ` +
+          `CPU per package: node+HSM ${c(cpuMs.node)}, postgres ${c(cpuMs.postgres)}, nats-server ${c(cpuMs.nats)}`,
+      );
       return result;
     }
     say(

@@ -3,7 +3,7 @@
  * tracking, percentiles, deadlines, memory readings and the result model
  * that main.ts turns into JSON and markdown.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 export const now = (): number => performance.now();
@@ -189,6 +189,34 @@ export function procMemoryMb(pid: number | 'self'): { rssMb: number | null; hwmM
 }
 
 export const mb = (bytes: number): number => bytes / (1024 * 1024);
+
+/**
+ * CPU time (user + system, ms) used so far by the processes of this machine,
+ * grouped: this process (Node and the SoftHSM threads), all PostgreSQL
+ * processes, and all nats-server processes. Differences of two readings say
+ * where a run's CPU went; on two cores they add up to at most 2x wall time.
+ */
+export function cpuByComponent(): Record<'node' | 'postgres' | 'nats', number> {
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  const out = { node: 0, postgres: 0, nats: 0 };
+  const self = process.cpuUsage();
+  out.node = (self.user + self.system) / 1000;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const comm = stat.slice(stat.indexOf('(') + 1, close);
+      const fields = stat.slice(close + 2).split(' ');
+      const ms = (Number(fields[11]) + Number(fields[12])) * tick;
+      if (comm === 'postgres') out.postgres += ms;
+      else if (comm === 'nats-server') out.nats += ms;
+    } catch {
+      // The process ended between readdir and read.
+    }
+  }
+  return out;
+}
 
 export function round(v: number | null | undefined, digits = 1): number | null {
   if (v === null || v === undefined || !Number.isFinite(v)) return null;
