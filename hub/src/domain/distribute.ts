@@ -47,7 +47,7 @@ export interface DistributeResult {
  * Pushing a key again where it is confirmed or in flight changes nothing;
  * where it failed, it is queued afresh.
  *
- * The work runs as a pipeline of chunks (`delivery.issueBatch` packages):
+ * The work runs as a pipeline of chunks (at most `delivery.issueBatch` packages):
  * while one chunk's rows are written and committed, the HSM wraps and signs
  * the next, and the outbox relay already publishes the chunks before. Each
  * chunk commits its distribution rows, signed packages, outbox rows and
@@ -111,8 +111,8 @@ export class Distribute {
     const size = Math.min(config.delivery.issueBatch, Math.max(100, Math.ceil(requests.length / 8)));
     const chunks: Array<{ from: number; requests: typeof requests }> = [];
     for (let i = 0; i < requests.length; i += size) chunks.push({ from: i, requests: requests.slice(i, i + size) });
-    // Two chunks are signed at a time: one chunk's steps (unwraps, wraps, signature) leave the
-    // sessions idle at each step's end, which the other chunk's calls fill.
+    // The next chunk is signed while this one is stored. (Signing two at a time, to fill the
+    // sessions' idle moments between steps, measured slower: the CPU is already the limit.)
     const signing: Array<Promise<BuiltPackage[]> | undefined> = [];
     const sign = (k: number): void => {
       if (k >= chunks.length || signing[k]) return;
@@ -142,10 +142,7 @@ export class Distribute {
     return result;
   }
 
-  /**
-   * One chunk's transaction. A distribution another
-   * call queued meanwhile is skipped (its package is dropped unsent).
-   */
+  /** One chunk's transaction. A distribution another call queued meanwhile is skipped (its package is dropped unsent). */
   private async store(chunk: Array<PackageRequest & { requeue: boolean; ref: DistributionRef }>, built: BuiltPackage[], requestId: string, actor: string, now: Date, result: DistributeResult): Promise<number> {
     return this.ctx.ds.transaction(async (m) => {
       const requeue = chunk.filter((r) => r.requeue).map((r) => r.distribution.id);
