@@ -188,8 +188,10 @@ export async function storePackages(m: EntityManager, built: BuiltPackage[]): Pr
     lengths.push(b.bytes.length);
     at += b.bytes.length;
   }
-  const sameTimes = built.every((b) => b.issuedAt === built[0].issuedAt && b.expiresAt === built[0].expiresAt);
-  if (!sameTimes) throw new Error('storePackages: one batch has one issue time');
+  // One signPackages call stamps all its packages with the same times, sent once below.
+  if (!built.every((b) => b.issuedAt === built[0].issuedAt && b.expiresAt === built[0].expiresAt)) {
+    throw new KeyhubError('INTERNAL', 'packages of one outbox write must come from one signing batch');
+  }
   await m.query(
     `WITH u AS (SELECT * FROM unnest(string_to_array($1, ',')::uuid[], string_to_array($2, ',')::uuid[], $3::text[], $4::bigint[], $5::text[], $6::int[], $7::int[])
                  AS u(id, distribution_id, listener_id, sequence, subject, off, len)),

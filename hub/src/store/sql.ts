@@ -16,9 +16,10 @@ export async function insertRows(m: EntityManager, table: string, columns: strin
 /**
  * Bulk INSERT through unnest: one array parameter per column, however many
  * rows. PostgreSQL parses and plans a handful of arrays far faster than a
- * VALUES list with tens of thousands of bind parameters, which is what makes
- * the difference on the hot path (packages, outbox, distributions, audit).
- * `columns` maps each column to its SQL type, which the arrays are cast to.
+ * VALUES list with tens of thousands of bind parameters (used for audit
+ * events; the packages, outbox and distribution rows of a push have their
+ * own statements, shaped further for that path). `columns` maps each column
+ * to its SQL type, which the arrays are cast to.
  */
 export async function insertUnnest(m: EntityManager, table: string, columns: Record<string, string>, rows: unknown[][]): Promise<void> {
   if (rows.length === 0) return;
