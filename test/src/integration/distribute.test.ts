@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { decodeEnvelope, verifyEnvelope, type KeyPackage, type SignedEnvelope } from '@keyhub/protocol';
@@ -54,7 +55,7 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
   let fx: HubFixture;
   let distribute: Distribute;
   const sites = listenerIds(3, 'dist');
-  const KEYS = 120;
+  const KEYS = 122;
   const CHUNK = 50;
 
   before(async function () {
@@ -157,6 +158,37 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
     assert.equal(o, 120);
     assert.equal(all, 120);
     assert.ok((await verifyStoredAudit(fx.rt.ds)).ok);
+  });
+
+  it('a distribution another transaction queues while the call runs is skipped, and its package never reaches the outbox', async function () {
+    this.timeout(60_000);
+    // Not yet committed when the call reads what exists, so the call plans it; its INSERT then waits
+    // on the other transaction and, after the commit, finds the row taken.
+    const [{ id: kv }] = await fx.rt.ds.query("SELECT v.id FROM key_versions v JOIN keys k ON k.id = v.key_id WHERE k.name = 'dist-120'");
+    const other = fx.rt.ds.createQueryRunner();
+    await other.connect();
+    const theirs = randomUUID();
+    try {
+      await other.startTransaction();
+      await other.query(
+        `INSERT INTO distributions (id, key_version_id, listener_id, target, state, attempts, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, 'hsm', 'queued', 1, 'eve', now(), now())`,
+        [theirs, kv, sites[0]],
+      );
+      const call = distribute.execute({ keys: [{ name: 'dist-120' }, { name: 'dist-121' }], to: [{ listenerId: sites[0] }], actor: 'frank' });
+      await new Promise((r) => setTimeout(r, 500));
+      await other.commitTransaction();
+      const r = await call;
+      assert.deepEqual(r.queued.map((q) => q.key), ['dist-121']);
+      assert.deepEqual(r.skipped.map((q) => [q.key, q.state]), [['dist-120', 'queued elsewhere']]);
+    } finally {
+      if (other.isTransactionActive) await other.rollbackTransaction();
+      await other.release();
+    }
+    const [{ n }] = await fx.rt.ds.query("SELECT count(*)::int AS n FROM outbox o JOIN distributions d ON d.id = o.distribution_id WHERE d.key_version_id = $1", [kv]);
+    assert.equal(n, 0, 'no package for the distribution the other transaction owns');
+    const [{ m }] = await fx.rt.ds.query("SELECT count(*)::int AS m FROM distributions WHERE created_by = 'frank'");
+    assert.equal(m, 1);
   });
 
   it('a chunk that fails leaves the chunks before it queued, says how many, and the same call again queues the rest', async function () {
