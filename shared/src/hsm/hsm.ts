@@ -16,6 +16,14 @@ export interface KeyPolicy {
   sensitive?: boolean;
   /** Defaults to false. */
   extractable?: boolean;
+  /**
+   * CKA_PRIVATE; defaults to true (only a logged-in session may use it).
+   * False is meant for transient session objects of an application that is
+   * always logged in: they are then visible to that application's sessions
+   * only, as before, and SoftHSM2 no longer encrypts their value in its own
+   * memory on every use (FIELD-NOTES: ~20 µs per wrap, ~30 µs per unwrap).
+   */
+  private?: boolean;
   encrypt?: boolean;
   decrypt?: boolean;
   sign?: boolean;
@@ -85,6 +93,12 @@ export interface Hsm {
   signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer>;
   aesCmac(key: KeyHandle, data: Buffer): Promise<Buffer>;
 
+  /**
+   * A session object copy of an object (C_CopyObject, CKA_TOKEN false): same
+   * value and attributes, gone when the sessions close. Tokens may refuse
+   * (CKA_COPYABLE false): callers keep using the original then.
+   */
+  copyToSession(handle: KeyHandle): Promise<KeyHandle>;
   findKeys(query: KeyQuery): Promise<KeyHandle[]>;
   keyInfo(handle: KeyHandle): Promise<KeyInfo>;
   destroy(handle: KeyHandle): Promise<void>;

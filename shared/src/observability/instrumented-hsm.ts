@@ -107,6 +107,10 @@ export class InstrumentedHsm implements Hsm {
     return this.call('aes_cmac', () => this.inner.aesCmac(key, data));
   }
 
+  copyToSession(handle: KeyHandle): Promise<KeyHandle> {
+    return this.call('copy_to_session', () => this.inner.copyToSession(handle));
+  }
+
   findKeys(query: KeyQuery): Promise<KeyHandle[]> {
     return this.call('find_keys', () => this.inner.findKeys(query));
   }

@@ -25,9 +25,10 @@ export async function runBare(stage: StageRun): Promise<void> {
   cleanup.add('hub-side HSM', () => hsm.close());
   rec.details.hsm = { module: soft.modulePath, sessions: 4, boundPerMeasurement: { maxMs: HSM_MS, maxOps: HSM_MAX_OPS } };
 
-  // (a) AES-KWP wrap of a session AES-256 key under a session KEK, handles cached.
-  const kek = await hsm.generateAesKey(32, { token: false, wrap: true, unwrap: true });
-  const key = await hsm.generateAesKey(32, { token: false, extractable: true });
+  // (a) AES-KWP wrap of a session AES-256 key under a session KEK, handles cached; with the
+  // attributes of the hub's transient session objects (not CKA_PRIVATE), its fastest wrap.
+  const kek = await hsm.generateAesKey(32, { token: false, wrap: true, unwrap: true, private: false });
+  const key = await hsm.generateAesKey(32, { token: false, extractable: true, private: false });
   const wrap1 = await measureRate({ concurrency: 1, maxOps: HSM_MAX_OPS, maxMs: HSM_MS, warmupOps: 200 }, () => hsm.wrapKwp(kek, key));
   const wrap4 = await measureRate({ concurrency: 4, maxOps: HSM_MAX_OPS, maxMs: HSM_MS, warmupOps: 200 }, () => hsm.wrapKwp(kek, key));
   rec.metric('wrap_1', 'AES-KWP wrap (C_WrapKey), 1 caller', wrap1.rate, 'ops/s');
@@ -49,12 +50,17 @@ export async function runBare(stage: StageRun): Promise<void> {
     await hsm.signDigestEcdsa(pair.privateKey, digest);
   };
   const pair1 = await measureRate({ concurrency: 1, maxOps: HSM_MAX_OPS, maxMs: HSM_MS, warmupOps: 100 }, pkg);
-  const pair4 = await measureRate({ concurrency: 4, maxOps: HSM_MAX_OPS, maxMs: HSM_MS, warmupOps: 100 }, pkg);
+  // The limit the fan-out is compared with: the median of three measurements, like the fan-out's passes.
+  const pair4runs: RateResult[] = [];
+  for (let i = 0; i < 3; i++) pair4runs.push(await measureRate({ concurrency: 4, maxOps: HSM_MAX_OPS, maxMs: HSM_MS, warmupOps: 100 }, pkg));
+  const pair4 = [...pair4runs].sort((a, b) => a.rate - b.rate)[1];
   rec.metric('wrap_sign_1', 'wrap+sign per package, 1 caller', pair1.rate, 'pkg/s');
-  rec.metric('wrap_sign_4', 'wrap+sign per package, 4 callers (bare HSM limit per package)', pair4.rate, 'pkg/s');
+  rec.metric('wrap_sign_4', 'wrap+sign per package, 4 callers (bare HSM limit per package)', pair4.rate, 'pkg/s', {
+    note: `median of ${pair4runs.map((r) => r.rate.toFixed(0)).join(', ')}`,
+  });
   ctx.limits.wrapSignPerPackage4 = pair4.rate;
   say(`bare: wrap+sign ${pair1.rate.toFixed(0)} pkg/s (1), ${pair4.rate.toFixed(0)} pkg/s (4)`);
-  rec.details.hsmRates = { wrap1, wrap4, sign1, sign4, pair1, pair4 };
+  rec.details.hsmRates = { wrap1, wrap4, sign1, sign4, pair1, pair4, pair4runs };
 
   // (d) JetStream publish with ack, file storage, 1 KiB messages with a Nats-Msg-Id like the relay's.
   await measureJetStream(stage);
