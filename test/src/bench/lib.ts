@@ -208,7 +208,9 @@ export function cpuByComponent(): Record<'node' | 'postgres' | 'nats', number> {
       const close = stat.lastIndexOf(')');
       const comm = stat.slice(stat.indexOf('(') + 1, close);
       const fields = stat.slice(close + 2).split(' ');
-      const ms = (Number(fields[11]) + Number(fields[12])) * tick;
+      // utime + stime, plus the children's it reaped (cutime + cstime): a PostgreSQL backend that
+      // exits during a run moves its CPU time to the postmaster instead of out of the sum.
+      const ms = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * tick;
       if (comm === 'postgres') out.postgres += ms;
       else if (comm === 'nats-server') out.nats += ms;
     } catch {
