@@ -10,10 +10,10 @@ import {
   type JetStreamManager,
   type JsMsg,
   type NatsConnection,
-  type PubAck,
 } from 'nats';
 import { STREAMS, subjects } from '@keyhub/protocol';
 import { KeyhubError, type Logger } from '@keyhub/shared';
+import { JetStreamPublisher, type StoredAck } from './jetstream-publisher';
 
 export interface HubBusOptions {
   servers: string[];
@@ -28,13 +28,17 @@ export interface HubBusOptions {
  * consumes UP through one durable shared by all hub replicas.
  */
 export class HubBus {
+  private readonly publisher: JetStreamPublisher;
+
   private constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly replicas: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.publisher = new JetStreamPublisher(nc, 10_000);
+  }
 
   static async connect(options: HubBusOptions, logger: Logger): Promise<HubBus> {
     let nc: NatsConnection;
@@ -132,8 +136,8 @@ export class HubBus {
   }
 
   /** Publishes with a message id: JetStream drops a second publish of the same id within its window. */
-  publish(subject: string, payload: Uint8Array, msgId: string): Promise<PubAck> {
-    return this.js.publish(subject, payload, { msgID: msgId, timeout: 10_000 });
+  publish(subject: string, payload: Uint8Array, msgId: string): Promise<StoredAck> {
+    return this.publisher.publish(subject, payload, msgId);
   }
 
   async consumeUp(handler: (msg: JsMsg) => Promise<void>, maxInFlight = 64): Promise<ConsumerMessages> {
@@ -162,6 +166,7 @@ export class HubBus {
 
   async close(): Promise<void> {
     await this.nc.drain().catch(() => this.nc.close());
+    this.publisher.close();
   }
 }
 
