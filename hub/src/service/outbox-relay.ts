@@ -8,9 +8,10 @@ import { OUTBOX_CHANNEL } from '../store/sql';
 
 /**
  * Publishes committed outbox rows to JetStream. Rows are claimed with
- * FOR UPDATE SKIP LOCKED (replicas share the work, none publishes a row
- * another holds), published pipelined with Nats-Msg-Id = message id, and
- * deleted in the same transaction only after every publish was acknowledged.
+ * FOR UPDATE SKIP LOCKED and deleted in the same statement (replicas share
+ * the work, none publishes a row another holds), published pipelined with
+ * Nats-Msg-Id = message id, and the transaction commits only after every
+ * publish was acknowledged.
  * A crash between publish and commit re-publishes; JetStream's duplicate
  * window and the listener's idempotent import absorb that.
  */
@@ -84,8 +85,13 @@ export class OutboxRelay {
 
   async drainOnce(): Promise<number> {
     return this.ds.transaction(async (m) => {
+      // Claimed and deleted in one statement: the DELETE holds the rows until this transaction
+      // ends (other relays skip them), and a failed publish rolls it back. Locking first and
+      // deleting after wrote every row twice.
       const rows: Array<{ id: string; subject: string; msg_id: string; payload: Buffer; distribution_id: string | null }> = await m.query(
-        'SELECT id, subject, msg_id, payload, distribution_id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED',
+        `WITH claimed AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+                           RETURNING id, subject, msg_id, payload, distribution_id)
+         SELECT * FROM claimed ORDER BY id`,
         [this.batch],
       );
       if (rows.length === 0) return 0;
@@ -97,15 +103,15 @@ export class OutboxRelay {
       await Promise.all(rows.map((r) => this.bus.publish(r.subject, r.payload, r.msg_id)));
       // Same lock order as every other writer: the audit chain before distribution rows.
       await lockAuditChain(m);
-      // The rows leave the outbox and their distributions become 'sent' in one statement.
-      const sent: Array<{ id: string }> = await m.query(
-        `WITH gone AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]) RETURNING distribution_id),
-              u AS (UPDATE distributions SET state = 'sent', last_sent_at = now(), updated_at = now()
-                     WHERE id IN (SELECT distribution_id FROM gone WHERE distribution_id IS NOT NULL) AND state = 'queued'
-                     RETURNING id)
-         SELECT id FROM u`,
-        [rows.map((r) => r.id)],
-      );
+      const distributionIds = rows.flatMap((r) => (r.distribution_id ? [r.distribution_id] : []));
+      const sent: Array<{ id: string }> = distributionIds.length
+        ? await m.query(
+            `WITH u AS (UPDATE distributions SET state = 'sent', last_sent_at = now(), updated_at = now()
+                         WHERE id = ANY(string_to_array($1, ',')::uuid[]) AND state = 'queued' RETURNING id)
+             SELECT id FROM u`,
+            [distributionIds.join(',')],
+          )
+        : [];
       // One event per pass: the ids it published (what each one is, the 'distribution.queued' event says).
       if (sent.length) {
         await appendAudit(m, [{ actor: 'hub', action: 'distribution.sent', subject: `outbox:${rows[0].id}`, details: { count: sent.length, distributions: sent.map((d) => d.id) } }]);
