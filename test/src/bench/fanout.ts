@@ -68,7 +68,7 @@ interface FanResult {
   statements: Record<string, { n: number; ms: number }>;
   drains: number;
   /** CPU time used during the run (until the outbox was seen empty) by this process, PostgreSQL and nats-server. */
-  cpuMs: { node: number; postgres: number; nats: number };
+  cpuMs: { node: number; nodeMain: number; postgres: number; nats: number };
   /** The instrumented re-run of the same scenario. */
   breakdownRun?: FanResult;
 }
@@ -165,7 +165,7 @@ export async function runFanout(stage: StageRun): Promise<void> {
     const t2 = Math.max(t1, acc.lastDrainEnd);
     const totalMs = t2 - t0;
     const cpu1 = cpuByComponent();
-    const cpuMs = { node: cpu1.node - cpu0.node, postgres: cpu1.postgres - cpu0.postgres, nats: cpu1.nats - cpu0.nats };
+    const cpuMs = { node: cpu1.node - cpu0.node, nodeMain: cpu1.nodeMain - cpu0.nodeMain, postgres: cpu1.postgres - cpu0.postgres, nats: cpu1.nats - cpu0.nats };
     const result: FanResult = {
       label,
       packages,
@@ -197,7 +197,7 @@ export async function runFanout(stage: StageRun): Promise<void> {
       const c = (ms: number): string => `${((ms * 1000) / packages).toFixed(0)} us`;
       say(
         `fanout ${label}: ${packages} packages in ${(totalMs / 1000).toFixed(2)} s = ${result.packagesPerSec.toFixed(0)}/s (Distribute ${(result.distributeMs / 1000).toFixed(2)} s, relay tail ${(result.relayTailMs / 1000).toFixed(2)} s); ` +
-          `CPU per package: node+HSM ${c(cpuMs.node)}, postgres ${c(cpuMs.postgres)}, nats-server ${c(cpuMs.nats)}`,
+          `CPU per package: node+HSM ${c(cpuMs.node)} (main thread ${c(cpuMs.nodeMain)}), postgres ${c(cpuMs.postgres)}, nats-server ${c(cpuMs.nats)}`,
       );
       return result;
     }

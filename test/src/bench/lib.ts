@@ -196,11 +196,18 @@ export const mb = (bytes: number): number => bytes / (1024 * 1024);
  * processes, and all nats-server processes. Differences of two readings say
  * where a run's CPU went; on two cores they add up to at most 2x wall time.
  */
-export function cpuByComponent(): Record<'node' | 'postgres' | 'nats', number> {
+export function cpuByComponent(): Record<'node' | 'nodeMain' | 'postgres' | 'nats', number> {
   const tick = 1000 / 100; // USER_HZ is 100 on Linux
-  const out = { node: 0, postgres: 0, nats: 0 };
+  const out = { node: 0, nodeMain: 0, postgres: 0, nats: 0 };
   const self = process.cpuUsage();
   out.node = (self.user + self.system) / 1000;
+  try {
+    // The main (JavaScript) thread alone; the rest of `node` is SoftHSM's work on the libuv pool and V8's helpers.
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    out.nodeMain = (Number(fields[11]) + Number(fields[12])) * tick;
+  } catch {
+    out.nodeMain = Number.NaN;
+  }
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
