@@ -18,6 +18,7 @@ import { OUTBOX_CHANNEL } from '../store/sql';
 export class OutboxRelay {
   private running = false;
   private wake?: () => void;
+  private notified = false;
   private listenClient?: Client;
   private readonly knownConsumers = new Set<string>();
   private loop?: Promise<void>;
@@ -52,7 +53,10 @@ export class OutboxRelay {
         this.logger.warn({ err: errorSummary(err) }, 'outbox LISTEN connection lost; polling until it is back');
         this.listenClient = undefined;
       });
-      client.on('notification', () => this.wake?.());
+      client.on('notification', () => {
+        this.notified = true;
+        this.wake?.();
+      });
       await client.connect();
       await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
       this.listenClient = client;
@@ -64,10 +68,13 @@ export class OutboxRelay {
   private async run(): Promise<void> {
     let failures = 0;
     while (this.running) {
+      // A commit notified while a pass runs must not wait for the next poll: that pass may have
+      // claimed its rows before the commit. (It did, and the relay idled up to pollMs.)
+      this.notified = false;
       try {
         const n = await this.drainOnce();
         failures = 0;
-        if (n >= this.batch) continue;
+        if (n >= this.batch || this.notified) continue;
       } catch (err) {
         failures++;
         this.logger.warn({ err: errorSummary(err), failures }, 'outbox relay pass failed; will retry');
