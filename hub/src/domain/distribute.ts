@@ -42,18 +42,24 @@ export interface DistributeResult {
   skipped: Array<DistributionRef & { state: string }>;
 }
 
+/** What one chunk's transaction queued, and what it found queued by another call meanwhile. */
+type ChunkOutcome = Pick<DistributeResult, 'queued' | 'skipped'>;
+
+/** Chunk transactions of one call that run at the same time. */
+const STORES_IN_FLIGHT = 2;
+
 /**
  * One call for any fan-out (one key to every site, many keys to one site).
  * Pushing a key again where it is confirmed or in flight changes nothing;
  * where it failed, it is queued afresh.
  *
  * The work runs as a pipeline of chunks (at most `delivery.issueBatch` packages):
- * while one chunk's rows are written and committed, the HSM wraps and signs
+ * while two chunks' rows are written and committed, the HSM wraps and signs
  * the next, and the outbox relay already publishes the chunks before. Each
  * chunk commits its distribution rows, signed packages, outbox rows and
- * audit events together. If a chunk fails, the chunks before it stay queued
- * and the error says how many; the call is idempotent, so running it again
- * queues the rest.
+ * audit events together. If a chunk fails, no further chunk starts; the
+ * chunks committed stay queued and the error says how many; the call is
+ * idempotent, so running it again queues the rest.
  */
 @injectable()
 export class Distribute {
@@ -122,16 +128,46 @@ export class Distribute {
       p.catch(() => undefined);
       signing[k] = p;
     };
+    // Two chunks are stored at a time: a chunk's transaction is mostly waiting on PostgreSQL
+    // (its inserts, then the audit lock and the commit), and the next one's inserts fit in there.
+    // Their results are put back in chunk order.
+    const outcomes: Array<ChunkOutcome | undefined> = [];
+    const storing = new Set<Promise<void>>();
     let committed = 0;
-    try {
-      for (let k = 0; k < chunks.length; k++) {
-        sign(k);
-        const built = await signing[k]!;
-        sign(k + 1);
-        committed += await this.store(chunks[k].requests, built, requestId, input.actor, now, result);
+    let failure: { err: unknown } | undefined;
+    for (let k = 0; k < chunks.length && !failure; k++) {
+      sign(k);
+      let built: BuiltPackage[];
+      try {
+        built = await signing[k]!;
+      } catch (err) {
+        failure ??= { err };
+        break;
       }
-    } catch (err) {
+      sign(k + 1);
+      const stored: Promise<void> = this.store(chunks[k].requests, built, requestId, input.actor, now)
+        .then(
+          (outcome) => {
+            outcomes[k] = outcome;
+            committed += outcome.queued.length;
+          },
+          (err: unknown) => {
+            failure ??= { err };
+          },
+        )
+        .finally(() => storing.delete(stored));
+      storing.add(stored);
+      while (storing.size >= STORES_IN_FLIGHT && !failure) await Promise.race(storing);
+    }
+    await Promise.all(storing);
+    for (const o of outcomes) {
+      if (!o) continue;
+      result.queued.push(...o.queued);
+      result.skipped.push(...o.skipped);
+    }
+    if (failure) {
       await Promise.allSettled(signing);
+      const { err } = failure;
       if (committed === 0) throw err;
       const e = KeyhubError.from(err);
       throw new KeyhubError(e.code, `${e.message} (${committed} of ${requests.length} distributions were queued before this failure; the same call again queues the rest)`, {
@@ -143,7 +179,8 @@ export class Distribute {
   }
 
   /** One chunk's transaction. A distribution another call queued meanwhile is skipped (its package is dropped unsent). */
-  private async store(chunk: Array<PackageRequest & { requeue: boolean; ref: DistributionRef }>, built: BuiltPackage[], requestId: string, actor: string, now: Date, result: DistributeResult): Promise<number> {
+  private async store(chunk: Array<PackageRequest & { requeue: boolean; ref: DistributionRef }>, built: BuiltPackage[], requestId: string, actor: string, now: Date): Promise<ChunkOutcome> {
+    const result: ChunkOutcome = { queued: [], skipped: [] };
     return this.ctx.ds.transaction(async (m) => {
       const requeue = chunk.filter((r) => r.requeue).map((r) => r.distribution.id);
       // Lock order of every writer is the audit chain, then distribution rows. New rows are
@@ -193,7 +230,7 @@ export class Distribute {
         }
       }
       if (queued.length) await appendAudit(m, [{ actor, action: 'distribution.queued', subject: `request:${requestId}`, details: { count: queued.length, distributions: queued } }]);
-      return kept.size;
+      return result;
     });
   }
 
