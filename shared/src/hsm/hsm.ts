@@ -45,6 +45,8 @@ export interface KeyInfo {
   /** Length in bytes of a secret key, when the token reports it. */
   valueLen?: number;
   token: boolean;
+  /** CKA_PRIVATE: only a logged-in session may use it. */
+  private: boolean;
   sensitive: boolean;
   extractable: boolean;
   encrypt: boolean;

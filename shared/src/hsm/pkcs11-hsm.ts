@@ -334,12 +334,13 @@ export class Pkcs11Hsm implements Hsm {
 
   async keyInfo(handle: KeyHandle): Promise<KeyInfo> {
     return this.run('C_GetAttributeValue', async (s) => {
-      const [cls, type, label, id, token] = this.lib.C_GetAttributeValue(s, handle, [
+      const [cls, type, label, id, token, priv] = this.lib.C_GetAttributeValue(s, handle, [
         { type: P.CKA_CLASS },
         { type: P.CKA_KEY_TYPE },
         { type: P.CKA_LABEL },
         { type: P.CKA_ID },
         { type: P.CKA_TOKEN },
+        { type: P.CKA_PRIVATE },
       ]);
       const klass = className(readUlong(cls.value as Buffer));
       const info: KeyInfo = {
@@ -349,6 +350,7 @@ export class Pkcs11Hsm implements Hsm {
         label: (label.value as Buffer).toString('utf8'),
         id: Buffer.from(id.value as Buffer),
         token: bool(token.value as Buffer),
+        private: bool(priv.value as Buffer),
         sensitive: false,
         extractable: false,
         encrypt: false,

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { aesKcv, KeyhubError, Pkcs11Hsm } from '@keyhub/shared';
+import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { createSoftHsm, pkcs11Tool, run, type SoftHsmEnv } from '../env';
 
 /** Python's `cryptography`: an implementation of RFC 5649 and CMAC independent of OpenSSL's CLI and of SoftHSM. */
@@ -81,6 +82,66 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     assert.equal(info.extractable, false);
     assert.equal(info.sensitive, true);
     await assert.rejects(hsm.aesCmac(kek, Buffer.alloc(16)), (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && e.ckr === 'CKR_KEY_FUNCTION_NOT_PERMITTED');
+  });
+
+  it('copies a token key into a session object that keeps its protection and is the same key', async () => {
+    const master = await hsm.generateAesKey(32, { token: true, label: 'copy-source', id: Buffer.from('copy-source'), wrap: true, unwrap: true });
+    const copy = await hsm.copyToSession(master);
+    const info = await hsm.keyInfo(copy);
+    assert.equal(info.token, false);
+    assert.equal(info.extractable, false);
+    assert.equal(info.sensitive, true);
+    assert.equal(info.private, true);
+    assert.ok(info.wrap && info.unwrap && !info.encrypt && !info.decrypt);
+    const key = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
+    const blob = await hsm.wrapKwp(copy, key);
+    assert.deepEqual(blob, await hsm.wrapKwp(master, key), 'the copy wraps exactly as the token object');
+    const back = await hsm.unwrapKwp(master, blob, 32, { token: false, sign: true });
+    assert.equal(await aesKcv(hsm, back), await aesKcv(hsm, key));
+    await hsm.destroy(copy);
+    await hsm.wrapKwp(master, key);
+    const tokenOnly = await hsm.findKeys({ class: 'secret', label: 'copy-source' });
+    assert.deepEqual(tokenOnly, [master], 'only the token object is left');
+  });
+
+  it('creates transient objects without CKA_PRIVATE only when asked, still sensitive', async () => {
+    const kek = await hsm.generateAesKey(32, { token: false, wrap: true, unwrap: true, private: false });
+    const kekInfo = await hsm.keyInfo(kek);
+    assert.equal(kekInfo.private, false);
+    assert.equal(kekInfo.sensitive, true);
+    assert.equal(kekInfo.extractable, false);
+    assert.equal((await hsm.keyInfo(await hsm.generateAesKey(32, { token: false, wrap: true }))).private, true, 'private by default');
+    const key = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
+    const unwrapped = await hsm.unwrapKwp(kek, await hsm.wrapKwp(kek, key), 32, { token: false, extractable: true, private: false });
+    const info = await hsm.keyInfo(unwrapped);
+    assert.equal(info.private, false);
+    assert.equal(info.sensitive, true);
+  });
+
+  it("the hub keyring works through the master key's session copy, and through the token object when a token refuses the copy", async () => {
+    const { keyring } = await HubKeyring.ensure(hsm);
+    const key = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
+    const blob = await keyring.wrapUnderMaster(key);
+    const kcv = await aesKcv(hsm, key);
+    assert.equal(await aesKcv(hsm, await keyring.unwrapFromMaster(blob, 32, { sign: true })), kcv);
+    // A token that refuses C_CopyObject (CKA_COPYABLE false): the keyring quietly keeps the token object.
+    let copyAttempts = 0;
+    const refusing = new Proxy(hsm, {
+      get(target, prop, receiver) {
+        if (prop === 'copyToSession') {
+          return async () => {
+            copyAttempts++;
+            throw new KeyhubError('HSM_ERROR', 'C_CopyObject: CKR_ACTION_PROHIBITED');
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const strict = await HubKeyring.load(refusing);
+    assert.deepEqual(await strict.wrapUnderMaster(key), blob);
+    assert.equal(await aesKcv(hsm, await strict.unwrapFromMaster(blob, 32, { sign: true })), kcv);
+    assert.equal(copyAttempts, 1, 'asked once, then the token object is used');
   });
 
   it('answers a ping on an open token', async () => {
