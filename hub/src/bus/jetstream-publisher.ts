@@ -38,6 +38,7 @@ export class JetStreamPublisher {
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private next = 0;
+  private stopped = false;
   private readonly decoder = new TextDecoder();
 
   constructor(
@@ -57,7 +58,7 @@ export class JetStreamPublisher {
   }
 
   publish(subject: string, payload: Uint8Array, msgId: string): Promise<StoredAck> {
-    if (this.nc.isClosed()) return Promise.reject(new KeyhubError('BUS_UNAVAILABLE', 'NATS connection is closed'));
+    if (this.stopped || this.nc.isClosed()) return Promise.reject(new KeyhubError('BUS_UNAVAILABLE', 'NATS connection is closed'));
     const token = (++this.next).toString(36);
     const h = headers();
     h.set('Nats-Msg-Id', msgId);
@@ -72,9 +73,16 @@ export class JetStreamPublisher {
     });
   }
 
+  /** Idempotent: HubBus.close calls it, and so does the connection's end. */
   close(): void {
+    if (this.stopped) return;
+    this.stopped = true;
     clearInterval(this.sweeper);
-    this.sub.unsubscribe();
+    try {
+      this.sub.unsubscribe();
+    } catch {
+      // The connection is already gone, and the subscription with it.
+    }
     this.failAll(new Error('NATS connection closed'));
   }
 

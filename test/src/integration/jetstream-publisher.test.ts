@@ -53,6 +53,7 @@ describe('JetStreamPublisher (pipelined publish with ack, real nats-server)', fu
     assert.equal(stored.string(), 'm4');
     assert.equal(publisher.inFlight, 0);
     publisher.close();
+    assert.equal((await failure(publisher.publish('pubtest.l0', Buffer.from('late'), 'late-1'))).code, 'BUS_UNAVAILABLE', 'a closed publisher sends nothing');
   });
 
   it('fails with BUS_UNAVAILABLE when no stream stores the subject, and when the stream refuses the message', async () => {
@@ -88,6 +89,7 @@ describe('JetStreamPublisher (pipelined publish with ack, real nats-server)', fu
     assert.equal(closed.code, 'TIMEOUT');
     assert.match(closed.message, /connection closed/);
     assert.equal((await failure(p2.publish('pubtest.x', Buffer.from('x'), 'h-2'))).code, 'BUS_UNAVAILABLE');
+    p2.close(); // a second close, as HubBus.close does after the connection's own: no effect, no throw
     held.unsubscribe();
   });
 });
