@@ -90,6 +90,11 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
     const result = await distribute.execute({ keys, to: 'all', actor: 'alice' });
     assert.equal(result.queued.length, 40 * sites.length);
     assert.equal(result.skipped.length, 0);
+    // Chunks commit two at a time, yet the result lists the distributions in request order.
+    assert.deepEqual(
+      result.queued.map((q) => `${q.key}/${q.listenerId}`),
+      keys.flatMap((k) => [...sites].sort().map((l) => `${k.name}/${l}`)),
+    );
 
     const envelopes = await outbox();
     assert.equal(envelopes.length, 120);
