@@ -46,7 +46,7 @@ export class JetStreamPublisher {
     private readonly timeoutMs = 10_000,
   ) {
     this.prefix = `${createInbox()}.`;
-    this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => (err ? this.failAll(err) : this.settle(msg)) });
+    this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => (err ? this.failAll('the ack subscription failed', err) : this.settle(msg)) });
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, timeoutMs));
     this.sweeper.unref();
     // A closed connection answers nothing more.
@@ -83,7 +83,7 @@ export class JetStreamPublisher {
     } catch {
       // The connection is already gone, and the subscription with it.
     }
-    this.failAll(new Error('NATS connection closed'));
+    this.failAll('the connection closed first');
   }
 
   private settle(msg: Msg): void {
@@ -126,10 +126,10 @@ export class JetStreamPublisher {
     }
   }
 
-  private failAll(cause: unknown): void {
+  private failAll(reason: string, cause?: unknown): void {
     for (const [token, p] of this.pending) {
       this.pending.delete(token);
-      p.reject(new KeyhubError('TIMEOUT', `no JetStream ack for ${p.subject}: the connection closed first`, { cause }));
+      p.reject(new KeyhubError('TIMEOUT', `no JetStream ack for ${p.subject}: ${reason}`, { cause }));
     }
   }
 }
