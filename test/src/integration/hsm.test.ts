@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { aesKcv, KeyhubError, Pkcs11Hsm } from '@keyhub/shared';
+import { aesKcv, KeyhubError, Pkcs11Hsm, type KeyPolicy } from '@keyhub/shared';
 import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { createSoftHsm, pkcs11Tool, run, type SoftHsmEnv } from '../env';
 
@@ -119,11 +119,27 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
   });
 
   it("the hub keyring works through the master key's session copy, and through the token object when a token refuses the copy", async () => {
-    const { keyring } = await HubKeyring.ensure(hsm);
+    await HubKeyring.ensure(hsm);
+    // Records which key the keyring hands to C_WrapKey / C_UnwrapKey, and the copy it made.
+    const copies: Buffer[] = [];
+    const used: Buffer[] = [];
+    const watching = new Proxy(hsm, {
+      get(target, prop, receiver) {
+        if (prop === 'copyToSession') return async (h: Buffer) => copies[copies.push(await target.copyToSession(h)) - 1];
+        if (prop === 'wrapKwp') return async (kek: Buffer, k: Buffer) => (used.push(kek), target.wrapKwp(kek, k));
+        if (prop === 'unwrapKwp') return async (kek: Buffer, ...rest: [Buffer, number, KeyPolicy]) => (used.push(kek), target.unwrapKwp(kek, ...rest));
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const keyring = await HubKeyring.load(watching);
     const key = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
     const blob = await keyring.wrapUnderMaster(key);
     const kcv = await aesKcv(hsm, key);
     assert.equal(await aesKcv(hsm, await keyring.unwrapFromMaster(blob, 32, { sign: true })), kcv);
+    assert.equal(copies.length, 1, 'one copy, made on first use');
+    assert.deepEqual(used, [copies[0], copies[0]], 'wrap and unwrap went through the session copy');
+    assert.equal((await hsm.keyInfo(copies[0])).token, false);
     // A token that refuses C_CopyObject (CKA_COPYABLE false): the keyring quietly keeps the token object.
     let copyAttempts = 0;
     const refusing = new Proxy(hsm, {
