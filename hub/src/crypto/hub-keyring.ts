@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { batchLeaf, batchStatement, buildMerkleBatch, MAX_BATCH_SIZE, publicKeyFingerprint, signingDigest, type Message, type SignedEnvelope } from '@keyhub/protocol';
-import { KeyhubError, type Hsm, type KeyHandle, type KeyPolicy } from '@keyhub/shared';
+import { KeyhubError, type Hsm, type KeyHandle, type KeyPolicy, type WrappedAesKey } from '@keyhub/shared';
 
 export const HMK_LABEL = 'keyhub-hmk';
 export const SIGNING_LABEL = 'keyhub-signing';
@@ -108,5 +108,14 @@ export class HubKeyring {
   /** Unwraps a stored blob into a session object that lives only for the operation. */
   async unwrapFromMaster(blob: Buffer, lengthBytes: number, policy: Omit<KeyPolicy, 'token'>): Promise<KeyHandle> {
     return this.hsm.unwrapKwp(await this.sessionMaster(), blob, lengthBytes, { ...policy, token: false });
+  }
+
+  /**
+   * Re-wraps stored keys under stored KEKs, all of them wrapped under the
+   * master key: output i is keys[pairs[2i+1]] under keks[pairs[2i]]. Each is
+   * unwrapped once for the call and destroyed before it returns.
+   */
+  async translate(keks: WrappedAesKey[], keys: WrappedAesKey[], pairs: Uint32Array): Promise<Buffer[]> {
+    return this.hsm.translateKwp({ unwrappingKey: await this.sessionMaster(), keks, keys, pairs });
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { encodeEnvelope, KEY_ALGORITHMS, MESSAGE_TYPES, subjects, type KeyAlgorithm, type KeyPackage, type KeyUsage } from '@keyhub/protocol';
-import { KeyhubError, mapConcurrent, type KeyHandle } from '@keyhub/shared';
+import { KeyhubError, type WrappedAesKey } from '@keyhub/shared';
 import type { HubKeyring } from '../crypto/hub-keyring';
 import { notifyOutbox } from '../store/sql';
 import type { DistributionEntity, KeyEntity, KeyVersionEntity } from '../store/entities';
@@ -88,23 +88,14 @@ export function countByListener(requests: PackageRequest[]): Map<string, number>
 }
 
 /**
- * Policies of the session objects a batch unwraps. Not CKA_PRIVATE: the hub's
- * sessions are always logged in, so this changes who may use them nothing,
- * and spares SoftHSM2 encrypting and decrypting their values in its memory on
- * every use (measured: wrap 42 -> 23 µs, unwrap 152 -> 122 µs of CPU). They
- * stay sensitive; a KEK can only wrap, a key version only be wrapped.
- */
-const TRANSIENT_KEK = { wrap: true, private: false } as const;
-const TRANSIENT_KEY = { extractable: true, private: false } as const;
-
-/**
- * The HSM part of issuing, no database: key versions and KEKs are unwrapped
- * from the master key once per batch into session objects and destroyed at
- * the end; one wrap per package runs on every pooled session; the whole
- * batch is signed with one HSM signature over the Merkle root of its
- * packages (ES256-MERKLE, see protocol/src/envelope.ts). `sequences` holds
- * each request's sequence number; it is awaited only when the payloads are
- * built, so the HSM work can start while the database still allocates them.
+ * The HSM part of issuing, no database: the HSM re-wraps each request's key
+ * version under its listener's root KEK (`HubKeyring.translate`: every key
+ * version and KEK of the batch unwrapped once from the master key into a
+ * session object, destroyed at the end); the whole batch is signed with one
+ * HSM signature over the Merkle root of its packages (ES256-MERKLE, see
+ * protocol/src/envelope.ts). `sequences` holds each request's sequence
+ * number; it is awaited only when the payloads are built, so the HSM work can
+ * start while the database still allocates them.
  */
 export async function signPackages(
   keyring: HubKeyring,
@@ -114,61 +105,66 @@ export async function signPackages(
   ttlSeconds: number,
 ): Promise<BuiltPackage[]> {
   if (requests.length === 0) return [];
-  const hsm = keyring.hsm;
-  const keyHandles = new Map<string, KeyHandle>();
-  const kekHandles = new Map<string, KeyHandle>();
-  try {
-    const listenerIds = [...new Set(requests.map((r) => r.distribution.listenerId))];
-    await mapConcurrent(listenerIds, hsm.concurrency, async (id) => {
-      kekHandles.set(id, await keyring.unwrapFromMaster(keks.get(id)!.wrapped, 32, TRANSIENT_KEK));
-    });
-    const versions = [...new Map(requests.map((r) => [r.version.id, r.version])).values()];
-    await mapConcurrent(versions, hsm.concurrency, async (v) => {
-      keyHandles.set(v.id, await keyring.unwrapFromMaster(v.wrapped, v.length, TRANSIENT_KEY));
-    });
-    const blobs = await mapConcurrent(requests, hsm.concurrency, (r) => hsm.wrapKwp(kekHandles.get(r.distribution.listenerId)!, keyHandles.get(r.version.id)!));
-    const sequenceOf = await sequences;
-    const issuedAt = new Date();
-    const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
-    const payloads: KeyPackage[] = requests.map((r, i) => {
-      const listenerId = r.distribution.listenerId;
-      const kek = keks.get(listenerId)!;
-      const sequence = sequenceOf[i];
-      return {
-        type: MESSAGE_TYPES.keyPackage,
-        id: randomUUID(),
-        listenerId,
-        target: r.distribution.target,
-        distributionId: r.distribution.id,
-        sequence,
-        issuedAt: issuedAt.toISOString(),
-        expiresAt: expiresAt.toISOString(),
-        key: {
-          id: r.key.id,
-          name: r.key.name,
-          version: r.version.version,
-          algorithm: asAlgorithm(r.key.algorithm),
-          length: r.version.length,
-          usages: r.key.usages as KeyUsage[],
-          exportable: r.key.exportable,
-          kcv: r.version.kcv,
-        },
-        wrapping: { kekId: kek.id, kekVersion: kek.version, mechanism: 'AES-KWP', blob: blobs[i].toString('base64') },
-      };
-    });
-    const envelopes = await keyring.signBatch(payloads);
-    return envelopes.map((envelope) => ({
-      packageId: envelope.payload.id,
-      distributionId: envelope.payload.distributionId,
-      listenerId: envelope.payload.listenerId,
-      sequence: envelope.payload.sequence,
-      issuedAt,
-      expiresAt,
-      bytes: Buffer.from(encodeEnvelope(envelope)),
-    }));
-  } finally {
-    await mapConcurrent([...keyHandles.values(), ...kekHandles.values()], hsm.concurrency, (h) => hsm.destroy(h).catch(() => undefined));
-  }
+  const kekIndex = new Map<string, number>();
+  const keyIndex = new Map<string, number>();
+  const kekBlobs: WrappedAesKey[] = [];
+  const keyBlobs: WrappedAesKey[] = [];
+  const pairs = new Uint32Array(requests.length * 2);
+  requests.forEach((r, i) => {
+    const listenerId = r.distribution.listenerId;
+    let k = kekIndex.get(listenerId);
+    if (k === undefined) {
+      k = kekBlobs.push({ blob: keks.get(listenerId)!.wrapped, lengthBytes: 32 }) - 1;
+      kekIndex.set(listenerId, k);
+    }
+    let v = keyIndex.get(r.version.id);
+    if (v === undefined) {
+      v = keyBlobs.push({ blob: r.version.wrapped, lengthBytes: r.version.length }) - 1;
+      keyIndex.set(r.version.id, v);
+    }
+    pairs[2 * i] = k;
+    pairs[2 * i + 1] = v;
+  });
+  const blobs = await keyring.translate(kekBlobs, keyBlobs, pairs);
+  const sequenceOf = await sequences;
+  const issuedAt = new Date();
+  const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
+  const payloads: KeyPackage[] = requests.map((r, i) => {
+    const listenerId = r.distribution.listenerId;
+    const kek = keks.get(listenerId)!;
+    const sequence = sequenceOf[i];
+    return {
+      type: MESSAGE_TYPES.keyPackage,
+      id: randomUUID(),
+      listenerId,
+      target: r.distribution.target,
+      distributionId: r.distribution.id,
+      sequence,
+      issuedAt: issuedAt.toISOString(),
+      expiresAt: expiresAt.toISOString(),
+      key: {
+        id: r.key.id,
+        name: r.key.name,
+        version: r.version.version,
+        algorithm: asAlgorithm(r.key.algorithm),
+        length: r.version.length,
+        usages: r.key.usages as KeyUsage[],
+        exportable: r.key.exportable,
+        kcv: r.version.kcv,
+      },
+      wrapping: { kekId: kek.id, kekVersion: kek.version, mechanism: 'AES-KWP', blob: blobs[i].toString('base64') },
+    };
+  });
+  const envelopes = await keyring.signBatch(payloads);
+  return envelopes.map((envelope) => ({
+    packageId: envelope.payload.id,
+    distributionId: envelope.payload.distributionId,
+    listenerId: envelope.payload.listenerId,
+    sequence: envelope.payload.sequence,
+    issuedAt,
+    expiresAt,
+    bytes: Buffer.from(encodeEnvelope(envelope)),
+  }));
 }
 
 /** Sequences, KEKs and signed packages in the caller's transaction (listener rows stay locked until it ends). */

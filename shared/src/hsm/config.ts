@@ -14,6 +14,14 @@ export const hsmConfigSchema = z.strictObject({
    * CKM_AES_KEY_WRAP_PAD), 0x210B (CKM_AES_KEY_WRAP_KWP) in PKCS#11 3.x HSMs.
    */
   kwpMechanism: z.number().int().default(0x210a),
+  /**
+   * Runs batch re-wrapping (`translateKwp`, the hub's package issuing) on a
+   * worker thread with synchronous calls on its own session; false runs it
+   * with async calls on the pool. The thread is much cheaper in CPU (see
+   * kwp-translate-worker.ts); false is for modules that cannot be loaded
+   * twice in one process.
+   */
+  translateWorker: z.boolean().default(true),
 });
 export type HsmConfig = z.infer<typeof hsmConfigSchema>;
 export type HsmConfigInput = z.input<typeof hsmConfigSchema>;

@@ -69,6 +69,26 @@ export interface KeyPairHandles {
   privateKey: KeyHandle;
 }
 
+/** A wrapped key for `translateKwp`: an RFC 5649 blob and the length of the key inside. */
+export interface WrappedAesKey {
+  blob: Buffer;
+  lengthBytes: number;
+}
+
+/**
+ * Re-wrapping many keys under many KEKs in one call, all of them stored
+ * wrapped under one key of the token (the hub's master key). The KEKs and
+ * keys exist in the token only as session objects for the length of the
+ * call: KEKs wrap-only, keys extractable only by wrapping, both sensitive.
+ */
+export interface KwpTranslation {
+  unwrappingKey: KeyHandle;
+  keks: WrappedAesKey[];
+  keys: WrappedAesKey[];
+  /** Flat pairs of indexes: output i is keys[pairs[2i+1]] wrapped under keks[pairs[2i]]. */
+  pairs: Uint32Array;
+}
+
 export interface Hsm {
   readonly tokenLabel: string;
   /** Sessions available for concurrent calls. */
@@ -90,6 +110,12 @@ export interface Hsm {
   unwrapKwp(kek: KeyHandle, blob: Buffer, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
   wrapRsaOaep(wrappingKey: KeyHandle, key: KeyHandle, hash: OaepHash): Promise<Buffer>;
   unwrapRsaOaep(unwrappingKey: KeyHandle, blob: Buffer, hash: OaepHash, policy: KeyPolicy): Promise<KeyHandle>;
+
+  /**
+   * One AES-KWP blob per pair of `t.pairs`, in order. Each KEK and key is
+   * unwrapped once per call and destroyed before it returns, also on failure.
+   */
+  translateKwp(t: KwpTranslation): Promise<Buffer[]>;
 
   /** ECDSA over a caller-computed digest; returns raw r||s. */
   signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer>;

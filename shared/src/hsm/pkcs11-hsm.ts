@@ -1,9 +1,11 @@
 import { createPublicKey } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
+import { mapConcurrent } from '../concurrency';
 import { KeyhubError } from '../errors';
 import { readSecret } from '../secrets';
 import { hsmConfigSchema, type HsmConfig, type HsmConfigInput } from './config';
-import type { Hsm, KeyClass, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KeyType, OaepHash } from './hsm';
+import type { Hsm, KeyClass, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KeyType, KwpTranslation, OaepHash, WrappedAesKey } from './hsm';
+import { checkTranslation, KwpTranslator } from './kwp-translator';
 import { SessionPool } from './session-pool';
 
 const P = pkcs11js;
@@ -156,12 +158,22 @@ function oaepMechanism(hash: OaepHash): pkcs11js.Mechanism {
 export class Pkcs11Hsm implements Hsm {
   private closed = false;
   private readonly scratchBuffers = new WeakMap<Buffer, Buffer>();
+  private readonly translator?: KwpTranslator;
 
   private constructor(
     private readonly lib: pkcs11js.PKCS11,
     private readonly config: HsmConfig,
     private readonly pool: SessionPool<Buffer>,
-  ) {}
+    slot: Buffer,
+  ) {
+    if (config.translateWorker) {
+      this.translator = new KwpTranslator({
+        init: { module: config.module, slot, kwpMechanism: config.kwpMechanism },
+        toError: hsmError,
+        closeSession: (session) => closeQuietly(lib, session),
+      });
+    }
+  }
 
   get tokenLabel(): string {
     return this.config.tokenLabel;
@@ -176,8 +188,9 @@ export class Pkcs11Hsm implements Hsm {
     const pin = readSecret({ env: config.pinEnv, file: config.pinFile }, `PIN for token "${config.tokenLabel}"`);
     const lib = acquireModule(config.module);
     const sessions: Buffer[] = [];
+    let slot: Buffer;
     try {
-      const slot = findSlot(lib, config.tokenLabel);
+      slot = findSlot(lib, config.tokenLabel);
       const flags = P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION;
       for (let i = 0; i < config.sessions; i++) sessions.push(lib.C_OpenSession(slot, flags));
       try {
@@ -192,7 +205,7 @@ export class Pkcs11Hsm implements Hsm {
       releaseModule(config.module);
       throw err instanceof KeyhubError ? err : hsmError(err, 'open token');
     }
-    return new Pkcs11Hsm(lib, config, new SessionPool(sessions));
+    return new Pkcs11Hsm(lib, config, new SessionPool(sessions), slot);
   }
 
   async generateAesKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
@@ -290,6 +303,28 @@ export class Pkcs11Hsm implements Hsm {
 
   async unwrapRsaOaep(unwrappingKey: KeyHandle, blob: Buffer, hash: OaepHash, policy: KeyPolicy): Promise<KeyHandle> {
     return this.run('C_UnwrapKey', (s) => this.lib.C_UnwrapKeyAsync(s, oaepMechanism(hash), unwrappingKey, blob, aesUnwrapTemplate(policy)));
+  }
+
+  async translateKwp(t: KwpTranslation): Promise<Buffer[]> {
+    if (this.translator) return this.translator.translate(t);
+    if (this.closed) throw new KeyhubError('HSM_ERROR', 'translateKwp: HSM connection is closed');
+    checkTranslation(t);
+    // The same work with async calls on the pool, for modules kept off the worker thread.
+    const created: KeyHandle[] = [];
+    const unwrapAll = (keys: WrappedAesKey[], policy: KeyPolicy) =>
+      mapConcurrent(keys, this.concurrency, async (k) => {
+        const h = await this.unwrapKwp(t.unwrappingKey, k.blob, k.lengthBytes, policy);
+        created.push(h);
+        return h;
+      });
+    try {
+      const keks = await unwrapAll(t.keks, { token: false, private: false, wrap: true });
+      const keys = await unwrapAll(t.keys, { token: false, private: false, extractable: true });
+      const pairs = Array.from({ length: t.pairs.length / 2 }, (_, i) => i);
+      return await mapConcurrent(pairs, this.concurrency, (i) => this.wrapKwp(keks[t.pairs[2 * i]], keys[t.pairs[2 * i + 1]]));
+    } finally {
+      await mapConcurrent(created, this.concurrency, (h) => this.destroy(h).catch(() => undefined));
+    }
   }
 
   async signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer> {
@@ -391,6 +426,7 @@ export class Pkcs11Hsm implements Hsm {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.translator?.close();
     const sessions = await this.pool.drain();
     for (const s of sessions) closeQuietly(this.lib, s);
     releaseModule(this.config.module);

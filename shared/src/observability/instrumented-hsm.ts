@@ -1,6 +1,6 @@
 import { KeyhubError } from '../errors';
 import { ckrName } from '../hsm/pkcs11-hsm';
-import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, OaepHash } from '../hsm/hsm';
+import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash } from '../hsm/hsm';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, timed, type Registry } from './metrics';
 
 export interface HsmMetrics {
@@ -97,6 +97,10 @@ export class InstrumentedHsm implements Hsm {
 
   unwrapRsaOaep(unwrappingKey: KeyHandle, blob: Buffer, hash: OaepHash, policy: KeyPolicy): Promise<KeyHandle> {
     return this.call('unwrap_rsa_oaep', () => this.inner.unwrapRsaOaep(unwrappingKey, blob, hash, policy));
+  }
+
+  translateKwp(t: KwpTranslation): Promise<Buffer[]> {
+    return this.call('translate_kwp', () => this.inner.translateKwp(t));
   }
 
   signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer> {

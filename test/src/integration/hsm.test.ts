@@ -13,6 +13,8 @@ async function python(code: string, ...args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 const PY_WRAP = 'import sys;from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding as w;print(w(bytes.fromhex(sys.argv[1]),bytes.fromhex(sys.argv[2])).hex())';
+/** Many RFC 5649 wraps in one run: argv[1] is a JSON list of [kek hex, key hex]; prints one blob hex per line. */
+const PY_WRAP_MANY = 'import sys,json;from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding as w;print(chr(10).join(w(bytes.fromhex(k),bytes.fromhex(v)).hex() for k,v in json.loads(sys.argv[1])))';
 const PY_CMAC = 'import sys;from cryptography.hazmat.primitives.cmac import CMAC;from cryptography.hazmat.primitives.ciphers import algorithms;c=CMAC(algorithms.AES(bytes.fromhex(sys.argv[1])));c.update(bytes(16));print(c.finalize()[:3].hex())';
 
 describe('PKCS#11 adapter against SoftHSM2', function () {
@@ -159,6 +161,85 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     assert.equal(await aesKcv(hsm, await strict.unwrapFromMaster(blob, 32, { sign: true })), kcv);
     assert.equal(copyAttempts, 1, 'asked once, then the token object is used');
   });
+
+  // translateKwp: many keys re-wrapped under many KEKs in one call. (Plain tests, not a nested
+  // suite: mocha would run one after the PIN test below, which closes the token.)
+  {
+    const master = randomBytes(32);
+    const kekValues = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const keyValues = [randomBytes(16), randomBytes(24), randomBytes(32)];
+    let masterHandle: Buffer;
+    let keks: Array<{ blob: Buffer; lengthBytes: number }>;
+    let keys: Array<{ blob: Buffer; lengthBytes: number }>;
+    // Every KEK with every key, in an order that is neither KEK-major nor key-major.
+    const pairs = new Uint32Array([2, 0, 0, 1, 1, 2, 0, 0, 2, 2, 1, 0, 0, 2, 2, 1, 1, 1]);
+    let expected: string[];
+
+    const wrapMany = async (items: Array<[Buffer, Buffer]>): Promise<Buffer[]> =>
+      (await python(PY_WRAP_MANY, JSON.stringify(items.map(([k, v]) => [k.toString('hex'), v.toString('hex')])))).split('\n').map((h) => Buffer.from(h, 'hex'));
+    const sessionObjects = async (h: Pkcs11Hsm): Promise<number> => (await h.findKeys({ token: false })).length;
+
+    let planted: Promise<void> | undefined;
+    const setUp = (): Promise<void> => (planted ??= (async () => {
+      await plant('translate-master', '10', master, ['--usage-wrap']);
+      [masterHandle] = await hsm.findKeys({ label: 'translate-master', class: 'secret' });
+      const blobs = await wrapMany([...kekValues, ...keyValues].map((v) => [master, v]));
+      keks = kekValues.map((v, i) => ({ blob: blobs[i], lengthBytes: v.length }));
+      keys = keyValues.map((v, i) => ({ blob: blobs[3 + i], lengthBytes: v.length }));
+      const want: Array<[Buffer, Buffer]> = [];
+      for (let i = 0; i < pairs.length; i += 2) want.push([kekValues[pairs[i]], keyValues[pairs[i + 1]]]);
+      expected = (await wrapMany(want)).map((b) => b.toString('hex'));
+    })());
+
+    it('translateKwp gives, on the worker thread and on the pool alike, the blobs Python cryptography makes, and leaves no object behind', async () => {
+      await setUp();
+      const pooled = await Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_ADAPTER_PIN', translateWorker: false });
+      try {
+        for (const [name, h] of [['worker thread', hsm], ['async calls on the pool', pooled]] as const) {
+          const before = await sessionObjects(h);
+          const out = await h.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs });
+          assert.deepEqual(out.map((b) => b.toString('hex')), expected, name);
+          assert.equal(await sessionObjects(h), before, `${name}: every unwrapped KEK and key is destroyed`);
+        }
+      } finally {
+        await pooled.close();
+      }
+    });
+
+    it('translateKwp fails a tampered blob with the CKR code and destroys what it had unwrapped; refuses bad lengths and pairs before the token', async () => {
+      await setUp();
+      const before = await sessionObjects(hsm);
+      const tampered = keys.map((k) => ({ ...k, blob: Buffer.from(k.blob) }));
+      tampered[2].blob[12] ^= 0x01;
+      await assert.rejects(
+        hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: tampered, pairs }),
+        (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && typeof e.ckr === 'string' && e.ckr.startsWith('CKR_') && e.message.includes('C_UnwrapKey'),
+      );
+      assert.equal(await sessionObjects(hsm), before, 'the three KEKs and two keys unwrapped before the bad blob are gone');
+      await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: [{ ...keys[0], lengthBytes: 24 }], pairs: new Uint32Array([0, 0]) }), (e: unknown) => KeyhubError.is(e, 'KEY_LENGTH_INVALID'));
+      await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0, 3]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
+      await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
+      // Nothing wrong with the worker after failures: the next call succeeds.
+      assert.deepEqual((await hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs })).map((b) => b.toString('hex')), expected);
+    });
+
+    it('translateKwp fails the calls in flight when its worker thread dies, closes its session (its objects go) and starts a new one', async () => {
+      await setUp();
+      const before = await sessionObjects(hsm);
+      // Long enough to be mid-call when the thread is stopped: 3,000 KEK unwraps.
+      const many = Array.from({ length: 3000 }, () => keks[0]);
+      const call = hsm.translateKwp({ unwrappingKey: masterHandle, keks: many, keys, pairs: new Uint32Array([0, 0]) });
+      const internals = hsm as unknown as { translator: { running?: { thread: { terminate(): Promise<number> }; ready: Promise<void> } } };
+      const running = internals.translator.running;
+      assert.ok(running, 'the worker runs');
+      await running.ready;
+      await new Promise((r) => setTimeout(r, 20));
+      await running.thread.terminate();
+      await assert.rejects(call, (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && /worker thread stopped/.test(e.message));
+      assert.equal(await sessionObjects(hsm), before, "the dead worker's session was closed with the KEKs it had unwrapped");
+      assert.deepEqual((await hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs })).map((b) => b.toString('hex')), expected);
+    });
+  }
 
   it('answers a ping on an open token', async () => {
     await hsm.ping();
