@@ -32,6 +32,8 @@ export class KwpTranslator {
   private running?: Running;
   private readonly pending = new Map<number, { resolve: (blobs: Buffer[]) => void; reject: (err: KeyhubError) => void }>();
   private nextId = 1;
+  /** Calls between their start and their reply (pending holds those already sent). */
+  private active = 0;
   private closed = false;
   private onIdle?: () => void;
 
@@ -41,22 +43,29 @@ export class KwpTranslator {
     if (this.closed) throw new KeyhubError('HSM_ERROR', 'translateKwp: HSM connection is closed');
     checkTranslation(t);
     const running = this.start();
-    await running.ready;
-    const id = this.nextId++;
-    const request: TranslateRequest = {
-      type: 'translate',
-      id,
-      unwrappingKey: t.unwrappingKey,
-      keks: t.keks.map((k) => ({ blob: k.blob })),
-      keys: t.keys.map((k) => ({ blob: k.blob })),
-      pairs: t.pairs,
-    };
-    return new Promise<Buffer[]>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      // Held while a call is in flight: an idle worker must not keep the process alive, a busy one must.
-      running.thread.ref();
-      running.thread.postMessage(request);
-    });
+    // Held from here until the reply: an idle worker must not keep the process alive, a busy
+    // (or starting) one must, or a CLI whose only pending work is this call would exit.
+    this.active++;
+    running.thread.ref();
+    try {
+      await running.ready;
+      const id = this.nextId++;
+      const request: TranslateRequest = {
+        type: 'translate',
+        id,
+        unwrappingKey: t.unwrappingKey,
+        keks: t.keks.map((k) => ({ blob: k.blob })),
+        keys: t.keys.map((k) => ({ blob: k.blob })),
+        pairs: t.pairs,
+      };
+      return await new Promise<Buffer[]>((resolve, reject) => {
+        this.pending.set(id, { resolve, reject });
+        running.thread.postMessage(request);
+      });
+    } finally {
+      this.active--;
+      this.idle(running);
+    }
   }
 
   /** Stops the worker after the calls in flight; its session closes with it. */
@@ -65,7 +74,7 @@ export class KwpTranslator {
     this.closed = true;
     const running = this.running;
     if (!running) return;
-    while (this.pending.size > 0) await new Promise<void>((resolve) => (this.onIdle = resolve));
+    while (this.active > 0) await new Promise<void>((resolve) => (this.onIdle = resolve));
     running.closing = true;
     const exited = new Promise<void>((resolve) => running.thread.once('exit', () => resolve()));
     running.thread.postMessage({ type: 'close' });
@@ -100,7 +109,6 @@ export class KwpTranslator {
       const err = new KeyhubError('HSM_ERROR', `translateKwp: the HSM worker thread stopped (exit code ${code})`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
-      this.idle(running);
     });
     thread.unref();
     this.running = running;
@@ -111,7 +119,6 @@ export class KwpTranslator {
     const p = this.pending.get(reply.id);
     if (!p) return;
     this.pending.delete(reply.id);
-    if (this.running) this.idle(this.running);
     if ('error' in reply) {
       p.reject(this.failure(reply.error));
       return;
@@ -127,7 +134,7 @@ export class KwpTranslator {
   }
 
   private idle(running: Running): void {
-    if (this.pending.size > 0) return;
+    if (this.active > 0) return;
     running.thread.unref();
     const wake = this.onIdle;
     this.onIdle = undefined;

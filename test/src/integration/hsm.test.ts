@@ -174,6 +174,9 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     // Every KEK with every key, in an order that is neither KEK-major nor key-major.
     const pairs = new Uint32Array([2, 0, 0, 1, 1, 2, 0, 0, 2, 2, 1, 0, 0, 2, 2, 1, 1, 1]);
     let expected: string[];
+    // Fewer KEKs than keys: the worker then holds the KEKs and streams the keys (the other way round above).
+    const fewKekPairs = new Uint32Array([1, 2, 0, 0, 1, 1, 0, 2, 1, 0, 0, 1]);
+    let fewKekExpected: string[];
 
     const wrapMany = async (items: Array<[Buffer, Buffer]>): Promise<Buffer[]> =>
       (await python(PY_WRAP_MANY, JSON.stringify(items.map(([k, v]) => [k.toString('hex'), v.toString('hex')])))).split('\n').map((h) => Buffer.from(h, 'hex'));
@@ -189,6 +192,9 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
       const want: Array<[Buffer, Buffer]> = [];
       for (let i = 0; i < pairs.length; i += 2) want.push([kekValues[pairs[i]], keyValues[pairs[i + 1]]]);
       expected = (await wrapMany(want)).map((b) => b.toString('hex'));
+      const wantFew: Array<[Buffer, Buffer]> = [];
+      for (let i = 0; i < fewKekPairs.length; i += 2) wantFew.push([kekValues[fewKekPairs[i]], keyValues[fewKekPairs[i + 1]]]);
+      fewKekExpected = (await wrapMany(wantFew)).map((b) => b.toString('hex'));
     })());
 
     it('translateKwp gives, on the worker thread and on the pool alike, the blobs Python cryptography makes, and leaves no object behind', async () => {
@@ -199,6 +205,8 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
           const before = await sessionObjects(h);
           const out = await h.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs });
           assert.deepEqual(out.map((b) => b.toString('hex')), expected, name);
+          const few = await h.translateKwp({ unwrappingKey: masterHandle, keks: keks.slice(0, 2), keys, pairs: fewKekPairs });
+          assert.deepEqual(few.map((b) => b.toString('hex')), fewKekExpected, `${name}: fewer KEKs than keys`);
           assert.equal(await sessionObjects(h), before, `${name}: every unwrapped KEK and key is destroyed`);
         }
       } finally {
@@ -215,7 +223,7 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
         hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: tampered, pairs }),
         (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && typeof e.ckr === 'string' && e.ckr.startsWith('CKR_') && e.message.includes('C_UnwrapKey'),
       );
-      assert.equal(await sessionObjects(hsm), before, 'the three KEKs and two keys unwrapped before the bad blob are gone');
+      assert.equal(await sessionObjects(hsm), before, 'whatever was unwrapped before the bad blob is gone');
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: [{ ...keys[0], lengthBytes: 24 }], pairs: new Uint32Array([0, 0]) }), (e: unknown) => KeyhubError.is(e, 'KEY_LENGTH_INVALID'));
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0, 3]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
@@ -226,9 +234,9 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     it('translateKwp fails the calls in flight when its worker thread dies, closes its session (its objects go) and starts a new one', async () => {
       await setUp();
       const before = await sessionObjects(hsm);
-      // Long enough to be mid-call when the thread is stopped: 3,000 KEK unwraps.
-      const many = Array.from({ length: 3000 }, () => keks[0]);
-      const call = hsm.translateKwp({ unwrappingKey: masterHandle, keks: many, keys, pairs: new Uint32Array([0, 0]) });
+      // Long enough to be mid-call when the thread is stopped: 5,000 pairs, each with a KEK of its own.
+      const many = Array.from({ length: 5000 }, () => keks[0]);
+      const call = hsm.translateKwp({ unwrappingKey: masterHandle, keks: many, keys, pairs: new Uint32Array(many.flatMap((_, i) => [i, 0])) });
       const internals = hsm as unknown as { translator: { running?: { thread: { terminate(): Promise<number> }; ready: Promise<void> } } };
       const running = internals.translator.running;
       assert.ok(running, 'the worker runs');
