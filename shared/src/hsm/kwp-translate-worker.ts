@@ -16,6 +16,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
 import type { TranslateReply, TranslateRequest, WorkerInit, WorkerReady } from './kwp-translate-messages';
+import { pairAt, planTranslation } from './kwp-translation-plan';
 
 const P = pkcs11js;
 
@@ -59,10 +60,6 @@ function main(): void {
 }
 
 function translate(lib: pkcs11js.PKCS11, session: Buffer, mechanism: pkcs11js.Mechanism, output: Buffer, req: TranslateRequest): TranslateReply {
-  // Few live objects at a time: SoftHSM2 slows down with every session object that exists
-  // (measured: 1,000 KEKs unwrapped up front cost ~140 µs per pair, 125 at a time ~77 µs).
-  // So the smaller side (KEKs or keys) is unwrapped up front, and the larger one streamed:
-  // each of its entries unwrapped, used for all its pairs, and destroyed.
   const created = new Set<Buffer>();
   const unwrappingKey = Buffer.from(req.unwrappingKey);
   const unwrap = (blob: Uint8Array, kek: boolean): Buffer => {
@@ -77,26 +74,17 @@ function translate(lib: pkcs11js.PKCS11, session: Buffer, mechanism: pkcs11js.Me
   let step = 'C_UnwrapKey';
   try {
     const n = req.pairs.length / 2;
-    const streamKeks = req.keks.length >= req.keys.length;
-    const residentBlobs = streamKeks ? req.keys : req.keks;
-    const streamedBlobs = streamKeks ? req.keks : req.keys;
-    const resident = residentBlobs.map((k) => unwrap(k.blob, !streamKeks));
-    // Pair indexes per streamed entry, in first-use order.
-    const pairsOf = new Map<number, number[]>();
-    for (let i = 0; i < n; i++) {
-      const s = req.pairs[2 * i + (streamKeks ? 0 : 1)];
-      const list = pairsOf.get(s);
-      if (list) list.push(i);
-      else pairsOf.set(s, [i]);
-    }
+    const { streamKeks, groups } = planTranslation(req.keks.length, req.keys.length, req.pairs);
+    const resident = (streamKeks ? req.keys : req.keks).map((k) => unwrap(k.blob, !streamKeks));
     const parts = new Array<Buffer>(n);
-    for (const [s, list] of pairsOf) {
+    for (const group of groups) {
       step = 'C_UnwrapKey';
-      const streamed = unwrap(streamedBlobs[s].blob, streamKeks);
+      const streamed = unwrap((streamKeks ? req.keks : req.keys)[group.streamed].blob, streamKeks);
       step = 'C_WrapKey';
-      for (const i of list) {
-        const r = resident[req.pairs[2 * i + (streamKeks ? 1 : 0)]];
-        parts[i] = Buffer.from(streamKeks ? lib.C_WrapKey(session, mechanism, streamed, r, output) : lib.C_WrapKey(session, mechanism, r, streamed, output));
+      for (const i of group.pairs) {
+        const { kek, key } = pairAt(req.pairs, i);
+        const blob = streamKeks ? lib.C_WrapKey(session, mechanism, streamed, resident[key], output) : lib.C_WrapKey(session, mechanism, resident[kek], streamed, output);
+        parts[i] = Buffer.from(blob);
       }
       step = 'C_DestroyObject';
       destroy(streamed);

@@ -5,6 +5,7 @@ import { KeyhubError } from '../errors';
 import { readSecret } from '../secrets';
 import { hsmConfigSchema, type HsmConfig, type HsmConfigInput } from './config';
 import type { Hsm, KeyClass, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KeyType, KwpTranslation, OaepHash, WrappedAesKey } from './hsm';
+import { pairAt, planTranslation } from './kwp-translation-plan';
 import { checkTranslation, KwpTranslator } from './kwp-translator';
 import { SessionPool } from './session-pool';
 
@@ -309,21 +310,36 @@ export class Pkcs11Hsm implements Hsm {
     if (this.translator) return this.translator.translate(t);
     if (this.closed) throw new KeyhubError('HSM_ERROR', 'translateKwp: HSM connection is closed');
     checkTranslation(t);
-    // The same work with async calls on the pool, for modules kept off the worker thread.
-    const created: KeyHandle[] = [];
-    const unwrapAll = (keys: WrappedAesKey[], policy: KeyPolicy) =>
-      mapConcurrent(keys, this.concurrency, async (k) => {
-        const h = await this.unwrapKwp(t.unwrappingKey, k.blob, k.lengthBytes, policy);
-        created.push(h);
-        return h;
-      });
+    // The same work with async calls on the pool, in the same order (see kwp-translation-plan.ts),
+    // for modules kept off the worker thread.
+    const { streamKeks, groups } = planTranslation(t.keks.length, t.keys.length, t.pairs);
+    const kekPolicy: KeyPolicy = { token: false, private: false, wrap: true };
+    const keyPolicy: KeyPolicy = { token: false, private: false, extractable: true };
+    const live = new Set<KeyHandle>();
+    const unwrap = async (k: WrappedAesKey, policy: KeyPolicy): Promise<KeyHandle> => {
+      const h = await this.unwrapKwp(t.unwrappingKey, k.blob, k.lengthBytes, policy);
+      live.add(h);
+      return h;
+    };
+    const destroy = async (h: KeyHandle): Promise<void> => {
+      live.delete(h);
+      await this.destroy(h);
+    };
     try {
-      const keks = await unwrapAll(t.keks, { token: false, private: false, wrap: true });
-      const keys = await unwrapAll(t.keys, { token: false, private: false, extractable: true });
-      const pairs = Array.from({ length: t.pairs.length / 2 }, (_, i) => i);
-      return await mapConcurrent(pairs, this.concurrency, (i) => this.wrapKwp(keks[t.pairs[2 * i]], keys[t.pairs[2 * i + 1]]));
+      const resident = await mapConcurrent(streamKeks ? t.keys : t.keks, this.concurrency, (k) => unwrap(k, streamKeks ? keyPolicy : kekPolicy));
+      const out = new Array<Buffer>(t.pairs.length / 2);
+      await mapConcurrent(groups, this.concurrency, async (group) => {
+        const streamed = await unwrap((streamKeks ? t.keks : t.keys)[group.streamed], streamKeks ? kekPolicy : keyPolicy);
+        for (const i of group.pairs) {
+          const { kek, key } = pairAt(t.pairs, i);
+          out[i] = streamKeks ? await this.wrapKwp(streamed, resident[key]) : await this.wrapKwp(resident[kek], streamed);
+        }
+        await destroy(streamed);
+      });
+      for (const h of resident) await destroy(h);
+      return out;
     } finally {
-      await mapConcurrent(created, this.concurrency, (h) => this.destroy(h).catch(() => undefined));
+      await mapConcurrent([...live], this.concurrency, (h) => this.destroy(h).catch(() => undefined));
     }
   }
 

@@ -2,8 +2,12 @@ import type { Cleanup, StageRecorder } from './lib';
 
 /** Bare limits measured in this run, used by later stages for their ratios. */
 export interface BareLimits {
-  /** Sequential wrap+sign pairs per second with 4 concurrent callers: the bare HSM limit per package. */
-  wrapSignPerPackage4?: number;
+  /** Wrap+sign pairs per second, the fastest way measured (async calls on 4 sessions, or synchronous calls on 1 or 2 threads): the bare HSM limit per package. */
+  wrapSignPerPackage?: number;
+  /** How that limit was reached. */
+  wrapSignHow?: string;
+  /** Wrap+sign pairs per second with 4 async callers on 4 sessions (the limit used up to session 3; a reference). */
+  wrapSignAsync4?: number;
   /** JetStream publish-with-ack per second, 256 in flight. */
   jetStreamPublish256?: number;
   /** C_UnwrapKey into a token object per second on a separate target token, sequential. */

@@ -214,16 +214,30 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
       }
     });
 
-    it('translateKwp fails a tampered blob with the CKR code and destroys what it had unwrapped; refuses bad lengths and pairs before the token', async () => {
+    it('translateKwp fails a tampered blob with the CKR code and destroys what it had unwrapped, on both paths; refuses bad lengths and pairs before the token', async () => {
       await setUp();
-      const before = await sessionObjects(hsm);
-      const tampered = keys.map((k) => ({ ...k, blob: Buffer.from(k.blob) }));
-      tampered[2].blob[12] ^= 0x01;
-      await assert.rejects(
-        hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: tampered, pairs }),
-        (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && typeof e.ckr === 'string' && e.ckr.startsWith('CKR_') && e.message.includes('C_UnwrapKey'),
-      );
-      assert.equal(await sessionObjects(hsm), before, 'whatever was unwrapped before the bad blob is gone');
+      const pooled = await Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_ADAPTER_PIN', translateWorker: false });
+      const tamper = (list: typeof keys, i: number): typeof keys => {
+        const copy = list.map((k) => ({ ...k, blob: Buffer.from(k.blob) }));
+        copy[i].blob[12] ^= 0x01;
+        return copy;
+      };
+      try {
+        for (const [name, h] of [['worker thread', hsm], ['async calls on the pool', pooled]] as const) {
+          // 3 KEKs and 3 keys: the keys are held for the call, the KEKs streamed. One bad blob on each side.
+          for (const [side, input] of [['a held key', { keks, keys: tamper(keys, 2) }], ['a streamed KEK', { keks: tamper(keks, 1), keys }]] as const) {
+            const before = await sessionObjects(h);
+            await assert.rejects(
+              h.translateKwp({ unwrappingKey: masterHandle, ...input, pairs }),
+              (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && typeof e.ckr === 'string' && e.ckr.startsWith('CKR_') && e.message.includes('C_UnwrapKey'),
+              `${name}, ${side}`,
+            );
+            assert.equal(await sessionObjects(h), before, `${name}, ${side}: whatever was unwrapped before the bad blob is gone`);
+          }
+        }
+      } finally {
+        await pooled.close();
+      }
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: [{ ...keys[0], lengthBytes: 24 }], pairs: new Uint32Array([0, 0]) }), (e: unknown) => KeyhubError.is(e, 'KEY_LENGTH_INVALID'));
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0, 3]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
