@@ -36,22 +36,23 @@ export interface StoredKek {
 
 /**
  * Takes a block of sequence numbers per listener (one statement) and returns,
- * per listener, the last number before its block. The UPDATE locks the
- * listener rows until the caller's transaction ends, so blocks never overlap.
- * A block that ends up unused (the batch fails) only leaves a gap, which the
- * listener's replay window accepts.
+ * per listener, the last number before its block. The counters' rows
+ * (listener_sequences, created on first use) stay locked until the caller's
+ * transaction ends, so blocks never overlap; they are taken in listener id
+ * order, so concurrent calls cannot deadlock. A block that ends up unused
+ * (the batch fails) only leaves a gap, which the listener's replay window
+ * accepts.
  */
 export async function allocateSequences(m: EntityManager, counts: Map<string, number>): Promise<Map<string, number>> {
   const listenerIds = [...counts.keys()].sort();
-  // Lock listener rows in a fixed order: concurrent batches cannot deadlock.
-  await m.query('SELECT id FROM listeners WHERE id = ANY($1) ORDER BY id FOR UPDATE', [listenerIds]);
-  const rows: Array<{ id: string; last_sequence: string }> = await m.query(
-    `WITH u AS (UPDATE listeners l SET last_sequence = l.last_sequence + v.n
-                  FROM (SELECT unnest($1::text[]) AS id, unnest($2::int[]) AS n) v WHERE l.id = v.id
-                RETURNING l.id, l.last_sequence) SELECT id, last_sequence FROM u`,
+  const rows: Array<{ listener_id: string; last_sequence: string }> = await m.query(
+    `INSERT INTO listener_sequences AS s (listener_id, last_sequence)
+     SELECT v.id, v.n FROM unnest($1::text[], $2::int[]) AS v(id, n) ORDER BY v.id
+     ON CONFLICT (listener_id) DO UPDATE SET last_sequence = s.last_sequence + EXCLUDED.last_sequence
+     RETURNING listener_id, last_sequence`,
     [listenerIds, listenerIds.map((id) => counts.get(id)!)],
   );
-  return new Map(rows.map((r) => [r.id, Number(r.last_sequence) - counts.get(r.id)!]));
+  return new Map(rows.map((r) => [r.listener_id, Number(r.last_sequence) - counts.get(r.listener_id)!]));
 }
 
 /** The active root KEK of each listener; NOT_ENROLLED when one has none. */

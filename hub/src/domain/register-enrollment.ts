@@ -43,7 +43,7 @@ export class RegisterEnrollment {
         lastSeenAt: new Date(),
       };
       if (existing) await m.update(ListenerEntity, { id: req.listenerId }, row);
-      else await m.insert(ListenerEntity, { ...row, lastSequence: 0 });
+      else await m.insert(ListenerEntity, row);
       await appendAudit(m, [
         { actor: `listener:${req.listenerId}`, action: 'listener.enrollment_requested', subject: `listener:${req.listenerId}`, details: { fingerprint, targets: req.targets.map((t) => `${t.name}:${t.kind}`).join(','), replaced: !!existing } },
       ]);

@@ -29,9 +29,9 @@ export async function fillScaleData(ds: DataSource): Promise<void> {
   const identity = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
   const transport = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
   await ds.query(
-    `INSERT INTO listeners (id, state, identity_key, transport_key, oaep_hash, fingerprint, targets, hostname, last_sequence, requested_at, approved_at, approved_by, activated_at, last_seen_at)
+    `INSERT INTO listeners (id, state, identity_key, transport_key, oaep_hash, fingerprint, targets, hostname, requested_at, approved_at, approved_by, activated_at, last_seen_at)
      SELECT 'scale-' || lpad(g::text, 4, '0'), 'active', $1, $2, 'sha256', md5('fp1' || g) || md5('fp2' || g),
-            '[{"name":"hsm","kind":"pkcs11"}]'::jsonb, 'scale-' || g || '.bench.invalid', 0, now(), now(), 'bench', now(), now()
+            '[{"name":"hsm","kind":"pkcs11"}]'::jsonb, 'scale-' || g || '.bench.invalid', now(), now(), 'bench', now(), now()
        FROM generate_series(1, $3::int) g`,
     [identity, transport, LISTENERS],
   );

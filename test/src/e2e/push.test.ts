@@ -111,7 +111,11 @@ describe('end to end: enrollment, push into a PKCS#11 target, receipts, audit', 
 
   /** Takes the next sequence number from the hub's counter, as the hub does when it issues a package. */
   async function nextSequence(listenerId: string): Promise<number> {
-    const r = await pg.query('UPDATE listeners SET last_sequence = last_sequence + 1 WHERE id = $1 RETURNING last_sequence', [listenerId]);
+    const r = await pg.query(
+      `INSERT INTO listener_sequences AS s (listener_id, last_sequence) VALUES ($1, 1)
+       ON CONFLICT (listener_id) DO UPDATE SET last_sequence = s.last_sequence + 1 RETURNING last_sequence`,
+      [listenerId],
+    );
     return Number(r.rows[0].last_sequence);
   }
 

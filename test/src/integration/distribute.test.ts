@@ -7,6 +7,7 @@ import { KeyhubError } from '@keyhub/shared';
 import { hubConfigSchema } from '@keyhub/hub/dist/config';
 import { verifyStoredAudit } from '@keyhub/hub/dist/audit/audit-store';
 import { CreateKey } from '@keyhub/hub/dist/domain/create-key';
+import { allocateSequences } from '@keyhub/hub/dist/domain/package-issuer';
 import { Distribute } from '@keyhub/hub/dist/domain/distribute';
 import { TOKENS } from '@keyhub/hub/dist/tokens';
 import { createHubFixture, insertActiveListeners, listenerIds, type HubFixture } from '../bench/hub-fixture';
@@ -236,5 +237,38 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
     const [{ dup }] = await fx.rt.ds.query('SELECT count(*)::int AS dup FROM (SELECT listener_id, sequence FROM packages GROUP BY 1, 2 HAVING count(*) > 1) x');
     assert.equal(dup, 0);
     assert.ok((await verifyStoredAudit(fx.rt.ds)).ok);
+  });
+
+  it('sequence blocks taken by concurrent transactions, in any listener order, never overlap and never deadlock; a first block starts at 1', async function () {
+    this.timeout(60_000);
+    // Many listeners, so that each statement takes its row locks over several milliseconds and
+    // concurrent ones overlap: taken in the order given, they deadlock (checked by removing the sort).
+    const many = Array.from({ length: 3000 }, (_, i) => `seq-${String(i).padStart(4, '0')}`);
+    await fx.rt.ds.query(
+      `INSERT INTO listeners (id, state, identity_key, transport_key, oaep_hash, fingerprint, targets, requested_at)
+       SELECT id, 'active', '\\x00', '\\x00', 'sha1', md5(id), '[]'::jsonb, now() FROM unnest($1::text[]) AS id`,
+      [many],
+    );
+    const [{ before }] = await fx.rt.ds.query('SELECT count(*)::int AS before FROM listener_sequences WHERE listener_id = ANY($1)', [many]);
+    assert.equal(before, 0, 'new listeners have no counter row yet');
+    // Eight transactions at once, each asking for t+1 numbers per listener, listed in its own
+    // order (forwards, backwards, interleaved), each holding its locks for a moment as a chunk would.
+    const orders = [(a: string[]) => a, (a: string[]) => [...a].reverse(), (a: string[]) => [...a.filter((_, i) => i % 2), ...a.filter((_, i) => !(i % 2)).reverse()]];
+    const blocks = await Promise.all(
+      Array.from({ length: 8 }, (_, t) =>
+        fx.rt.ds.transaction(async (m) => {
+          const counts = new Map(orders[t % orders.length](many).map((id) => [id, t + 1]));
+          const last = await allocateSequences(m, counts);
+          await new Promise((r) => setTimeout(r, 20));
+          return new Map([...last].map(([id, before]) => [id, { from: before + 1, to: before + counts.get(id)! }]));
+        }),
+      ),
+    );
+    for (const id of many) {
+      const mine = blocks.map((b) => b.get(id)!).sort((a, b) => a.from - b.from);
+      assert.equal(mine[0].from, 1, `${id}: the first block starts at 1`);
+      for (let i = 1; i < mine.length; i++) assert.equal(mine[i].from, mine[i - 1].to + 1, `${id}: blocks are disjoint and leave no gap`);
+      assert.equal(mine[mine.length - 1].to, 36, `${id}: 1+2+...+8 numbers handed out`);
+    }
   });
 });

@@ -17,9 +17,6 @@ export class ListenerEntity {
   @Column('text') fingerprint!: string;
   @Column('jsonb') targets!: ListenerTarget[];
   @Column('text', { nullable: true }) hostname!: string | null;
-  /** Last package sequence number handed out; advanced in the transaction that creates packages. */
-  @Column('bigint', { name: 'last_sequence', default: 0, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
-  lastSequence!: number;
   @Column('timestamptz', { name: 'requested_at' }) requestedAt!: Date;
   @Column('timestamptz', { name: 'approved_at', nullable: true }) approvedAt!: Date | null;
   @Column('text', { name: 'approved_by', nullable: true }) approvedBy!: string | null;
