@@ -19,10 +19,10 @@ export class ListListeners {
 
   async execute(): Promise<ListenerRow[]> {
     const rows: Array<Record<string, unknown>> = await this.ctx.ds.query(
-      // One pass over the in-flight distributions (a partial index keeps that set small), not one per listener.
+      // One pass over the unconfirmed distributions (a partial index keeps that set small), not one per listener.
       `SELECT l.id, l.state, l.fingerprint, l.targets, l.hostname, l.requested_at, l.activated_at, l.last_seen_at, coalesce(b.n, 0) AS backlog
          FROM listeners l
-         LEFT JOIN (SELECT listener_id, count(*) AS n FROM distributions WHERE state IN ('queued', 'sent') GROUP BY listener_id) b ON b.listener_id = l.id
+         LEFT JOIN (SELECT listener_id, count(*) AS n FROM distributions WHERE confirmed_at IS NULL AND state IN ('queued', 'sent') GROUP BY listener_id) b ON b.listener_id = l.id
         ORDER BY l.id`,
     );
     return rows.map((r) => ({

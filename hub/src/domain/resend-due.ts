@@ -24,7 +24,8 @@ export class ResendDue {
   async execute(withBacklog: (listenerIds: string[]) => Promise<Set<string>> = async () => new Set(), limit = 500): Promise<{ reissued: number; failed: number }> {
     const { ds, keyring, config } = this.ctx;
     const { resendAfterSeconds, maxAttempts, onlineWindowSeconds, packageTtlSeconds } = config.delivery;
-    const dueFilter = `d.state = 'sent'
+    // confirmed_at IS NULL: sent rows never are confirmed; it lets the partial index find them.
+    const dueFilter = `d.confirmed_at IS NULL AND d.state = 'sent'
             AND d.last_sent_at < now() - make_interval(secs => $1 * power(2, LEAST(d.attempts - 1, 6)))
             AND l.last_seen_at > now() - make_interval(secs => $2)`;
     const candidates: Array<{ listener_id: string }> = await ds.query(

@@ -121,7 +121,7 @@ export class HubMetrics {
         this.ds.query(
           `SELECT l.id, coalesce(b.n, 0) AS backlog, extract(epoch FROM l.last_seen_at)::float8 AS last_seen
              FROM listeners l
-             LEFT JOIN (SELECT listener_id, count(*) AS n FROM distributions WHERE state IN ('queued', 'sent') GROUP BY listener_id) b ON b.listener_id = l.id
+             LEFT JOIN (SELECT listener_id, count(*) AS n FROM distributions WHERE confirmed_at IS NULL AND state IN ('queued', 'sent') GROUP BY listener_id) b ON b.listener_id = l.id
             WHERE l.state <> 'revoked'`,
         ),
       ),

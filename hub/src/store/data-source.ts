@@ -4,9 +4,10 @@ import { ENTITIES } from './entities';
 import { Initial1732300000000 } from './migrations/1732300000000-initial';
 import { LeanWriteIndexes1732500000000 } from './migrations/1732500000000-lean-write-indexes';
 import { ListenerSequences1732600000000 } from './migrations/1732600000000-listener-sequences';
+import { HotSentUpdates1732700000000 } from './migrations/1732700000000-hot-sent-updates';
 import { QueryIndexes1732400000000 } from './migrations/1732400000000-query-indexes';
 
-export const MIGRATIONS = [Initial1732300000000, QueryIndexes1732400000000, LeanWriteIndexes1732500000000, ListenerSequences1732600000000];
+export const MIGRATIONS = [Initial1732300000000, QueryIndexes1732400000000, LeanWriteIndexes1732500000000, ListenerSequences1732600000000, HotSentUpdates1732700000000];
 
 export function createDataSource(url: string, poolSize = 10): DataSource {
   return new DataSource({
