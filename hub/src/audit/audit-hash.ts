@@ -17,16 +17,27 @@ export interface AuditRecord {
   details: AuditDetails;
 }
 
-export function auditHash(prevHash: string, record: AuditRecord): string {
-  const body = canonicalBytes({
-    seq: record.seq,
-    at: record.at.toISOString(),
-    actor: record.actor,
-    action: record.action,
-    subject: record.subject,
-    details: record.details,
-  });
-  return createHash('sha256').update(prevHash, 'utf8').update(body).digest('hex');
+/**
+ * SHA-256 over the previous hash and the RFC 8785 bytes of the record. The
+ * canonical bytes are put together around the details' own canonical bytes
+ * (`canonicalDetails`, which a caller may compute before it takes the
+ * chain's lock): an object's canonical form is its members in key order,
+ * each value canonical, so this is byte for byte canonicalBytes(record).
+ */
+export function auditHash(prevHash: string, record: AuditRecord, canonicalDetails?: Buffer): string {
+  const c = (v: string | number): string => JSON.stringify(v);
+  // Keys in RFC 8785 order (UTF-16 code units): action, actor, at, details, seq, subject.
+  return createHash('sha256')
+    .update(prevHash, 'utf8')
+    .update(`{"action":${c(record.action)},"actor":${c(record.actor)},"at":${c(record.at.toISOString())},"details":`, 'utf8')
+    .update(canonicalDetails ?? canonicalBytes(record.details))
+    .update(`,"seq":${canonicalInteger(record.seq)},"subject":${c(record.subject)}}`, 'utf8')
+    .digest('hex');
+}
+
+function canonicalInteger(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new TypeError(`audit sequence ${n} is not a safe integer`);
+  return String(n);
 }
 
 /** What a checkpoint signature covers. */

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { canonicalBytes } from '@keyhub/protocol';
 import { auditHash, checkpointBytes, GENESIS_HASH } from '@keyhub/hub/dist/audit/audit-hash';
 import { verifyAuditChain, type StoredAuditEvent, type StoredCheckpoint } from '@keyhub/hub/dist/audit/verify-audit';
 
@@ -23,6 +24,30 @@ function checkpoint(e: StoredAuditEvent): StoredCheckpoint {
 }
 
 describe('audit hash chain verification', () => {
+  it('hashes exactly the RFC 8785 bytes of the whole record, with or without the details canonicalized beforehand', () => {
+    const texts = ['', 'plain', 'quote " and \\ back', 'ünïcödé €', '\u0000\u001f\u2028', '😀 pair', 'lone \ud800 surrogate', 'zähler:42'];
+    const pick = <T>(xs: T[]): T => xs[randomBytes(1)[0] % xs.length];
+    const value = (depth: number): unknown => {
+      const r = randomBytes(1)[0] % (depth > 2 ? 4 : 6);
+      if (r === 0) return pick(texts);
+      if (r === 1) return randomBytes(4).readInt32LE(0);
+      if (r === 2) return pick([true, false, null]);
+      if (r === 3) return randomBytes(2).readUInt16LE(0) / 8;
+      if (r === 4) return Array.from({ length: randomBytes(1)[0] % 4 }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: randomBytes(1)[0] % 5 }, () => [pick(texts) + randomBytes(1).toString('hex'), value(depth + 1)]));
+    };
+    for (let i = 0; i < 500; i++) {
+      const details = Object.fromEntries(Array.from({ length: 1 + (i % 6) }, (_, k) => [`${pick(texts)}${k}`, value(0)])) as Record<string, never>;
+      const record = { seq: 1 + randomBytes(4).readUInt32LE(0), at: new Date(1_700_000_000_000 + i * 997), actor: pick(texts), action: pick(texts), subject: pick(texts), details };
+      const prev = randomBytes(32).toString('hex');
+      const whole = canonicalBytes({ seq: record.seq, at: record.at.toISOString(), actor: record.actor, action: record.action, subject: record.subject, details });
+      const expected = createHash('sha256').update(prev, 'utf8').update(whole).digest('hex');
+      assert.equal(auditHash(prev, record), expected);
+      assert.equal(auditHash(prev, record, canonicalBytes(details)), expected);
+    }
+  });
+
+
   it('accepts an intact chain with checkpoints', async () => {
     const events = chain(20);
     const r = await verifyAuditChain(events, [checkpoint(events[9]), checkpoint(events[19])], hubKey);
