@@ -136,6 +136,8 @@ export class KwpTranslator {
   private idle(running: Running): void {
     if (this.active > 0) return;
     running.thread.unref();
+    // A call that outlived its worker ends here: the worker started since must not stay held either.
+    this.running?.thread.unref();
     const wake = this.onIdle;
     this.onIdle = undefined;
     wake?.();
