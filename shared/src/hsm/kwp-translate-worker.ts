@@ -37,6 +37,7 @@ function main(): void {
     session = lib.C_OpenSession(Buffer.from(init.slot), P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
   } catch (err) {
     port.postMessage({ type: 'ready', error: describe(err, 'C_OpenSession') } satisfies WorkerReady);
+    lib.close();
     return;
   }
   port.postMessage({ type: 'ready', session: Buffer.from(session) } satisfies WorkerReady);
@@ -48,7 +49,7 @@ function main(): void {
       try {
         lib.C_CloseSession(session);
       } catch {
-        // The main thread closes it again, or the module is finalized: nothing left to do.
+        // Gone already with the token or the module: nothing left to close.
       }
       lib.close();
       port.close();

@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { aesKcv, KeyhubError, Pkcs11Hsm, type KeyPolicy } from '@keyhub/shared';
+import { aesKcv, hsmError, KeyhubError, Pkcs11Hsm, type KeyPolicy } from '@keyhub/shared';
+import { KwpTranslator } from '@keyhub/shared/dist/hsm/kwp-translator';
 import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { createSoftHsm, pkcs11Tool, run, type SoftHsmEnv } from '../env';
 
@@ -260,6 +261,20 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
       await assert.rejects(call, (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && /worker thread stopped/.test(e.message));
       assert.equal(await sessionObjects(hsm), before, "the dead worker's session was closed with the KEKs it had unwrapped");
       assert.deepEqual((await hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs })).map((b) => b.toString('hex')), expected);
+    });
+    it('translateKwp reports a worker thread that cannot open its session with the CKR code, and closes cleanly after', async () => {
+      await setUp();
+      const slot = Buffer.alloc(8);
+      slot.writeBigUInt64LE(987_654n);
+      const translator = new KwpTranslator({ init: { module: env.modulePath, slot, kwpMechanism: 0x210a }, toError: hsmError, closeSession: () => undefined });
+      try {
+        await assert.rejects(
+          translator.translate({ unwrappingKey: masterHandle, keks, keys, pairs }),
+          (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && e.ckr === 'CKR_SLOT_ID_INVALID' && e.message.includes('C_OpenSession'),
+        );
+      } finally {
+        await translator.close();
+      }
     });
   }
 
