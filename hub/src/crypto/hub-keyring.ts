@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { batchLeaf, batchStatement, buildMerkleBatch, MAX_BATCH_SIZE, publicKeyFingerprint, signingDigest, type Message, type SignedEnvelope } from '@keyhub/protocol';
-import { KeyhubError, type Hsm, type KeyHandle, type KeyPolicy, type WrappedAesKey } from '@keyhub/shared';
+import { KeyhubError, type Hsm, type KeyHandle, type WrappedAesKey } from '@keyhub/shared';
 
 export const HMK_LABEL = 'keyhub-hmk';
 export const SIGNING_LABEL = 'keyhub-signing';
@@ -103,11 +103,6 @@ export class HubKeyring {
 
   async wrapUnderMaster(key: KeyHandle): Promise<Buffer> {
     return this.hsm.wrapKwp(await this.sessionMaster(), key);
-  }
-
-  /** Unwraps a stored blob into a session object that lives only for the operation. */
-  async unwrapFromMaster(blob: Buffer, lengthBytes: number, policy: Omit<KeyPolicy, 'token'>): Promise<KeyHandle> {
-    return this.hsm.unwrapKwp(await this.sessionMaster(), blob, lengthBytes, { ...policy, token: false });
   }
 
   /**

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { aesKcv, hsmError, KeyhubError, Pkcs11Hsm, type KeyPolicy } from '@keyhub/shared';
+import { aesKcv, hsmError, KeyhubError, Pkcs11Hsm, type KwpTranslation } from '@keyhub/shared';
 import { KwpTranslator } from '@keyhub/shared/dist/hsm/kwp-translator';
 import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { createSoftHsm, pkcs11Tool, run, type SoftHsmEnv } from '../env';
@@ -123,25 +123,33 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
 
   it("the hub keyring works through the master key's session copy, and through the token object when a token refuses the copy", async () => {
     await HubKeyring.ensure(hsm);
-    // Records which key the keyring hands to C_WrapKey / C_UnwrapKey, and the copy it made.
+    // Records which key the keyring wraps under (C_WrapKey) and unwraps from (translateKwp), and the copy it made.
     const copies: Buffer[] = [];
     const used: Buffer[] = [];
     const watching = new Proxy(hsm, {
       get(target, prop, receiver) {
         if (prop === 'copyToSession') return async (h: Buffer) => copies[copies.push(await target.copyToSession(h)) - 1];
         if (prop === 'wrapKwp') return async (kek: Buffer, k: Buffer) => (used.push(kek), target.wrapKwp(kek, k));
-        if (prop === 'unwrapKwp') return async (kek: Buffer, ...rest: [Buffer, number, KeyPolicy]) => (used.push(kek), target.unwrapKwp(kek, ...rest));
+        if (prop === 'translateKwp') return async (t: KwpTranslation) => (used.push(t.unwrappingKey), target.translateKwp(t));
         const v = Reflect.get(target, prop, receiver) as unknown;
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
     });
     const keyring = await HubKeyring.load(watching);
     const key = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
+    const kek = await hsm.generateAesKey(32, { token: false, extractable: true, wrap: true, unwrap: true });
     const blob = await keyring.wrapUnderMaster(key);
-    const kcv = await aesKcv(hsm, key);
-    assert.equal(await aesKcv(hsm, await keyring.unwrapFromMaster(blob, 32, { sign: true })), kcv);
+    const kekBlob = await keyring.wrapUnderMaster(kek);
+    used.length = 0;
+    // The key re-wrapped under the KEK, both unwrapped from the master key: the same blob as wrapping directly.
+    const rewrap = async (k: HubKeyring): Promise<Buffer> => (await k.translate([{ blob: kekBlob, lengthBytes: 32 }], [{ blob, lengthBytes: 32 }], new Uint32Array([0, 0])))[0];
+    const direct = await hsm.wrapKwp(kek, key);
+    assert.deepEqual(await rewrap(keyring), direct);
     assert.equal(copies.length, 1, 'one copy, made on first use');
-    assert.deepEqual(used, [copies[0], copies[0]], 'wrap and unwrap went through the session copy');
+    assert.deepEqual(used, [copies[0]], 'the unwraps went through the session copy');
+    used.length = 0;
+    await keyring.wrapUnderMaster(key);
+    assert.deepEqual(used, [copies[0]], 'and so did the wrap');
     assert.equal((await hsm.keyInfo(copies[0])).token, false);
     // A token that refuses C_CopyObject (CKA_COPYABLE false): the keyring quietly keeps the token object.
     let copyAttempts = 0;
@@ -159,7 +167,7 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     });
     const strict = await HubKeyring.load(refusing);
     assert.deepEqual(await strict.wrapUnderMaster(key), blob);
-    assert.equal(await aesKcv(hsm, await strict.unwrapFromMaster(blob, 32, { sign: true })), kcv);
+    assert.deepEqual(await rewrap(strict), direct);
     assert.equal(copyAttempts, 1, 'asked once, then the token object is used');
   });
 
