@@ -16,9 +16,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
 import type { TranslateReply, TranslateRequest, WorkerInit, WorkerReady } from './kwp-translate-messages';
-import { pairAt, planTranslation } from './kwp-translation-plan';
+import { pairAt, planTranslation, TRANSIENT_KEK_POLICY, TRANSIENT_KEY_POLICY } from './kwp-translation-plan';
+import { aesUnwrapTemplate } from './pkcs11-templates';
 
 const P = pkcs11js;
+const KEK_TEMPLATE = aesUnwrapTemplate(TRANSIENT_KEK_POLICY);
+const KEY_TEMPLATE = aesUnwrapTemplate(TRANSIENT_KEY_POLICY);
 
 function main(): void {
   const port = parentPort;
@@ -64,7 +67,7 @@ function translate(lib: pkcs11js.PKCS11, session: Buffer, mechanism: pkcs11js.Me
   const created = new Set<Buffer>();
   const unwrappingKey = Buffer.from(req.unwrappingKey);
   const unwrap = (blob: Uint8Array, kek: boolean): Buffer => {
-    const h = lib.C_UnwrapKey(session, mechanism, unwrappingKey, Buffer.from(blob), template(kek));
+    const h = lib.C_UnwrapKey(session, mechanism, unwrappingKey, Buffer.from(blob), kek ? KEK_TEMPLATE : KEY_TEMPLATE);
     created.add(h);
     return h;
   };
@@ -117,25 +120,6 @@ function destroyAll(lib: pkcs11js.PKCS11, session: Buffer, handles: Buffer[]): v
       // Gone already, or the session is: session objects end with it anyway.
     }
   }
-}
-
-/** The transient objects' attributes (see KwpTranslation): sensitive, not CKA_PRIVATE, KEKs wrap-only. */
-function template(kek: boolean): pkcs11js.Template {
-  return [
-    { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
-    { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
-    { type: P.CKA_TOKEN, value: false },
-    { type: P.CKA_PRIVATE, value: false },
-    { type: P.CKA_SENSITIVE, value: true },
-    { type: P.CKA_EXTRACTABLE, value: !kek },
-    { type: P.CKA_ENCRYPT, value: false },
-    { type: P.CKA_DECRYPT, value: false },
-    { type: P.CKA_SIGN, value: false },
-    { type: P.CKA_VERIFY, value: false },
-    { type: P.CKA_WRAP, value: kek },
-    { type: P.CKA_UNWRAP, value: false },
-    { type: P.CKA_DERIVE, value: false },
-  ];
 }
 
 function describe(err: unknown, fn: string): { fn: string; code?: number; message: string } {

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../errors';
 import type { KwpTranslation } from './hsm';
+import { checkKwpBlob } from './pkcs11-templates';
 import type { TranslateReply, TranslateRequest, WorkerFailure, WorkerInit, WorkerReady } from './kwp-translate-messages';
 
 /** What the translator needs of its token's adapter: error mapping and closing a worker's session. */
@@ -151,12 +152,7 @@ export class KwpTranslator {
 
 /** The checks `unwrapKwp` makes, for every blob, and every pair in range; before anything reaches the token. */
 export function checkTranslation(t: KwpTranslation): void {
-  for (const k of [...t.keks, ...t.keys]) {
-    // RFC 5649 output is the key padded to 8 bytes plus 8; SoftHSM accepts any payload length as an AES key.
-    if (![16, 24, 32].includes(k.lengthBytes) || k.blob.length !== Math.ceil(k.lengthBytes / 8) * 8 + 8) {
-      throw new KeyhubError('KEY_LENGTH_INVALID', `wrapped blob of ${k.blob.length} bytes cannot hold an AES key of ${k.lengthBytes} bytes`);
-    }
-  }
+  for (const k of [...t.keks, ...t.keys]) checkKwpBlob(k.blob, k.lengthBytes);
   if (t.pairs.length % 2 !== 0) throw new KeyhubError('INPUT_INVALID', 'translateKwp: pairs must hold two indexes each');
   for (let i = 0; i < t.pairs.length; i += 2) {
     if (t.pairs[i] >= t.keks.length || t.pairs[i + 1] >= t.keys.length) {

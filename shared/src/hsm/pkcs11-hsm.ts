@@ -5,8 +5,9 @@ import { KeyhubError } from '../errors';
 import { readSecret } from '../secrets';
 import { hsmConfigSchema, type HsmConfig, type HsmConfigInput } from './config';
 import type { Hsm, KeyClass, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KeyType, KwpTranslation, OaepHash, WrappedAesKey } from './hsm';
-import { pairAt, planTranslation } from './kwp-translation-plan';
+import { pairAt, planTranslation, TRANSIENT_KEK_POLICY, TRANSIENT_KEY_POLICY } from './kwp-translation-plan';
 import { checkTranslation, KwpTranslator } from './kwp-translator';
+import { aesUnwrapTemplate, checkKwpBlob, policyAttributes } from './pkcs11-templates';
 import { SessionPool } from './session-pool';
 
 const P = pkcs11js;
@@ -101,27 +102,6 @@ const FLAG_ATTRIBUTES = {
 
 const bool = (buf: Buffer | undefined): boolean => buf !== undefined && buf.length > 0 && buf[0] !== 0;
 
-/** Attributes of a secret key (forPrivateKey: of a private key, which has no encrypt/verify/wrap). */
-function policyAttributes(policy: KeyPolicy, forPrivateKey = false): pkcs11js.Template {
-  const all: pkcs11js.Template = [
-    { type: P.CKA_TOKEN, value: policy.token },
-    { type: P.CKA_PRIVATE, value: policy.private ?? true },
-    { type: P.CKA_SENSITIVE, value: policy.sensitive ?? true },
-    { type: P.CKA_EXTRACTABLE, value: policy.extractable ?? false },
-    { type: P.CKA_ENCRYPT, value: policy.encrypt ?? false },
-    { type: P.CKA_DECRYPT, value: policy.decrypt ?? false },
-    { type: P.CKA_SIGN, value: policy.sign ?? false },
-    { type: P.CKA_VERIFY, value: policy.verify ?? false },
-    { type: P.CKA_WRAP, value: policy.wrap ?? false },
-    { type: P.CKA_UNWRAP, value: policy.unwrap ?? false },
-    { type: P.CKA_DERIVE, value: policy.derive ?? false },
-  ];
-  const privateOnly = new Set([P.CKA_ENCRYPT, P.CKA_VERIFY, P.CKA_WRAP]);
-  const t = forPrivateKey ? all.filter((a) => !privateOnly.has(a.type)) : all;
-  if (policy.label !== undefined) t.push({ type: P.CKA_LABEL, value: policy.label });
-  if (policy.id !== undefined) t.push({ type: P.CKA_ID, value: policy.id });
-  return t;
-}
 
 const CLASS_BY_NAME: Record<Exclude<KeyClass, 'other'>, number> = {
   secret: P.CKO_SECRET_KEY,
@@ -289,12 +269,7 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   async unwrapKwp(kek: KeyHandle, blob: Buffer, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
-    // Key length is checked against the blob (RFC 5649 output is the padded length + 8)
-    // because SoftHSM accepts any payload length as an AES key.
-    const padded = Math.ceil(keyLengthBytes / 8) * 8;
-    if (![16, 24, 32].includes(keyLengthBytes) || blob.length !== padded + 8) {
-      throw new KeyhubError('KEY_LENGTH_INVALID', `wrapped blob of ${blob.length} bytes cannot hold an AES key of ${keyLengthBytes} bytes`);
-    }
+    checkKwpBlob(blob, keyLengthBytes);
     return this.run('C_UnwrapKey', (s) => this.lib.C_UnwrapKeyAsync(s, { mechanism: this.config.kwpMechanism }, kek, blob, aesUnwrapTemplate(policy)));
   }
 
@@ -313,8 +288,8 @@ export class Pkcs11Hsm implements Hsm {
     // The same work with async calls on the pool, in the same order (see kwp-translation-plan.ts),
     // for modules kept off the worker thread.
     const { streamKeks, groups } = planTranslation(t.keks.length, t.keys.length, t.pairs);
-    const kekPolicy: KeyPolicy = { token: false, private: false, wrap: true };
-    const keyPolicy: KeyPolicy = { token: false, private: false, extractable: true };
+    const kekPolicy = TRANSIENT_KEK_POLICY;
+    const keyPolicy = TRANSIENT_KEY_POLICY;
     const live = new Set<KeyHandle>();
     const unwrap = async (k: WrappedAesKey, policy: KeyPolicy): Promise<KeyHandle> => {
       const h = await this.unwrapKwp(t.unwrappingKey, k.blob, k.lengthBytes, policy);
@@ -473,10 +448,6 @@ export class Pkcs11Hsm implements Hsm {
 /** Largest wrapped blob accepted from C_WrapKey (AES-KWP of any key the hub holds fits with room to spare). */
 const WRAP_OUTPUT_MAX = 4096;
 
-function aesUnwrapTemplate(policy: KeyPolicy): pkcs11js.Template {
-  // No CKA_VALUE_LEN / CKA_CHECK_VALUE: tokens reject them in unwrap templates.
-  return [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, ...policyAttributes(policy)];
-}
 
 function findSlot(lib: pkcs11js.PKCS11, label: string): Buffer {
   const slots = lib.C_GetSlotList(true);
