@@ -27,6 +27,33 @@ export const hubConfigSchema = z.strictObject({
     })
     .prefault({}),
   audit: z.strictObject({ checkpointEverySeconds: z.number().int().min(1).default(60) }).prefault({}),
+  /** The operators' HTTPS API (`keyhub serve`). */
+  api: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65_535).default(8443),
+      /** Names and addresses the server certificate is issued for (the hub CA issues it at start). */
+      hostnames: z.array(z.string().min(1).max(253)).max(32).default(['localhost']),
+      ipAddresses: z.array(z.ipv4().or(z.ipv6())).max(32).default(['127.0.0.1']),
+      /** An existing certificate chain and key (PEM files) instead of one issued by the hub CA at start. */
+      tlsCertFile: z.string().min(1).optional(),
+      tlsKeyFile: z.string().min(1).optional(),
+      /** Largest request body; bulk `distribute` bodies are the largest (about 60 bytes per key). */
+      maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
+      /** Requests per credential (or per address without one) and window. */
+      rateLimit: z.strictObject({ max: z.number().int().min(1).default(600), windowSeconds: z.number().int().min(1).default(60) }).prefault({}),
+      /** Default lifetime of tokens created without one. */
+      tokenTtlSeconds: z.number().int().min(60).max(366 * 86_400).default(30 * 86_400),
+    })
+    .prefault({}),
+  approvals: z
+    .strictObject({
+      /** A request not executed within this time expires. */
+      requestTtlSeconds: z.number().int().min(1).default(86_400),
+      /** An approval counts for this long; after that the approver must approve again. */
+      approvalTtlSeconds: z.number().int().min(1).default(8 * 3600),
+    })
+    .prefault({}),
   dbPoolSize: z.number().int().min(1).max(100).default(10),
 });
 export type HubConfig = z.infer<typeof hubConfigSchema>;

@@ -6,6 +6,14 @@ import type { HubConfig } from './config';
 import { HubKeyring } from './crypto/hub-keyring';
 import { connectDataSource } from './store/data-source';
 import { TOKENS } from './tokens';
+import type { api } from '@keyhub/protocol';
+import type { HubCa } from './crypto/ca';
+import { HUB_CA_PEMS } from './http/tls-material';
+import { APPROVED_ACTION_RUNNERS, type ApprovedActionRunner, type ApprovedActionRunners } from './operations/approvals/approved-action';
+import { UpdatePolicy } from './operations/approvals/policies';
+import { RequestDistribution } from './operations/distributions/request-distribution';
+import { RequestListenerApproval } from './operations/listeners/request-listener-approval';
+import { OperatorChanges } from './operations/operators/operator-changes';
 
 export interface HubRuntime {
   container: DependencyContainer;
@@ -52,4 +60,19 @@ export async function openHubRuntime(config: HubConfig, options: { requireKeyrin
     }
   }
   return { container: c, hsm, ds, logger, registry, close };
+}
+
+/**
+ * What `keyhub serve` adds for the API: the CA certificates clients pin, and
+ * the runners that carry out approved requests, one per policy action.
+ */
+export function registerApiServices(c: DependencyContainer, ca: HubCa): void {
+  c.register(HUB_CA_PEMS, { useValue: { rootPem: ca.certificatePem('root'), tlsIssuingPem: ca.certificatePem('tls-issuing'), keyIssuingPem: ca.certificatePem('key-issuing') } });
+  const runners: ApprovedActionRunners = new Map<api.PolicyAction, ApprovedActionRunner>([
+    ['distribution.sensitive', c.resolve(RequestDistribution)],
+    ['listener.approve', c.resolve(RequestListenerApproval)],
+    ['operator.manage', c.resolve(OperatorChanges)],
+    ['approval_policy.update', c.resolve(UpdatePolicy)],
+  ]);
+  c.register(APPROVED_ACTION_RUNNERS, { useValue: runners });
 }

@@ -2,11 +2,13 @@
  * The table of stable error codes. Callers match on `code`, never on message
  * text. `retryable` says whether the same request may succeed later without
  * anyone changing anything (a server came back, a lock was released).
- * `exitCode` is what the CLIs exit with, grouped so scripts can branch on it.
+ * `exitCode` is what the CLIs exit with, grouped so scripts can branch on it;
+ * `httpStatus` is what the hub's API answers with.
  */
 export interface ErrorCodeInfo {
   readonly retryable: boolean;
   readonly exitCode: number;
+  readonly httpStatus: number;
   readonly description: string;
 }
 
@@ -20,52 +22,85 @@ export const EXIT = {
   unavailable: 6,
   hsm: 7,
   timeout: 8,
+  /** No credential, or one the hub does not accept (malformed, unknown, expired, revoked). */
+  auth: 9,
+  /** A valid identity without the permission for this action. */
+  forbidden: 10,
 } as const;
 
-const def = (retryable: boolean, exitCode: number, description: string): ErrorCodeInfo => ({ retryable, exitCode, description });
+const def = (retryable: boolean, exitCode: number, description: string, httpStatus = 400): ErrorCodeInfo => ({ retryable, exitCode, httpStatus, description });
 
 export const ERROR_CODES = {
   // Messages on the wire
   MESSAGE_MALFORMED: def(false, EXIT.integrity, 'message is not valid JSON or does not match its schema'),
-  MESSAGE_TOO_LARGE: def(false, EXIT.integrity, 'message exceeds the size limit'),
+  MESSAGE_TOO_LARGE: def(false, EXIT.integrity, 'message exceeds the size limit', 413),
   MESSAGE_UNKNOWN_TYPE: def(false, EXIT.integrity, 'message type is not known to this version'),
   SIGNATURE_INVALID: def(false, EXIT.integrity, 'signature does not verify under the expected key'),
   SIGNER_UNKNOWN: def(false, EXIT.integrity, 'message is signed by a key that is not trusted here'),
   // Key packages at the listener
-  PACKAGE_REPLAYED: def(false, EXIT.refused, 'package sequence number was already used'),
-  PACKAGE_EXPIRED: def(false, EXIT.refused, 'package expiry time has passed'),
-  PACKAGE_WRONG_LISTENER: def(false, EXIT.refused, 'package is addressed to another listener'),
-  TARGET_UNKNOWN: def(false, EXIT.notFound, 'target is not configured at this listener'),
-  KEK_UNKNOWN: def(false, EXIT.notFound, 'the key-encryption key named by the package is not present'),
+  PACKAGE_REPLAYED: def(false, EXIT.refused, 'package sequence number was already used', 409),
+  PACKAGE_EXPIRED: def(false, EXIT.refused, 'package expiry time has passed', 409),
+  PACKAGE_WRONG_LISTENER: def(false, EXIT.refused, 'package is addressed to another listener', 409),
+  TARGET_UNKNOWN: def(false, EXIT.notFound, 'target is not configured at this listener', 404),
+  KEK_UNKNOWN: def(false, EXIT.notFound, 'the key-encryption key named by the package is not present', 404),
   UNWRAP_FAILED: def(false, EXIT.integrity, 'wrapped key failed its integrity check or the KEK is wrong'),
   KCV_MISMATCH: def(false, EXIT.integrity, 'key check value computed at the target differs from the expected one'),
   KEY_LENGTH_INVALID: def(false, EXIT.integrity, 'key length does not match its algorithm'),
-  TARGET_IMPORT_FAILED: def(true, EXIT.failure, 'the target refused or failed the import'),
+  TARGET_IMPORT_FAILED: def(true, EXIT.failure, 'the target refused or failed the import', 502),
   // Enrollment and root KEK
-  FINGERPRINT_MISMATCH: def(false, EXIT.refused, 'fingerprint given by the operator does not match the enrollment request'),
-  HUB_KEY_NOT_PINNED: def(false, EXIT.integrity, 'hub public key does not match the fingerprint pinned at install time'),
-  NOT_ENROLLED: def(false, EXIT.refused, 'listener has no active root KEK yet'),
+  FINGERPRINT_MISMATCH: def(false, EXIT.refused, 'fingerprint given by the operator does not match the enrollment request', 409),
+  HUB_KEY_NOT_PINNED: def(false, EXIT.integrity, 'hub public key does not match the fingerprint pinned at install time', 409),
+  NOT_ENROLLED: def(false, EXIT.refused, 'listener has no active root KEK yet', 409),
   // Domain
   INPUT_INVALID: def(false, EXIT.usage, 'request is invalid'),
-  KEY_NOT_FOUND: def(false, EXIT.notFound, 'no such key'),
-  KEY_EXISTS: def(false, EXIT.refused, 'a key with that name already exists'),
-  LISTENER_NOT_FOUND: def(false, EXIT.notFound, 'no such listener'),
-  LISTENER_STATE_INVALID: def(false, EXIT.refused, 'listener is not in a state that allows this action'),
-  DISTRIBUTION_NOT_FOUND: def(false, EXIT.notFound, 'no such distribution'),
-  AUDIT_CHAIN_BROKEN: def(false, EXIT.integrity, 'audit hash chain or checkpoint does not verify'),
-  NOT_INITIALIZED: def(false, EXIT.refused, 'hub is not initialized: run `keyhub init`'),
+  KEY_NOT_FOUND: def(false, EXIT.notFound, 'no such key', 404),
+  KEY_EXISTS: def(false, EXIT.refused, 'a key with that name already exists', 409),
+  LISTENER_NOT_FOUND: def(false, EXIT.notFound, 'no such listener', 404),
+  LISTENER_STATE_INVALID: def(false, EXIT.refused, 'listener is not in a state that allows this action', 409),
+  DISTRIBUTION_NOT_FOUND: def(false, EXIT.notFound, 'no such distribution', 404),
+  AUDIT_CHAIN_BROKEN: def(false, EXIT.integrity, 'audit hash chain or checkpoint does not verify', 409),
+  NOT_INITIALIZED: def(false, EXIT.refused, 'hub is not initialized: run `keyhub init`', 503),
+  // API access: authentication, authorization, abuse
+  AUTH_MISSING: def(false, EXIT.auth, 'no credential: send a bearer token (Authorization: Bearer ...) or a client certificate', 401),
+  AUTH_INVALID: def(false, EXIT.auth, 'credential is malformed or not known to this hub', 401),
+  AUTH_EXPIRED: def(false, EXIT.auth, 'token has expired', 401),
+  AUTH_REVOKED: def(false, EXIT.auth, 'token or operator has been revoked', 401),
+  CERTIFICATE_INVALID: def(false, EXIT.auth, 'client certificate was not issued by this hub for an operator, or has expired', 401),
+  CERTIFICATE_NOT_FOUND: def(false, EXIT.notFound, 'no certificate with that serial was issued by this hub', 404),
+  CERTIFICATE_REVOKED: def(false, EXIT.auth, 'client certificate has been revoked', 401),
+  PERMISSION_DENIED: def(false, EXIT.forbidden, 'the authenticated operator lacks the permission this action needs', 403),
+  RATE_LIMITED: def(true, EXIT.refused, 'too many requests from this credential; retry later', 429),
+  REQUEST_MALFORMED: def(false, EXIT.usage, 'request body is not valid JSON', 400),
+  REQUEST_TOO_LARGE: def(false, EXIT.usage, 'request body exceeds the size limit', 413),
+  ROUTE_NOT_FOUND: def(false, EXIT.notFound, 'no such API route', 404),
+  HUB_UNAVAILABLE: def(true, EXIT.unavailable, 'the hub API is unreachable', 503),
+  TLS_UNTRUSTED: def(false, EXIT.integrity, 'the server did not present a certificate from the pinned hub CA', 502),
+  // Operators and tokens
+  OPERATOR_NOT_FOUND: def(false, EXIT.notFound, 'no such operator', 404),
+  OPERATOR_EXISTS: def(false, EXIT.refused, 'an operator with that name already exists', 409),
+  OPERATOR_STATE_INVALID: def(false, EXIT.refused, 'operator is revoked', 409),
+  TOKEN_NOT_FOUND: def(false, EXIT.notFound, 'no such token', 404),
+  ROLE_ESCALATION: def(false, EXIT.forbidden, 'a token cannot carry roles its creator does not hold', 403),
+  // Dual control
+  APPROVAL_NOT_FOUND: def(false, EXIT.notFound, 'no such approval request', 404),
+  APPROVAL_STATE_INVALID: def(false, EXIT.refused, 'approval request is not pending (executed, rejected, expired or cancelled)', 409),
+  APPROVAL_HASH_MISMATCH: def(false, EXIT.refused, 'the hash given does not match the stored request: look at the request again', 409),
+  APPROVAL_SELF: def(false, EXIT.forbidden, 'the requester cannot approve or reject their own request', 403),
+  APPROVAL_DUPLICATE: def(false, EXIT.refused, 'this operator has already decided on this request', 409),
+  POLICY_QUORUM_UNAVAILABLE: def(false, EXIT.refused, 'not enough active approvers to satisfy this approval policy', 409),
+  PICKUP_UNAVAILABLE: def(false, EXIT.refused, 'nothing to pick up: not the requester, not executed, or picked up already', 409),
   // Infrastructure
-  HSM_MODULE_LOAD_FAILED: def(false, EXIT.hsm, 'PKCS#11 module could not be loaded'),
-  HSM_TOKEN_NOT_FOUND: def(false, EXIT.hsm, 'no token with the configured label'),
-  HSM_PIN_INCORRECT: def(false, EXIT.hsm, 'token refused the PIN'),
-  HSM_PIN_MISSING: def(false, EXIT.hsm, 'no PIN configured for the token'),
-  HSM_OBJECT_NOT_FOUND: def(false, EXIT.hsm, 'expected object is not in the token'),
-  HSM_ERROR: def(false, EXIT.hsm, 'PKCS#11 call failed'),
-  DB_UNAVAILABLE: def(true, EXIT.unavailable, 'database is unreachable'),
-  BUS_UNAVAILABLE: def(true, EXIT.unavailable, 'NATS is unreachable'),
-  CONFIG_INVALID: def(false, EXIT.usage, 'configuration is missing or invalid'),
-  TIMEOUT: def(true, EXIT.timeout, 'operation did not finish in time'),
-  INTERNAL: def(false, EXIT.failure, 'internal error'),
+  HSM_MODULE_LOAD_FAILED: def(false, EXIT.hsm, 'PKCS#11 module could not be loaded', 503),
+  HSM_TOKEN_NOT_FOUND: def(false, EXIT.hsm, 'no token with the configured label', 503),
+  HSM_PIN_INCORRECT: def(false, EXIT.hsm, 'token refused the PIN', 503),
+  HSM_PIN_MISSING: def(false, EXIT.hsm, 'no PIN configured for the token', 503),
+  HSM_OBJECT_NOT_FOUND: def(false, EXIT.hsm, 'expected object is not in the token', 500),
+  HSM_ERROR: def(false, EXIT.hsm, 'PKCS#11 call failed', 500),
+  DB_UNAVAILABLE: def(true, EXIT.unavailable, 'database is unreachable', 503),
+  BUS_UNAVAILABLE: def(true, EXIT.unavailable, 'NATS is unreachable', 503),
+  CONFIG_INVALID: def(false, EXIT.usage, 'configuration is missing or invalid', 500),
+  TIMEOUT: def(true, EXIT.timeout, 'operation did not finish in time', 504),
+  INTERNAL: def(false, EXIT.failure, 'internal error', 500),
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -6,3 +6,5 @@ export * from './messages';
 export * from './envelope';
 export * from './merkle';
 export * from './fingerprint';
+export * as api from './api/v1';
+export * from './audit';

@@ -5,7 +5,7 @@ export * from './secrets';
 export * from './kcv';
 export * from './concurrency';
 export * from './hsm/hsm';
-export * from './hsm/pkcs11-hsm';
+export * from './hsm/pkcs11/pkcs11-hsm';
 export * from './hsm/config';
 export * from './public-keys';
 export * from './observability/metrics';

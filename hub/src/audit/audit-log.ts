@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
-import { insertUnnest } from '../store/sql';
 import { canonicalBytes } from '@keyhub/protocol';
+import { auditHead, insertAuditEvent, insertAuditEvents, takeAuditChainLock } from '../store/queries/audit';
 import { auditHash, GENESIS_HASH, type AuditDetails } from './audit-hash';
 
 export interface AuditInput {
@@ -10,9 +10,6 @@ export interface AuditInput {
   details?: AuditDetails;
 }
 
-/** Arbitrary constant naming the advisory lock that serializes chain appends across hub replicas. */
-const AUDIT_LOCK = 0x6b68_0001;
-
 /**
  * Takes the chain's lock for the rest of the transaction (re-entrant). A
  * transaction that will lock rows and then append should take it first, so
@@ -20,7 +17,7 @@ const AUDIT_LOCK = 0x6b68_0001;
  */
 export async function lockAuditChain(manager: EntityManager): Promise<void> {
   if (!manager.queryRunner?.isTransactionActive) throw new Error('the audit chain lock needs a transaction');
-  await manager.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
+  await takeAuditChainLock(manager);
 }
 
 /**
@@ -38,9 +35,9 @@ export async function appendAudit(manager: EntityManager, events: AuditInput[]):
     return { e, details, canonical: canonicalBytes(details), json: JSON.stringify(details) };
   });
   await lockAuditChain(manager);
-  const last: Array<{ seq: string; hash: string }> = await manager.query('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
-  let seq = last.length ? Number(last[0].seq) : 0;
-  let prev = last.length ? last[0].hash : GENESIS_HASH;
+  const last = await auditHead(manager);
+  let seq = last ? Number(last.seq) : 0;
+  let prev = last ? last.hash : GENESIS_HASH;
   // Millisecond precision on purpose: it survives the timestamptz round trip unchanged.
   const at = new Date(Math.floor(Date.now()));
   const rows: unknown[][] = [];
@@ -51,14 +48,8 @@ export async function appendAudit(manager: EntityManager, events: AuditInput[]):
     prev = hash;
   }
   if (rows.length === 1) {
-    // Scalars, not one-element arrays: a large details document is then sent as is, not escaped into an array literal.
-    await manager.query('INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)', rows[0]);
+    await insertAuditEvent(manager, rows[0]);
     return;
   }
-  await insertUnnest(
-    manager,
-    'audit_events',
-    { seq: 'bigint', at: 'timestamptz', actor: 'text', action: 'text', subject: 'text', details: 'jsonb', prev_hash: 'text', hash: 'text' },
-    rows,
-  );
+  await insertAuditEvents(manager, rows);
 }

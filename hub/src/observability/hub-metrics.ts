@@ -1,9 +1,9 @@
 import type { DataSource } from 'typeorm';
 import { collectProcessMetrics, Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, timed, type Logger, type Registry } from '@keyhub/shared';
-import type { DistributionState } from '../store/entities/distribution.entity';
-
-/** Listed so that a state nobody is in reads 0 instead of disappearing. */
-const DISTRIBUTION_STATES: readonly DistributionState[] = ['queued', 'sent', 'confirmed', 'failed', 'superseded'];
+import { DISTRIBUTION_STATES } from '../domain/distribution-state';
+import { countDistributionsByState } from '../store/queries/distributions';
+import { listenerBacklogs } from '../store/queries/listeners';
+import { countOutbox } from '../store/queries/outbox';
 
 /** Several gauges are collected in one scrape; they share one round of queries within this window. */
 const SNAPSHOT_REUSE_MS = 1_000;
@@ -116,16 +116,9 @@ export class HubMetrics {
 
   private async query(): Promise<Snapshot> {
     const [distributions, listeners, outbox] = await Promise.all([
-      this.timeDb('scrape_distributions', (): Promise<Array<{ state: string; n: string }>> => this.ds.query('SELECT state, count(*) AS n FROM distributions GROUP BY state')),
-      this.timeDb('scrape_listeners', (): Promise<Array<{ id: string; backlog: string; last_seen: number | null }>> =>
-        this.ds.query(
-          `SELECT l.id, coalesce(b.n, 0) AS backlog, extract(epoch FROM l.last_seen_at)::float8 AS last_seen
-             FROM listeners l
-             LEFT JOIN (SELECT listener_id, count(*) AS n FROM distributions WHERE confirmed_at IS NULL AND state IN ('queued', 'sent') GROUP BY listener_id) b ON b.listener_id = l.id
-            WHERE l.state <> 'revoked'`,
-        ),
-      ),
-      this.timeDb('scrape_outbox', (): Promise<Array<{ n: string }>> => this.ds.query('SELECT count(*) AS n FROM outbox')),
+      this.timeDb('scrape_distributions', () => countDistributionsByState(this.ds)),
+      this.timeDb('scrape_listeners', () => listenerBacklogs(this.ds)),
+      this.timeDb('scrape_outbox', () => countOutbox(this.ds)),
     ]);
     return {
       distributions: new Map(distributions.map((r) => [r.state, Number(r.n)])),

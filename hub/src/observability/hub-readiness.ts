@@ -1,6 +1,7 @@
 import type { NatsConnection } from 'nats';
 import type { DataSource } from 'typeorm';
 import { runReadinessChecks, type Hsm, type Readiness } from '@keyhub/shared';
+import { pingDatabase } from '../store/queries/health';
 
 /** No key carries this label; looking it up costs one C_FindObjects and proves a session and login still work. */
 export interface HubReadinessDeps {
@@ -20,7 +21,7 @@ export function hubReadiness(deps: HubReadinessDeps): () => Promise<Readiness> {
     runReadinessChecks({
       service: async () => deps.service(),
       database: async () => {
-        await deps.ds.query('SELECT 1');
+        await pingDatabase(deps.ds);
         return 'ok';
       },
       nats: async () => {

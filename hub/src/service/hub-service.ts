@@ -1,29 +1,36 @@
 import type { ConsumerMessages, Subscription } from 'nats';
-import { decodeEnvelope, isEnvelopeOf, MESSAGE_TYPES, subjects } from '@keyhub/protocol';
-import { KeyhubError } from '@keyhub/shared';
-import { writeCheckpoint } from '../audit/audit-store';
-import { errorSummary, HubBus } from '../bus/hub-bus';
+import { subjects } from '@keyhub/protocol';
+import { HeartbeatHandler } from '../bus/heartbeat-handler';
+import type { HubBus } from '../bus/hub-bus';
+import { UpHandler } from '../bus/up-handler';
 import type { HubContext } from '../context';
-import { ApplyReceipt } from '../domain/apply-receipt';
-import { ConfirmRootKek } from '../domain/confirm-root-kek';
-import { RegisterEnrollment } from '../domain/register-enrollment';
-import { ResendDue } from '../domain/resend-due';
 import type { HubMetrics } from '../observability/hub-metrics';
-import { OutboxRelay } from './outbox-relay';
-import { UpHandler } from './up-handler';
+import { WriteCheckpoint } from '../operations/audit/write-checkpoint';
+import type { ApplyReceipt } from '../operations/distributions/apply-receipts';
+import type { ResendDue } from '../operations/distributions/resend-due';
+import type { ConfirmRootKek } from '../operations/listeners/confirm-root-kek';
+import { RecordHeartbeats } from '../operations/listeners/record-heartbeats';
+import type { RegisterEnrollment } from '../operations/listeners/register-enrollment';
+import { VerifyListenerSignature } from '../operations/listeners/verify-listener-signature';
+import { OutboxRelay } from '../relay/outbox-relay';
+import { CheckpointJob } from '../scheduler/jobs/checkpoint-job';
+import { HeartbeatFlushJob } from '../scheduler/jobs/heartbeat-flush-job';
+import { ResendJob } from '../scheduler/jobs/resend-job';
+import { untimed, type TimeJob } from '../scheduler/jobs/timing';
+import { Scheduler } from '../scheduler/scheduler';
 
 /**
- * `keyhub serve`: the long-running hub. Every part is safe to run in several
- * replicas at once (SKIP LOCKED claims, a shared durable consumer, idempotent
- * checkpoints), so there is no leader to elect.
+ * `keyhub serve`: the long-running hub. Starts the outbox relay, the UP
+ * consumer and heartbeat subscription (bus adapters), and the periodic jobs.
+ * Every part is safe to run in several replicas at once (SKIP LOCKED claims,
+ * a shared durable consumer, idempotent checkpoints), so there is no leader
+ * to elect.
  */
 export class HubService {
   private relay?: OutboxRelay;
   private upMessages?: ConsumerMessages;
   private heartbeatSub?: Subscription;
-  private timers: NodeJS.Timeout[] = [];
-  private readonly inFlight = new Set<Promise<void>>();
-  private seen = new Set<string>();
+  private scheduler?: Scheduler;
   private phase: 'starting' | 'ok' | 'stopping' = 'starting';
 
   constructor(
@@ -39,77 +46,48 @@ export class HubService {
   }
 
   async start(): Promise<void> {
-    const { ds, config, logger } = this.ctx;
+    const { ds, config, logger, keyring } = this.ctx;
     await this.bus.ensureStreams();
     this.relay = new OutboxRelay(ds, this.bus, config.databaseUrl, config.delivery.relayBatch, logger);
     await this.relay.start();
-    const up = new UpHandler(ds, this.ops.registerEnrollment, this.ops.confirmRootKek, this.ops.applyReceipt, logger, (effect) => this.metrics?.receiptApplied(effect));
+    const verifySignature = new VerifyListenerSignature(ds);
+    const up = new UpHandler(verifySignature, this.ops.registerEnrollment, this.ops.confirmRootKek, this.ops.applyReceipt, logger, (effect) => this.metrics?.receiptApplied(effect));
     this.upMessages = await this.bus.consumeUp((m) => up.handle(m));
+    const heartbeats = new HeartbeatHandler(verifySignature, logger);
     this.heartbeatSub = this.bus.connection.subscribe(subjects.heartbeatAll, {
       queue: 'keyhub-hub',
       callback: (err, msg) => {
-        if (err) return;
-        const listenerId = msg.subject.split('.').pop() ?? '';
-        const decoded = decodeEnvelope(msg.data);
-        if (!decoded.ok || !isEnvelopeOf(decoded.envelope, MESSAGE_TYPES.heartbeat)) return;
-        const envelope = decoded.envelope;
-        if (envelope.payload.listenerId !== listenerId) return;
-        up.verifyFromListener(envelope, listenerId).then(
-          () => this.seen.add(listenerId),
-          (e: unknown) => logger.warn({ code: KeyhubError.from(e).code, listenerId }, 'heartbeat rejected'),
-        );
+        if (!err) heartbeats.handle(msg);
       },
     });
-    this.every('heartbeat_flush', 2_000, async () => {
-      if (this.seen.size === 0) return;
-      const ids = [...this.seen];
-      this.seen.clear();
-      await this.timed('heartbeat_flush', () => ds.query('UPDATE listeners SET last_seen_at = now() WHERE id = ANY($1)', [ids]));
-    });
-    this.every('resend', Math.max(1000, Math.min(5000, config.delivery.resendAfterSeconds * 500)), async () => {
-      const r = await this.timed('resend', () => this.ops.resendDue.execute((ids) => this.bus.listenersWithBacklog(ids)));
-      this.metrics?.resendHandled(r);
-      if (r.reissued || r.failed) logger.info(r, 'unconfirmed packages handled');
-    });
-    this.every('checkpoint', config.audit.checkpointEverySeconds * 1000, async () => {
-      const cp = await this.timed('checkpoint', () => writeCheckpoint(ds, this.ctx.keyring));
-      if (cp) logger.info({ seq: cp.seq }, 'audit checkpoint signed');
-    });
+    const metrics = this.metrics;
+    const time: TimeJob = metrics ? (name, work) => metrics.timeDb(name, work) : untimed;
+    const scheduler = new Scheduler(logger, (job) => this.metrics?.taskFailed(job));
+    scheduler.add(new HeartbeatFlushJob(() => heartbeats.takeSeen(), new RecordHeartbeats(ds), time));
+    scheduler.add(
+      new ResendJob(
+        this.ops.resendDue,
+        (ids) => this.bus.listenersWithBacklog(ids),
+        config.delivery.resendAfterSeconds,
+        logger,
+        (r) => this.metrics?.resendHandled(r),
+        time,
+      ),
+    );
+    scheduler.add(new CheckpointJob(new WriteCheckpoint(ds, keyring), config.audit.checkpointEverySeconds, logger, time));
+    this.scheduler = scheduler;
     this.phase = 'ok';
-    logger.info({ fingerprint: this.ctx.keyring.fingerprint }, 'hub started');
-  }
-
-  /** Periodic work is mostly database work; timing it whole is what an operator sees as its latency. */
-  private timed<T>(query: string, work: () => Promise<T>): Promise<T> {
-    return this.metrics ? this.metrics.timeDb(query, work) : work();
-  }
-
-  private every(name: string, ms: number, task: () => Promise<void>): void {
-    let busy = false;
-    const t = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      const run = task()
-        .catch((err: unknown) => {
-          this.metrics?.taskFailed(name);
-          this.ctx.logger.warn({ task: name, err: errorSummary(err) }, 'periodic task failed; will retry');
-        })
-        .finally(() => {
-          busy = false;
-          this.inFlight.delete(run);
-        });
-      this.inFlight.add(run);
-    }, ms);
-    this.timers.push(t);
+    logger.info({ fingerprint: keyring.fingerprint }, 'hub started');
   }
 
   async stop(): Promise<void> {
     this.phase = 'stopping';
-    for (const t of this.timers) clearInterval(t);
+    // Timers first: no new run starts while the rest stops; runs under way are awaited last.
+    const stopping = this.scheduler?.stop();
     this.heartbeatSub?.unsubscribe();
     this.upMessages?.stop();
     await this.relay?.stop();
     // Let a resend or checkpoint that is under way commit before the database closes under it.
-    await Promise.all([...this.inFlight]);
+    await stopping;
   }
 }

@@ -6,8 +6,9 @@ import { LeanWriteIndexes1732500000000 } from './migrations/1732500000000-lean-w
 import { ListenerSequences1732600000000 } from './migrations/1732600000000-listener-sequences';
 import { HotSentUpdates1732700000000 } from './migrations/1732700000000-hot-sent-updates';
 import { QueryIndexes1732400000000 } from './migrations/1732400000000-query-indexes';
+import { OperatorsAndApprovals1732800000000 } from './migrations/1732800000000-operators-and-approvals';
 
-export const MIGRATIONS = [Initial1732300000000, QueryIndexes1732400000000, LeanWriteIndexes1732500000000, ListenerSequences1732600000000, HotSentUpdates1732700000000];
+export const MIGRATIONS = [Initial1732300000000, QueryIndexes1732400000000, LeanWriteIndexes1732500000000, ListenerSequences1732600000000, HotSentUpdates1732700000000, OperatorsAndApprovals1732800000000];
 
 export function createDataSource(url: string, poolSize = 10): DataSource {
   return new DataSource({

@@ -18,7 +18,7 @@ export const hsmConfigSchema = z.strictObject({
    * Runs batch re-wrapping (`translateKwp`, the hub's package issuing) on a
    * worker thread with synchronous calls on its own session; false runs it
    * with async calls on the pool. The thread is much cheaper in CPU (see
-   * kwp-translate-worker.ts); false is for modules that cannot be loaded
+   * pkcs11/kwp-translate-worker.ts); false is for modules that cannot be loaded
    * twice in one process.
    */
   translateWorker: z.boolean().default(true),

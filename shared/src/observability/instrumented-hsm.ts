@@ -1,5 +1,5 @@
 import { KeyhubError } from '../errors';
-import { ckrName } from '../hsm/pkcs11-hsm';
+import { ckrName } from '../hsm/pkcs11/errors';
 import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash } from '../hsm/hsm';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, timed, type Registry } from './metrics';
 

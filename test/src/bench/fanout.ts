@@ -11,9 +11,9 @@ import { PostgresQueryRunner } from 'typeorm/driver/postgres/PostgresQueryRunner
 import type { Hsm } from '@keyhub/shared';
 import { HubBus } from '@keyhub/hub/dist/bus/hub-bus';
 import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
-import { CreateKey } from '@keyhub/hub/dist/domain/create-key';
-import { Distribute, type Destination, type KeySelector } from '@keyhub/hub/dist/domain/distribute';
-import { OutboxRelay } from '@keyhub/hub/dist/service/outbox-relay';
+import { CreateKey } from '@keyhub/hub/dist/operations/keys/create-key';
+import { Distribute, type Destination, type KeySelector } from '@keyhub/hub/dist/operations/distributions/distribute';
+import { OutboxRelay } from '@keyhub/hub/dist/relay/outbox-relay';
 import { TOKENS } from '@keyhub/hub/dist/tokens';
 import type { StageRun } from './context';
 import { createHubFixture, insertActiveListeners, listenerIds } from './hub-fixture';

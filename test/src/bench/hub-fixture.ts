@@ -1,4 +1,4 @@
-import { insertRows } from '@keyhub/hub/dist/store/sql';
+import { insertRows } from '@keyhub/hub/dist/store/queries/bulk';
 /**
  * An in-process hub for the fan-out and scale stages: its own SoftHSM token,
  * PostgreSQL database (and nats-server when asked), initialized with the
@@ -12,7 +12,7 @@ import { aesKcv, createLogger, type Logger } from '@keyhub/shared';
 import { hubConfigSchema, type HubConfig } from '@keyhub/hub/dist/config';
 import { openHubRuntime, type HubRuntime } from '@keyhub/hub/dist/container';
 import type { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
-import { initHub } from '@keyhub/hub/dist/domain/init-hub';
+import { initHub } from '@keyhub/hub/dist/operations/hub/init-hub';
 import { TOKENS } from '@keyhub/hub/dist/tokens';
 import { createSoftHsm, createTestDatabase, startNatsServer, type NatsServerHandle, type SoftHsmEnv, type TestDatabase } from '../env';
 import type { StageRun } from './context';

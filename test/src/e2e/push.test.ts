@@ -7,7 +7,7 @@ import { Client } from 'pg';
 import { decodeEnvelope, encodeEnvelope, MESSAGE_TYPES, signingInput, STREAMS, subjects, type KeyPackage, type Receipt, type SignedEnvelope } from '@keyhub/protocol';
 import { cmacSubkey, Pkcs11Hsm } from '@keyhub/shared';
 import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
-import type { StatusRow } from '@keyhub/hub/dist/domain/status';
+import type { StatusRow } from '@keyhub/hub/dist/operations/keys/key-status';
 import { pkcs11Tool } from '../env';
 import { Deployment } from '../harness/deployment';
 
@@ -261,7 +261,7 @@ describe('end to end: enrollment, push into a PKCS#11 target, receipts, audit', 
   });
 
   it('audit verify passes on the real history and fails, naming the event, after a row is changed in PostgreSQL', async () => {
-    const ok = await d.keyhub(['--json', 'audit', 'verify']);
+    const ok = await d.keyhub(['--json', 'audit', 'verify', '--fingerprint', d.hubFingerprint], { as: 'auditor' });
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     const good = JSON.parse(ok.stdout) as { ok: boolean; events: number };
     assert.equal(good.ok, true);
@@ -273,7 +273,7 @@ describe('end to end: enrollment, push into a PKCS#11 target, receipts, audit', 
     await pg.query(`UPDATE audit_events SET actor = 'mallory' WHERE seq = 3`);
     await pg.query('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update');
 
-    const bad = await d.keyhub(['--json', 'audit', 'verify']);
+    const bad = await d.keyhub(['--json', 'audit', 'verify', '--fingerprint', d.hubFingerprint], { as: 'auditor' });
     assert.equal(bad.code, 5, bad.stdout + bad.stderr);
     const report = JSON.parse(bad.stdout) as { error: { code: string; message: string; details: { seq: number } } };
     assert.equal(report.error.code, 'AUDIT_CHAIN_BROKEN');

@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { createSoftHsm, createTestDatabase, makeTempDir, onProcessExit, run, startNatsCluster, startNatsServer, type ExecResult, type NatsClusterHandle, type NatsServerHandle, type SoftHsmEnv, type SoftHsmToken, type TempDir } from '../env';
 
 const REPO = path.resolve(__dirname, '../../..');
-export const HUB_CLI = path.join(REPO, 'hub/dist/cli/main.js');
+/** The operators' client: talks only to the API, never gets a database URL or a PIN. */
+export const HUB_CLI = path.join(REPO, 'hub/cli/dist/main.js');
+/** The server's own entry point (init, serve, migrate), run beside the database and the HSM. */
+export const HUB_SERVER = path.join(REPO, 'hub/dist/main.js');
 export const LISTENER_CLI = path.join(REPO, 'listener/dist/cli/main.js');
 
 /** A child process whose output is kept, with a way to wait for a line. */
@@ -62,6 +65,11 @@ export class Deployment {
   readonly replicas: ManagedProcess[] = [];
   hubFingerprint = '';
   readonly listeners = new Map<string, ListenerSite>();
+  /** The first hub's API address, once `startHub` has run. */
+  apiAddr = '';
+  /** Tokens by operator name: `admin` from init; `officer` (key-officer) and `auditor` made at the first start. */
+  readonly tokens = new Map<string, string>();
+  private readonly replicaAddrs: string[] = [];
 
   private constructor(
     readonly dir: TempDir,
@@ -90,6 +98,7 @@ export class Deployment {
         hsm: { module: hsm.modulePath, tokenLabel: 'hub', pinEnv: 'KEYHUB_HSM_PIN', sessions: 4 },
         delivery: { resendAfterSeconds: 5, ...(options.delivery ?? {}) },
         audit: { checkpointEverySeconds: 2 },
+        api: { port: 0 },
       }),
     );
     const d = new Deployment(dir, nats, natsUrls, cluster, hsm, db, hubConfigPath);
@@ -101,18 +110,47 @@ export class Deployment {
     return d;
   }
 
+  /** What `keyhub-server` runs with: the database URL and the hub PIN. Nothing else gets them. */
   get hubEnv(): NodeJS.ProcessEnv {
     const hubToken = this.hsm.tokens.find((t) => t.label === 'hub')!;
     // Metrics endpoints stay off unless a test asks for one: replicas and parallel runs would contend for the port.
-    return { ...process.env, KEYHUB_HTTP_PORT: process.env.KEYHUB_HTTP_PORT ?? '0', ...this.hsm.env, KEYHUB_HSM_PIN: hubToken.pin, KEYHUB_CONFIG: this.hubConfigPath, KEYHUB_ACTOR: 'test-operator', KEYHUB_LOG_LEVEL: 'warn' };
+    return { ...process.env, KEYHUB_HTTP_PORT: process.env.KEYHUB_HTTP_PORT ?? '0', ...this.hsm.env, KEYHUB_HSM_PIN: hubToken.pin, KEYHUB_CONFIG: this.hubConfigPath, KEYHUB_LOG_LEVEL: 'warn' };
   }
 
-  keyhub(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ExecResult> {
-    return run(process.execPath, [HUB_CLI, ...args], { env: { ...this.hubEnv, ...env }, timeoutMs: 120_000 });
+  get caCertPath(): string {
+    return path.join(this.dir.path, 'keyhub-ca.pem');
   }
 
-  async keyhubJson<T>(args: string[]): Promise<T> {
-    const r = await this.keyhub(['--json', ...args]);
+  /**
+   * The client's whole environment, built from nothing: the hub's address,
+   * its pinned CA, a token, and what a process needs to run. No database
+   * URL, no PIN, no SoftHSM configuration can leak in from the test process.
+   */
+  clientEnv(token: string | undefined, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH,
+      HOME: this.dir.path,
+      KEYHUB_CLI_HOME: path.join(this.dir.path, 'cli-home'),
+      KEYHUB_ADDR: this.apiAddr,
+      KEYHUB_CACERT: this.caCertPath,
+      ...(token ? { KEYHUB_TOKEN: token } : {}),
+      ...extra,
+    };
+  }
+
+  /** `keyhub-server <args>` beside the database and the HSM. */
+  keyhubServer(args: string[]): Promise<ExecResult> {
+    return run(process.execPath, [HUB_SERVER, ...args], { env: this.hubEnv, timeoutMs: 120_000 });
+  }
+
+  /** The `keyhub` client as the key officer (or as another operator by name). */
+  keyhub(args: string[], options: { as?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<ExecResult> {
+    const token = this.tokens.get(options.as ?? 'officer');
+    return run(process.execPath, [HUB_CLI, ...args], { env: this.clientEnv(token, options.env), timeoutMs: 120_000, input: options.input });
+  }
+
+  async keyhubJson<T>(args: string[], as?: string): Promise<T> {
+    const r = await this.keyhub(['--json', ...args], { as });
     if (r.code !== 0) throw new Error(`keyhub ${args.join(' ')} exited ${r.code}: ${r.stdout}${r.stderr}`);
     return JSON.parse(r.stdout) as T;
   }
@@ -129,28 +167,59 @@ export class Deployment {
   }
 
   async initHub(): Promise<string> {
-    const r = await this.keyhubJson<{ fingerprint: string }>(['init']);
-    this.hubFingerprint = r.fingerprint;
-    return r.fingerprint;
+    const tokenFile = path.join(this.dir.path, 'admin.token');
+    const r = await this.keyhubServer(['--json', 'init', '--admin-token-file', tokenFile, '--ca-cert-out', this.caCertPath]);
+    if (r.code !== 0) throw new Error(`keyhub-server init exited ${r.code}: ${r.stdout}${r.stderr}`);
+    const out = JSON.parse(r.stdout) as { fingerprint: string; admin: { name: string } | null };
+    if (out.admin) this.tokens.set(out.admin.name, (await readFile(tokenFile, 'utf8')).trim());
+    this.hubFingerprint = out.fingerprint;
+    return out.fingerprint;
   }
 
+  private async startServer(label: string): Promise<{ process: ManagedProcess; addr: string }> {
+    const p = new ManagedProcess(HUB_SERVER, ['serve'], this.hubEnv, label);
+    await p.waitFor(/keyhub serve: ready/);
+    const m = /API on (https:\/\/[^\s;)]+)/.exec(p.output);
+    if (!m) throw new Error(`${label} did not say where its API is:\n${p.output.slice(-2000)}`);
+    return { process: p, addr: m[1] };
+  }
+
+  /**
+   * Starts `keyhub serve`; the first time, the admin also creates the
+   * operators the tests act as: `officer` (key-officer) and `auditor`.
+   */
   async startHub(): Promise<ManagedProcess> {
-    this.hub = new ManagedProcess(HUB_CLI, ['serve'], this.hubEnv, 'keyhub serve');
-    await this.hub.waitFor(/keyhub serve: ready/);
-    return this.hub;
+    const { process: p, addr } = await this.startServer('keyhub serve');
+    this.hub = p;
+    this.apiAddr = addr;
+    for (const [name, role] of [['officer', 'key-officer'], ['auditor', 'auditor']] as const) {
+      if (!this.tokens.has(name)) await this.createOperator(name, [role]);
+    }
+    return p;
+  }
+
+  /** An operator made by the admin through the API; their first token is kept under their name. */
+  async createOperator(name: string, roles: string[]): Promise<string> {
+    const r = await this.keyhub(['--json', 'operator', 'create', name, '--role', ...roles], { as: 'admin' });
+    if (r.code !== 0) throw new Error(`operator create ${name} exited ${r.code}: ${r.stdout}${r.stderr}`);
+    const token = (JSON.parse(r.stdout) as { token: { token: string } }).token.token;
+    this.tokens.set(name, token);
+    return token;
   }
 
   /** Another `keyhub serve` on the same database, NATS and HSM token. */
   async startReplica(): Promise<ManagedProcess> {
-    const p = new ManagedProcess(HUB_CLI, ['serve'], this.hubEnv, `keyhub serve (replica ${this.replicas.length + 2})`);
-    await p.waitFor(/keyhub serve: ready/);
+    const { process: p, addr } = await this.startServer(`keyhub serve (replica ${this.replicas.length + 2})`);
     this.replicas.push(p);
+    this.replicaAddrs.push(addr);
     return p;
   }
 
+  /** Stops the first hub; the client then talks to a replica, if one runs. */
   async stopHub(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await this.hub?.stop(signal);
     this.hub = undefined;
+    if (this.replicaAddrs.length) this.apiAddr = this.replicaAddrs[0];
   }
 
   /** init + enroll + operator approval with the fingerprint the listener printed. */

@@ -73,7 +73,7 @@ export class Guarantees {
       assert.equal(new Set(labels).size, keys, `${id} holds no duplicate`);
     }
 
-    const audit = await this.d.keyhub(['audit', 'verify']);
+    const audit = await this.d.keyhub(['audit', 'verify', '--fingerprint', this.d.hubFingerprint], { as: 'auditor' });
     assert.equal(audit.code, 0, audit.stdout + audit.stderr);
   }
 }

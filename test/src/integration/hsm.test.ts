@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { aesKcv, hsmError, KeyhubError, Pkcs11Hsm, type KwpTranslation } from '@keyhub/shared';
-import { KwpTranslator } from '@keyhub/shared/dist/hsm/kwp-translator';
+import { KwpTranslator } from '@keyhub/shared/dist/hsm/pkcs11/kwp-translator';
 import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { createSoftHsm, pkcs11Tool, run, type SoftHsmEnv } from '../env';
 

@@ -201,7 +201,7 @@ describe('observability: keyhub serve and keyhub-listener run expose metrics', f
   });
 
   it('reports the endpoint, readiness and delivery metrics of the hub and the listener', async () => {
-    assert.match(d.hub?.output ?? '', new RegExp(`keyhub serve: ready \\(metrics, healthz, readyz on ${hubUrl}\\)`));
+    assert.match(d.hub?.output ?? '', new RegExp(`keyhub serve: ready \\(API on https://127.0.0.1:\\d+; metrics, healthz, readyz on ${hubUrl}\\)`));
 
     const hubReady = await request(`${hubUrl}/readyz`);
     assert.equal(hubReady.status, 200, hubReady.body);

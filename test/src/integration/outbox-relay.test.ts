@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { randomUUID } from 'node:crypto';
 import { HubBus } from '@keyhub/hub/dist/bus/hub-bus';
-import { OutboxRelay } from '@keyhub/hub/dist/service/outbox-relay';
+import { OutboxRelay } from '@keyhub/hub/dist/relay/outbox-relay';
 import { subjects } from '@keyhub/protocol';
 import { createHubFixture, type HubFixture } from '../bench/hub-fixture';
 import { Cleanup, type StageRecorder } from '../bench/lib';

@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { randomUUID } from 'node:crypto';
 import { decodeEnvelope, MESSAGE_TYPES, verifyEnvelope, type Receipt } from '@keyhub/protocol';
-import { verifyStoredAudit } from '@keyhub/hub/dist/audit/audit-store';
-import { ApplyReceipt } from '@keyhub/hub/dist/domain/apply-receipt';
-import { CreateKey } from '@keyhub/hub/dist/domain/create-key';
-import { Distribute } from '@keyhub/hub/dist/domain/distribute';
+import { verifyStoredAudit } from '@keyhub/hub/dist/operations/audit/verify-stored-audit';
+import { ApplyReceipt } from '@keyhub/hub/dist/operations/distributions/apply-receipts';
+import { CreateKey } from '@keyhub/hub/dist/operations/keys/create-key';
+import { Distribute } from '@keyhub/hub/dist/operations/distributions/distribute';
 import { createHubFixture, insertActiveListeners, listenerIds, type HubFixture } from '../bench/hub-fixture';
 import { Cleanup, type StageRecorder } from '../bench/lib';
 import type { BenchContext } from '../bench/context';

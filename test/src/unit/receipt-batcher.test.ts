@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { randomUUID } from 'node:crypto';
 import { MESSAGE_TYPES, type Receipt } from '@keyhub/protocol';
-import type { ReceiptEffect } from '@keyhub/hub/dist/domain/apply-receipt';
-import { ReceiptBatcher } from '@keyhub/hub/dist/service/receipt-batcher';
+import type { ReceiptEffect } from '@keyhub/hub/dist/domain/receipt-effects';
+import { ReceiptBatcher } from '@keyhub/hub/dist/bus/receipt-batcher';
 
 const receipt = (target: string): Receipt => ({
   type: MESSAGE_TYPES.receipt,

@@ -1,10 +1,8 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { DistributionState } from '../../domain/distribution-state';
 
-/**
- * queued: package in the outbox; sent: published, awaiting a receipt;
- * confirmed: the target reproduced the KCV; failed: gave up, with a reason.
- */
-export type DistributionState = 'queued' | 'sent' | 'confirmed' | 'failed' | 'superseded';
+/** The states and which may follow which: domain/distribution-state.ts. */
+export type { DistributionState };
 
 @Entity('distributions')
 @Index(['keyVersionId', 'listenerId', 'target'], { unique: true })

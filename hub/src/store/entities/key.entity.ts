@@ -8,6 +8,8 @@ export class KeyEntity {
   @Column('text') algorithm!: string;
   @Column('text', { array: true }) usages!: string[];
   @Column('boolean') exportable!: boolean;
+  /** Distribution of a sensitive key falls under the `distribution.sensitive` approval policy. */
+  @Column('boolean') sensitive!: boolean;
   /** NIST SP 800-57 state of the key as a whole. */
   @Column('text') state!: string;
   @Column('int', { name: 'current_version' }) currentVersion!: number;

@@ -1,0 +1,92 @@
+import { Option, type Command } from 'commander';
+import { api, KEY_ALGORITHMS, KEY_USAGES } from '@keyhub/protocol';
+import { client, globals } from '../context';
+import { CliError } from '../errors';
+import { printFields, printJson, printLine, printTable } from '../output';
+
+export function registerKeyCommands(program: Command): void {
+  const key = program.command('key').description('managed keys');
+
+  key
+    .command('create')
+    .description('generate a key in the hub HSM; it is stored only wrapped under the hub master key')
+    .argument('<name>', 'key name (A-Z a-z 0-9 . _ : / -)')
+    .addOption(new Option('--alg <algorithm>', 'key algorithm').choices(KEY_ALGORITHMS).makeOptionMandatory())
+    .addOption(new Option('--usage <usage...>', 'usages granted at the targets (default: encrypt decrypt)').choices(KEY_USAGES))
+    .option('--exportable', 'targets may let the key be exported again')
+    .option('--sensitive', 'distributing it falls under the distribution.sensitive approval policy')
+    .option('--count <n>', 'create n keys named <name>-00001 ... in one transaction (bulk provisioning)')
+    .action(async (name: string, opts: { alg: string; usage?: string[]; exportable?: boolean; sensitive?: boolean; count?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const count = opts.count === undefined ? undefined : Number(opts.count);
+      if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > 100_000)) throw new CliError('INPUT_INVALID', '--count must be a whole number from 1 to 100000');
+      const body = { name, algorithm: opts.alg, usages: opts.usage, exportable: opts.exportable, sensitive: opts.sensitive, count };
+      const { keys } = await (await client()).post('/v1/keys', api.createKeyResult, body, 201);
+      if (g.json) return printJson(count === undefined ? keys[0] : keys);
+      if (count !== undefined) return printLine(`created ${keys.length} keys: ${keys[0].name} .. ${keys[keys.length - 1].name}`);
+      printFields([
+        ['key', keys[0].name],
+        ['id', keys[0].id],
+        ['algorithm', keys[0].algorithm],
+        ['version', keys[0].version],
+        ['kcv', keys[0].kcv],
+      ]);
+    });
+
+  key
+    .command('list')
+    .description("every key with its current version and that version's KCV")
+    .option('--prefix <prefix>', 'only keys whose name starts with this')
+    .action(async (opts: { prefix?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const c = await client();
+      const rows: api.KeyView[] = [];
+      let after: string | null = null;
+      do {
+        const q = new URLSearchParams({ limit: '10000', ...(opts.prefix ? { prefix: opts.prefix } : {}), ...(after ? { after } : {}) });
+        const page: { keys: api.KeyView[]; next: string | null } = await c.get(`/v1/keys?${q}`, api.keyList);
+        rows.push(...page.keys);
+        after = page.next;
+      } while (after);
+      if (g.json) return printJson(rows);
+      printTable(
+        rows,
+        [
+          { header: 'name', value: (r) => r.name },
+          { header: 'algorithm', value: (r) => r.algorithm },
+          { header: 'version', value: (r) => r.currentVersion, align: 'right' },
+          { header: 'kcv', value: (r) => r.kcv },
+          { header: 'usages', value: (r) => r.usages.join(',') },
+          { header: 'exportable', value: (r) => (r.exportable ? 'yes' : 'no') },
+          { header: 'sensitive', value: (r) => (r.sensitive ? 'yes' : 'no') },
+          { header: 'state', value: (r) => r.state },
+        ],
+        { empty: 'no keys' },
+      );
+    });
+
+  program
+    .command('status')
+    .description('where every key version is: one row per key version, listener and target')
+    .argument('[key]', 'only this key')
+    .action(async (keyName: string | undefined, _opts: unknown, cmd: Command) => {
+      const g = globals(cmd);
+      const path = keyName === undefined ? '/v1/status' : `/v1/keys/${encodeURIComponent(keyName)}/status`;
+      const { rows } = await (await client()).get(path, api.statusList);
+      if (g.json) return printJson(rows);
+      printTable(
+        rows,
+        [
+          { header: 'key', value: (r) => r.key },
+          { header: 'version', value: (r) => r.version, align: 'right' },
+          { header: 'kcv', value: (r) => r.kcv },
+          { header: 'listener', value: (r) => r.listener },
+          { header: 'target', value: (r) => r.target },
+          { header: 'state', value: (r) => r.state },
+          { header: 'attempts', value: (r) => r.attempts, align: 'right' },
+          { header: 'error', value: (r) => r.errorCode },
+        ],
+        { empty: 'no keys' },
+      );
+    });
+}

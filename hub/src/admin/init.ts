@@ -1,0 +1,65 @@
+import { writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { api } from '@keyhub/protocol';
+import { KeyhubError } from '@keyhub/shared';
+import { HubCa } from '../crypto/ca';
+import { initHub } from '../operations/hub/init-hub';
+import { bootstrapAdmin } from '../operations/operators/bootstrap-admin';
+import { SYSTEM_ACTORS } from '../domain/principal';
+import { adminOptions, withRuntime } from './runtime';
+import { printFields, printJson, printLine } from './output';
+
+/** Owner-only, and never over an existing file: a token must not land in a file someone else prepared. */
+async function writeSecretFile(file: string, content: string): Promise<void> {
+  try {
+    await writeFile(file, content, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    throw new KeyhubError('CONFIG_INVALID', `cannot create ${file} (it must not exist yet)`, { cause: err });
+  }
+}
+
+export function registerInitCommand(program: Command): void {
+  program
+    .command('init')
+    .description('set up the hub: master, signing and CA keys in the HSM, the database schema, the hub CA, and the first admin; safe to repeat')
+    .option('--admin <name>', 'name of the first admin', 'admin')
+    .option('--admin-token-file <file>', "where to write the first admin's token (mode 0600, must not exist)", 'keyhub-admin.token')
+    .option('--ca-cert-out <file>', 'where to write the hub CA certificate (PEM) that clients and listeners pin', 'keyhub-ca.pem')
+    .action(async (opts: { admin: string; adminTokenFile: string; caCertOut: string }, cmd: Command) => {
+      const o = adminOptions(cmd);
+      const admin = api.operatorName.safeParse(opts.admin);
+      if (!admin.success) throw new KeyhubError('INPUT_INVALID', 'admin name: lower case a-z 0-9 . _ @ -');
+      const result = await withRuntime(
+        o,
+        async (rt, config) => {
+          const hub = await initHub(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
+          const ca = await HubCa.ensure(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
+          const token = await rt.ds.transaction((m) => bootstrapAdmin(m, admin.data, config.api.tokenTtlSeconds));
+          const rootPem = ca.ca.certificatePem('root');
+          await writeFile(opts.caCertOut, rootPem, { mode: 0o644 });
+          if (token) await writeSecretFile(opts.adminTokenFile, `${token.token}\n`);
+          return { ...hub, createdKeys: [...hub.createdKeys, ...ca.createdKeys], caCertificate: opts.caCertOut, admin: token ? { name: token.operator, tokenFile: opts.adminTokenFile, expiresAt: token.expiresAt } : null };
+        },
+        { requireKeyring: false },
+      );
+      if (o.json) return printJson(result);
+      printFields([
+        ['hub fingerprint', result.fingerprint],
+        ['created keys', result.createdKeys.length ? result.createdKeys.join(', ') : 'none (already present)'],
+        ['migrations run', result.migrations.length ? result.migrations.join(', ') : 'none (up to date)'],
+        ['hub CA certificate', result.caCertificate],
+        ['first admin', result.admin ? `${result.admin.name}, token in ${result.admin.tokenFile} (expires ${result.admin.expiresAt})` : 'none (operators exist already)'],
+      ]);
+      printLine('Listeners pin the hub fingerprint, and clients the CA certificate; hand both over out of band.');
+    });
+
+  program
+    .command('migrate')
+    .description('run pending database migrations (as the owner role)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const o = adminOptions(cmd);
+      const migrations = await withRuntime(o, async (rt) => (await rt.ds.runMigrations({ transaction: 'each' })).map((m) => m.name), { requireKeyring: false });
+      if (o.json) return printJson({ migrations });
+      printLine(migrations.length ? `ran ${migrations.join(', ')}` : 'up to date');
+    });
+}

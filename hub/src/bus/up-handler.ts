@@ -1,0 +1,80 @@
+import type { JsMsg } from 'nats';
+import { decodeEnvelope, isEnvelopeOf, listenerIdFromUpSubject, MESSAGE_TYPES } from '@keyhub/protocol';
+import { KeyhubError, type Logger } from '@keyhub/shared';
+import type { ApplyReceipt } from '../operations/distributions/apply-receipts';
+import type { ConfirmRootKek } from '../operations/listeners/confirm-root-kek';
+import type { RegisterEnrollment } from '../operations/listeners/register-enrollment';
+import type { VerifyListenerSignature } from '../operations/listeners/verify-listener-signature';
+import { errorSummary } from './hub-bus';
+import { ReceiptBatcher } from './receipt-batcher';
+
+/**
+ * Everything a listener sends on the UP stream. Order of checks: size and
+ * schema, subject matches the claimed listener, signature under the key we
+ * hold for that listener, then the operation. Bad messages are terminated
+ * (never redelivered) and logged with their code; transient failures are
+ * retried with a delay.
+ */
+export class UpHandler {
+  private readonly receipts: ReceiptBatcher;
+
+  constructor(
+    private readonly verifySignature: VerifyListenerSignature,
+    private readonly registerEnrollment: RegisterEnrollment,
+    private readonly confirmRootKek: ConfirmRootKek,
+    applyReceipt: ApplyReceipt,
+    private readonly logger: Logger,
+    private readonly onReceipt?: (effect: string) => void,
+  ) {
+    this.receipts = new ReceiptBatcher((batch) => applyReceipt.executeBatch(batch));
+  }
+
+  async handle(msg: JsMsg): Promise<void> {
+    try {
+      await this.process(msg.subject, msg.data);
+      msg.ack();
+    } catch (err) {
+      const e = KeyhubError.from(err);
+      if (e.retryable || isDatabaseError(err)) {
+        this.logger.warn({ err: errorSummary(e), subject: msg.subject }, 'UP message will be retried');
+        msg.nak(2_000);
+      } else {
+        this.logger.warn({ code: e.code, detail: e.message, subject: msg.subject }, 'UP message rejected');
+        msg.term();
+      }
+    }
+  }
+
+  async process(subject: string, data: Uint8Array): Promise<void> {
+    const listenerId = listenerIdFromUpSubject(subject);
+    if (!listenerId) throw new KeyhubError('MESSAGE_MALFORMED', `unexpected subject ${subject}`);
+    const decoded = decodeEnvelope(data);
+    if (!decoded.ok) throw new KeyhubError(decoded.code, decoded.detail);
+    const envelope = decoded.envelope;
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.enrollmentRequest)) {
+      const r = await this.registerEnrollment.execute(envelope, listenerId);
+      this.logger.info({ listenerId, fingerprint: r.fingerprint }, 'enrollment request recorded; awaiting approval');
+      return;
+    }
+    if (envelope.payload.listenerId !== listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', 'message listener id differs from its subject');
+    await this.verifySignature.execute(envelope, listenerId);
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKekConfirm)) {
+      const r = await this.confirmRootKek.execute(envelope.payload);
+      this.logger.info({ listenerId, result: r }, 'root KEK confirmation');
+      return;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.receipt)) {
+      const effect = await this.receipts.submit(envelope.payload);
+      this.onReceipt?.(effect);
+      this.logger.debug({ listenerId, packageId: envelope.payload.packageId, outcome: envelope.payload.outcome, effect }, 'receipt applied');
+      return;
+    }
+    throw new KeyhubError('MESSAGE_UNKNOWN_TYPE', `${envelope.payload.type} is not expected from a listener`);
+  }
+}
+
+function isDatabaseError(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : '';
+  // Connection failures, serialization/deadlock, admin shutdown: all worth another try.
+  return /^(08|40|57P)/.test(code) || /ECONNREFUSED|ECONNRESET|Connection terminated/i.test(err instanceof Error ? err.message : '');
+}

@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { encodeEnvelope, MESSAGE_TYPES, type KeyPackage, type KeyUsage } from '@keyhub/protocol';
+import type { WrappedAesKey } from '@keyhub/shared';
+import { distributableAlgorithm } from '../domain/key-spec';
+import type { DistributionEntity, KeyEntity, KeyVersionEntity } from '../store/entities';
+import type { StoredKek } from '../store/queries/listeners';
+import type { HubKeyring } from './hub-keyring';
+
+export interface PackageRequest {
+  distribution: DistributionEntity;
+  key: KeyEntity;
+  version: KeyVersionEntity;
+}
+
+export interface IssuedPackage {
+  packageId: string;
+  distributionId: string;
+  sequence: number;
+}
+
+/** A signed package held in memory until it is written to the outbox. */
+export interface BuiltPackage extends IssuedPackage {
+  listenerId: string;
+  issuedAt: Date;
+  expiresAt: Date;
+  bytes: Buffer;
+}
+
+/**
+ * The HSM part of issuing, no database: the HSM re-wraps each request's key
+ * version under its listener's root KEK (`HubKeyring.translate`: every key
+ * version and KEK of the batch unwrapped once from the master key into a
+ * session object, destroyed at the end); the whole batch is signed with one
+ * HSM signature over the Merkle root of its packages (ES256-MERKLE, see
+ * protocol/src/envelope.ts). `sequences` holds each request's sequence
+ * number; it is awaited only when the payloads are built, so the HSM work can
+ * start while the database still allocates them.
+ */
+export async function signPackages(
+  keyring: HubKeyring,
+  requests: PackageRequest[],
+  keks: Map<string, StoredKek>,
+  sequences: Promise<number[]> | number[],
+  ttlSeconds: number,
+): Promise<BuiltPackage[]> {
+  if (requests.length === 0) return [];
+  const { kekBlobs, keyBlobs, pairs } = translation(requests, keks);
+  const blobs = await keyring.translate(kekBlobs, keyBlobs, pairs);
+  const sequenceOf = await sequences;
+  const issuedAt = new Date();
+  const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
+  const payloads: KeyPackage[] = requests.map((r, i) => payload(r, keks.get(r.distribution.listenerId)!, sequenceOf[i], blobs[i], issuedAt, expiresAt));
+  const envelopes = await keyring.signBatch(payloads);
+  return envelopes.map((envelope) => ({
+    packageId: envelope.payload.id,
+    distributionId: envelope.payload.distributionId,
+    listenerId: envelope.payload.listenerId,
+    sequence: envelope.payload.sequence,
+    issuedAt,
+    expiresAt,
+    bytes: Buffer.from(encodeEnvelope(envelope)),
+  }));
+}
+
+/** Each distinct KEK and key version once, and per request the pair (KEK index, key index) that `translate` re-wraps. */
+function translation(requests: PackageRequest[], keks: Map<string, StoredKek>): { kekBlobs: WrappedAesKey[]; keyBlobs: WrappedAesKey[]; pairs: Uint32Array } {
+  const kekIndex = new Map<string, number>();
+  const keyIndex = new Map<string, number>();
+  const kekBlobs: WrappedAesKey[] = [];
+  const keyBlobs: WrappedAesKey[] = [];
+  const pairs = new Uint32Array(requests.length * 2);
+  requests.forEach((r, i) => {
+    const listenerId = r.distribution.listenerId;
+    let k = kekIndex.get(listenerId);
+    if (k === undefined) {
+      k = kekBlobs.push({ blob: keks.get(listenerId)!.wrapped, lengthBytes: 32 }) - 1;
+      kekIndex.set(listenerId, k);
+    }
+    let v = keyIndex.get(r.version.id);
+    if (v === undefined) {
+      v = keyBlobs.push({ blob: r.version.wrapped, lengthBytes: r.version.length }) - 1;
+      keyIndex.set(r.version.id, v);
+    }
+    pairs[2 * i] = k;
+    pairs[2 * i + 1] = v;
+  });
+  return { kekBlobs, keyBlobs, pairs };
+}
+
+function payload(r: PackageRequest, kek: StoredKek, sequence: number, blob: Buffer, issuedAt: Date, expiresAt: Date): KeyPackage {
+  return {
+    type: MESSAGE_TYPES.keyPackage,
+    id: randomUUID(),
+    listenerId: r.distribution.listenerId,
+    target: r.distribution.target,
+    distributionId: r.distribution.id,
+    sequence,
+    issuedAt: issuedAt.toISOString(),
+    expiresAt: expiresAt.toISOString(),
+    key: {
+      id: r.key.id,
+      name: r.key.name,
+      version: r.version.version,
+      algorithm: distributableAlgorithm(r.key.algorithm),
+      length: r.version.length,
+      usages: r.key.usages as KeyUsage[],
+      exportable: r.key.exportable,
+      kcv: r.version.kcv,
+    },
+    wrapping: { kekId: kek.id, kekVersion: kek.version, mechanism: 'AES-KWP', blob: blob.toString('base64') },
+  };
+}

@@ -1,0 +1,52 @@
+import type { FastifyRequest } from 'fastify';
+import { KeyhubError } from '@keyhub/shared';
+import type { Principal } from '../../domain/principal';
+import { allows } from '../../domain/roles';
+import type { AuthenticateToken } from '../../operations/operators/authenticate-token';
+import { ROUTE_PERMISSIONS, routeKey } from './route-permissions';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+/** The bearer token of a request, if it sent one; a header that is there but not a bearer token is malformed. */
+export function bearerToken(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  if (header === undefined) return undefined;
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+  if (!m) throw new KeyhubError('AUTH_INVALID', 'the Authorization header is not "Bearer <token>"');
+  return m[1];
+}
+
+/**
+ * Runs before the body is read: identifies the caller and checks the route's
+ * permission from the one table. Unknown routes pass through to the 404
+ * handler; a known route missing from the table is refused.
+ */
+export function authorizer(authenticateToken: AuthenticateToken, certificatePrincipal?: (req: FastifyRequest) => Promise<Principal | undefined>) {
+  return async (req: FastifyRequest): Promise<void> => {
+    const url = req.routeOptions.url;
+    if (url === undefined) return;
+    const access = ROUTE_PERMISSIONS[routeKey(req.method, url)];
+    if (access === 'public') return;
+    const token = bearerToken(req);
+    let principal: Principal | undefined;
+    if (token !== undefined) principal = await authenticateToken.execute(token);
+    else if (certificatePrincipal) principal = await certificatePrincipal(req);
+    if (!principal) throw new KeyhubError('AUTH_MISSING', 'authenticate with a bearer token (KEYHUB_TOKEN or `keyhub login`) or a client certificate');
+    req.principal = principal;
+    if (access === undefined || !allows(principal.roles, access)) {
+      throw new KeyhubError('PERMISSION_DENIED', `${principal.name} (${principal.roles.join(', ') || 'no roles'}) may not ${req.method} ${url}`, {
+        details: { needs: access ?? 'undeclared route' },
+      });
+    }
+  };
+}
+
+/** For handlers: the principal the authorizer established (every non-public route has one). */
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new KeyhubError('AUTH_MISSING', 'not authenticated');
+  return req.principal;
+}

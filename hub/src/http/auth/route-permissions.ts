@@ -1,0 +1,56 @@
+import type { Permission } from '../../domain/roles';
+
+/**
+ * The one table of what each route needs. A route missing here is refused
+ * to everyone (and the server will not start with one: see server.ts), so
+ * nothing is ever allowed by default. 'public' routes carry nothing secret.
+ */
+export type RouteAccess = Permission | 'public';
+
+export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
+  'GET /v1/health': 'public',
+  'GET /v1/openapi.json': 'public',
+  'GET /v1/hub': 'hub:read',
+  'GET /v1/hub/ca': 'hub:read',
+  'GET /v1/auth/whoami': 'tokens:self',
+
+  'GET /v1/keys': 'keys:read',
+  'POST /v1/keys': 'keys:write',
+  'GET /v1/keys/:name/status': 'keys:read',
+  'GET /v1/status': 'keys:read',
+
+  'GET /v1/listeners': 'listeners:read',
+  'GET /v1/listeners/:id': 'listeners:read',
+  'POST /v1/listeners/:id/approve': 'listeners:approve',
+
+  'POST /v1/distributions': 'distributions:write',
+  'POST /v1/distributions/progress': 'keys:read',
+
+  'GET /v1/operators': 'operators:read',
+  'POST /v1/operators': 'operators:write',
+  'GET /v1/operators/:name': 'operators:read',
+  'PATCH /v1/operators/:name/roles': 'operators:write',
+  'POST /v1/operators/:name/revoke': 'operators:write',
+
+  'GET /v1/tokens': 'tokens:self',
+  'POST /v1/tokens': 'tokens:self',
+  'POST /v1/tokens/:id/revoke': 'tokens:self',
+
+  'GET /v1/policies': 'policies:read',
+  'PUT /v1/policies/:action': 'policies:write',
+
+  'GET /v1/approvals': 'approvals:read',
+  'GET /v1/approvals/:id': 'approvals:read',
+  'POST /v1/approvals/:id/approve': 'approvals:decide',
+  'POST /v1/approvals/:id/reject': 'approvals:decide',
+  'POST /v1/approvals/:id/cancel': 'approvals:read',
+  'POST /v1/approvals/:id/pickup': 'approvals:read',
+
+  'GET /v1/audit/events': 'audit:read',
+  'GET /v1/audit/checkpoints': 'audit:read',
+  'POST /v1/audit/checkpoints': 'audit:write',
+};
+
+export function routeKey(method: string, url: string): string {
+  return `${method.toUpperCase()} ${url}`;
+}

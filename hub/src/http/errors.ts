@@ -1,0 +1,50 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_CODES, type api } from '@keyhub/protocol';
+import { KeyhubError, type Logger } from '@keyhub/shared';
+
+/** Fastify's own failures, mapped onto the stable codes. */
+function fromFastify(err: FastifyError): KeyhubError | undefined {
+  if (err.validation) {
+    const where = err.validationContext ?? 'request';
+    const first = err.validation
+      .slice(0, 3)
+      .map((v) => `${v.instancePath || where}: ${v.message ?? 'invalid'}`)
+      .join('; ');
+    return new KeyhubError('INPUT_INVALID', `invalid ${where}: ${first}`);
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new KeyhubError('REQUEST_TOO_LARGE', 'request body exceeds the size limit');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new KeyhubError('REQUEST_MALFORMED', 'request body is not valid JSON');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new KeyhubError('REQUEST_MALFORMED', 'request body must be application/json');
+  }
+  if (err.statusCode === 429) return new KeyhubError('RATE_LIMITED', 'too many requests; retry later');
+  if (err.statusCode === 400 && err instanceof SyntaxError) return new KeyhubError('REQUEST_MALFORMED', 'request body is not valid JSON');
+  return undefined;
+}
+
+export function toApiError(err: unknown): KeyhubError {
+  if (err instanceof KeyhubError) return err;
+  const e = err as FastifyError;
+  return fromFastify(e) ?? KeyhubError.from(err, 'INTERNAL');
+}
+
+export function errorBody(e: KeyhubError): api.ApiErrorBody {
+  // Internal failures say nothing of their insides to the caller; the log has the cause.
+  const message = e.code === 'INTERNAL' ? 'internal error' : e.message;
+  return { error: { code: e.code, message, retryable: e.retryable, ...(e.details ? { details: e.details } : {}) } };
+}
+
+export function errorHandler(logger: Logger) {
+  return (err: unknown, req: FastifyRequest, reply: FastifyReply): void => {
+    const e = toApiError(err);
+    const status = ERROR_CODES[e.code].httpStatus;
+    if (status >= 500) logger.error({ code: e.code, ckr: e.ckr, route: req.routeOptions.url, method: req.method, err: e.cause instanceof Error ? e.cause.message : undefined }, 'api request failed');
+    if (e.code === 'RATE_LIMITED') reply.header('retry-after', '60');
+    void reply.code(status).type('application/json').send(JSON.stringify(errorBody(e)));
+  };
+}

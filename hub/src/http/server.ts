@@ -1,0 +1,84 @@
+import fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { api } from '@keyhub/protocol';
+import { KeyhubError, type Logger } from '@keyhub/shared';
+import type { HubConfig } from '../config';
+import type { Principal } from '../domain/principal';
+import type { AuthenticateToken } from '../operations/operators/authenticate-token';
+import { authorizer, bearerToken } from './auth/authenticate';
+import { ROUTE_PERMISSIONS, routeKey } from './auth/route-permissions';
+import { errorHandler } from './errors';
+import { registerRoutes, type Resolve } from './routes';
+
+
+export interface ApiServerOptions {
+  config: HubConfig['api'];
+  logger: Logger;
+  tls: { key: string; cert: string; ca?: string };
+  /** Operators may also authenticate with a client certificate from the hub CA. */
+  certificatePrincipal?: (req: FastifyRequest) => Promise<Principal | undefined>;
+  resolve: Resolve;
+  authenticateToken: AuthenticateToken;
+  version: string;
+  health: () => 'ok' | 'starting' | 'stopping';
+}
+
+/** A rate-limit bucket per credential (the token's public id) or, without one, per client address. */
+function rateKey(req: FastifyRequest): string {
+  try {
+    const token = bearerToken(req);
+    const parsed = token ? api.parseApiToken(token) : undefined;
+    if (parsed) return `token:${parsed.id}`;
+  } catch {
+    // A malformed header is refused by the authorizer; it is limited by address meanwhile.
+  }
+  return `ip:${req.ip}`;
+}
+
+/**
+ * The operators' API: HTTPS only, JSON under /v1/, every body a strict zod
+ * schema from `protocol/`, an OpenAPI 3.1 document made from the same
+ * schemas, one permission table, errors with the stable codes.
+ */
+export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstance> {
+  const app = fastify({
+    https: { key: o.tls.key, cert: o.tls.cert, ...(o.tls.ca ? { ca: o.tls.ca, requestCert: true, rejectUnauthorized: false } : {}), minVersion: 'TLSv1.2' },
+    bodyLimit: o.config.maxBodyBytes,
+    logger: false,
+    // Keyhub's ids and names never need a looser router; a trailing slash is a different route.
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 256 },
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(errorHandler(o.logger));
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).type('application/json').send(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, retryable: false } }));
+  });
+  // Fail closed at start: a route nobody wrote a permission for would otherwise be refused only at run time.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      if (method === 'HEAD' || method === 'OPTIONS') continue;
+      if (ROUTE_PERMISSIONS[routeKey(method, route.url)] === undefined) throw new KeyhubError('CONFIG_INVALID', `route ${method} ${route.url} has no entry in the permission table`);
+    }
+  });
+  await app.register(rateLimit, { global: true, max: o.config.rateLimit.max, timeWindow: o.config.rateLimit.windowSeconds * 1000, keyGenerator: rateKey });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Keyhub hub API', version: o.version, description: 'Operators reach the hub only through this API. Authenticate with `Authorization: Bearer khub_...` or an operator client certificate.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  app.addHook('onRequest', authorizer(o.authenticateToken, o.certificatePrincipal));
+  app.withTypeProvider<ZodTypeProvider>().get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  registerRoutes(app, o);
+  await app.ready();
+  return app;
+}

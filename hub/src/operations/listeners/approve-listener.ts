@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { injectable } from 'tsyringe';
+import type { EntityManager } from 'typeorm';
+import { encodeEnvelope, fingerprintsEqual, MESSAGE_TYPES, subjects, type OaepHash, type RootKekMessage } from '@keyhub/protocol';
+import { aesKcv, KeyhubError } from '@keyhub/shared';
+import { appendAudit } from '../../audit/audit-log';
+import { HubContext } from '../../context';
+import { KekEntity, ListenerEntity } from '../../store/entities';
+import { insertOutboxMessages, notifyOutbox } from '../../store/queries/outbox';
+
+/** A new root KEK as the HSM made it: its KCV, its blob under the master key, and under the listener's transport key. */
+interface NewRootKek {
+  kcv: string;
+  wrapped: Buffer;
+  transportBlob: Buffer;
+}
+
+/**
+ * Approves an enrollment after the operator compared fingerprints out of
+ * band: creates the listener's root KEK in the hub HSM, stores it under the
+ * master key, and queues it wrapped (RSA-OAEP) to the listener's transport key.
+ * Rule: only a pending listener whose fingerprint matches is approved (a
+ * mismatch is audited and refused); the listener becomes active only when it
+ * confirms the KEK's KCV.
+ */
+@injectable()
+export class ApproveListener {
+  constructor(private readonly ctx: HubContext) {}
+
+  async execute(listenerId: string, fingerprint: string, actor: string): Promise<{ kekId: string; kcv: string }> {
+    const outcome = await this.ctx.ds.transaction((m) => this.executeIn(m, listenerId, fingerprint, actor, []));
+    if ('refused' in outcome) throw new KeyhubError('FINGERPRINT_MISMATCH', `fingerprint does not match the enrollment request of listener ${listenerId}`);
+    return outcome;
+  }
+
+  /** The enrollment fingerprint of a listener waiting for approval, read under the caller's lock. */
+  async pendingFingerprint(m: EntityManager, listenerId: string): Promise<string> {
+    const listener = await this.lockPending(m, listenerId);
+    return listener.fingerprint;
+  }
+
+  /**
+   * The approval inside the caller's transaction (an approved dual-control
+   * request runs it in the one that checks the quorum). A mismatch is
+   * audited and returned as refused, so that the caller can commit the
+   * record of it and then report.
+   */
+  async executeIn(m: EntityManager, listenerId: string, fingerprint: string, actor: string, approvers: string[]): Promise<{ kekId: string; kcv: string } | { refused: true }> {
+    const { keyring } = this.ctx;
+    const listener = await this.lockPending(m, listenerId);
+    if (!fingerprintsEqual(fingerprint, listener.fingerprint)) {
+      await appendAudit(m, [{ actor, action: 'listener.approval_refused', subject: `listener:${listenerId}`, details: { reason: 'FINGERPRINT_MISMATCH' } }]);
+      return { refused: true };
+    }
+    const { kcv, wrapped, transportBlob } = await this.createRootKek(listener);
+    const kekId = randomUUID();
+    const now = new Date();
+    const message: RootKekMessage = {
+      type: MESSAGE_TYPES.rootKek,
+      id: randomUUID(),
+      listenerId,
+      issuedAt: now.toISOString(),
+      hubKey: keyring.signingSpki.toString('base64'),
+      kek: { id: kekId, version: 1, kcv, mechanism: 'RSA-OAEP', oaepHash: listener.oaepHash as OaepHash, blob: transportBlob.toString('base64') },
+    };
+    const envelope = await keyring.sign(message);
+    await m.insert(KekEntity, { id: kekId, listenerId, version: 1, wrapped, kcv, state: 'pending_confirmation', activatedAt: null });
+    await m.update(ListenerEntity, { id: listenerId }, { state: 'approved', approvedAt: now, approvedBy: actor });
+    await insertOutboxMessages(m, [[subjects.toListener(listenerId, 'root_kek'), message.id, Buffer.from(encodeEnvelope(envelope)), null]]);
+    await notifyOutbox(m);
+    const who: Record<string, string> = approvers.length ? { approvers: approvers.join(',') } : {};
+    await appendAudit(m, [
+      { actor, action: 'listener.approved', subject: `listener:${listenerId}`, details: { fingerprint: listener.fingerprint, ...who } },
+      { actor, action: 'kek.created', subject: `listener:${listenerId}`, details: { kekId, version: 1, kcv } },
+    ]);
+    return { kekId, kcv };
+  }
+
+  private async lockPending(m: EntityManager, listenerId: string): Promise<ListenerEntity> {
+    const listener = await m.findOne(ListenerEntity, { where: { id: listenerId }, lock: { mode: 'pessimistic_write' } });
+    if (!listener) throw new KeyhubError('LISTENER_NOT_FOUND', `no enrollment request from listener ${listenerId}`);
+    if (listener.state !== 'pending_approval') throw new KeyhubError('LISTENER_STATE_INVALID', `listener ${listenerId} is ${listener.state}, not pending approval`);
+    return listener;
+  }
+
+  /** The root KEK exists in the HSM only as a session object for the length of this call. */
+  private async createRootKek(listener: ListenerEntity): Promise<NewRootKek> {
+    const { keyring } = this.ctx;
+    const hsm = keyring.hsm;
+    const kek = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
+    try {
+      const kcv = await aesKcv(hsm, kek);
+      const wrapped = await keyring.wrapUnderMaster(kek);
+      const transport = await hsm.importRsaWrappingKey(listener.transportKey);
+      try {
+        return { kcv, wrapped, transportBlob: await hsm.wrapRsaOaep(transport, kek, listener.oaepHash as OaepHash) };
+      } finally {
+        await hsm.destroy(transport);
+      }
+    } finally {
+      await hsm.destroy(kek);
+    }
+  }
+}

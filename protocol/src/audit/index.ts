@@ -1,0 +1,3 @@
+export * from './chain-hash';
+export * from './verify-chain';
+export * from './export-format';
