@@ -25,6 +25,13 @@ export interface ApiServerOptions {
   health: () => 'ok' | 'starting' | 'stopping';
 }
 
+const ROUTES = new WeakMap<FastifyInstance, Array<{ method: string; url: string }>>();
+
+/** Every route the server registered (method and URL pattern), as its router has them: for tests and tools that must cover them all. */
+export function registeredRoutes(app: FastifyInstance): ReadonlyArray<{ method: string; url: string }> {
+  return ROUTES.get(app) ?? [];
+}
+
 /** A rate-limit bucket per credential (the token's public id) or, without one, per client address. */
 function rateKey(req: FastifyRequest): string {
   try {
@@ -58,11 +65,14 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).type('application/json').send(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, retryable: false } }));
   });
+  const routes: Array<{ method: string; url: string }> = [];
+  ROUTES.set(app, routes);
   // Fail closed at start: a route nobody wrote a permission for would otherwise be refused only at run time.
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (method === 'HEAD' || method === 'OPTIONS') continue;
+      routes.push({ method, url: route.url });
       if (ROUTE_PERMISSIONS[routeKey(method, route.url)] === undefined) throw new KeyhubError('CONFIG_INVALID', `route ${method} ${route.url} has no entry in the permission table`);
     }
   });
