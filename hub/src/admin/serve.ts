@@ -1,7 +1,9 @@
+import { readFile, stat } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import type { Command } from 'commander';
 import type { FastifyRequest } from 'fastify';
-import { serveObservabilityFromEnv } from '@keyhub/shared';
+import { KeyhubError, serveObservabilityFromEnv } from '@keyhub/shared';
+import type { HubConfig } from '../config';
 import { HubBus } from '../bus/hub-bus';
 import { registerApiServices } from '../container';
 import { HubContext } from '../context';
@@ -19,6 +21,27 @@ import { AuthenticateToken } from '../operations/operators/authenticate-token';
 import { HubService } from '../service/hub-service';
 import { printError, printJson, printLine } from './output';
 import { adminOptions, shutdownSignal, withRuntime } from './runtime';
+
+/**
+ * The API's certificate: one the operator brought (PEM files), or a fresh key
+ * in memory with a certificate from the hub CA, issued at every start. Client
+ * certificates are always checked against the hub CA.
+ */
+async function apiTlsMaterial(ca: HubCa, api: HubConfig['api']): Promise<{ key: string; cert: string; ca: string }> {
+  if (api.tlsCertFile !== undefined || api.tlsKeyFile !== undefined) {
+    if (!api.tlsCertFile || !api.tlsKeyFile) throw new KeyhubError('CONFIG_INVALID', 'api.tlsCertFile and api.tlsKeyFile go together');
+    await assertOwnerOnly(api.tlsKeyFile, 'api.tlsKeyFile');
+    return { cert: await readFile(api.tlsCertFile, 'utf8'), key: await readFile(api.tlsKeyFile, 'utf8'), ca: ca.certificatePem('root') };
+  }
+  const m = await serverTlsMaterial(ca, { hostnames: api.hostnames, ips: api.ipAddresses, actor: 'system:serve' });
+  return { key: m.key, cert: m.cert, ca: m.ca };
+}
+
+/** A private key file others can read is a leaked key: refused, not used. */
+async function assertOwnerOnly(file: string, what: string): Promise<void> {
+  const mode = (await stat(file)).mode & 0o777;
+  if ((mode & 0o077) !== 0) throw new KeyhubError('CONFIG_INVALID', `${what} ${file} is readable by others (mode ${mode.toString(8)}): chmod 600 it`);
+}
 
 /** KEYHUB_HTTP_PORT overrides it and 0 turns it off; the listener defaults to the next port so both can share a machine. */
 const DEFAULT_HTTP_PORT = 9464;
@@ -51,7 +74,7 @@ export function registerServeCommand(program: Command): void {
               new HubMetrics(rt.registry, rt.ds, rt.logger),
             );
             const http = await serveObservabilityFromEnv(DEFAULT_HTTP_PORT, { registry: rt.registry, readiness: hubReadiness({ ds: rt.ds, nats: bus.connection, hsm: rt.hsm, service: () => service.state }) }, rt.logger);
-            const tls = await serverTlsMaterial(ca, { hostnames: config.api.hostnames, ips: config.api.ipAddresses, actor: 'system:serve' });
+            const tls = await apiTlsMaterial(ca, config.api);
             const certAuth = c.resolve(AuthenticateCertificate);
             const certificatePrincipal = async (req: FastifyRequest): Promise<Principal | undefined> => {
               const peer = (req.raw.socket as TLSSocket).getPeerCertificate?.();

@@ -197,16 +197,14 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     check: () => Promise<{ ok: boolean; detail: string }>,
   ): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
-    let detail = '';
     for (;;) {
       if (proc.exited) {
         throw new Error(`nats-server ${name} ${proc.exitDescription} while waiting for ${what}\n${await logTail(logPath)}`);
       }
       const r = await check();
       if (r.ok) return;
-      detail = r.detail;
       if (Date.now() > deadline) {
-        throw new Error(`nats-server ${name}: no ${what} after ${timeoutMs} ms (${detail})\n${await logTail(logPath)}`);
+        throw new Error(`nats-server ${name}: no ${what} after ${timeoutMs} ms (${r.detail})\n${await logTail(logPath)}`);
       }
       await sleep(100);
     }
@@ -346,7 +344,6 @@ export async function startNatsCluster(size = 3, opts: { readyTimeoutMs?: number
     nodes,
     async waitHealthy(timeoutMs = readyTimeoutMs): Promise<void> {
       const deadline = Date.now() + timeoutMs;
-      let detail = '';
       for (;;) {
         const live = nodes.filter((n) => n.running);
         const health = await Promise.all(live.map((n) => healthzOk(n.monitorUrl)));
@@ -354,7 +351,7 @@ export async function startNatsCluster(size = 3, opts: { readyTimeoutMs?: number
         const leaders = new Set(metas.map((m) => m?.leader ?? ''));
         const agreed = leaders.size === 1 && !leaders.has('');
         if (live.length > 0 && agreed && health.every((h) => h.ok)) return;
-        detail = live
+        const detail = live
           .map((n, i) => `${n.name}: healthz ${health[i].detail}, meta leader ${JSON.stringify(metas[i]?.leader ?? null)}`)
           .join('; ');
         if (Date.now() > deadline) {

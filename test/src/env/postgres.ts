@@ -41,7 +41,7 @@ async function withAdmin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
     await client.connect();
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new Error(`cannot connect to PostgreSQL at ${redact(adminUrl)}: ${msg} (run test/scripts/prepare.sh or set DATABASE_URL)`);
+    throw new Error(`cannot connect to PostgreSQL at ${redact(adminUrl)}: ${msg} (run test/scripts/prepare.sh or set DATABASE_URL)`, { cause: err });
   }
   try {
     return await fn(client);

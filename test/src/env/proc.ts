@@ -18,7 +18,7 @@ export interface ExecResult {
 export function run(
   file: string,
   args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; cwd?: string } = {},
 ): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
@@ -26,6 +26,7 @@ export function run(
       args,
       {
         env: opts.env ?? process.env,
+        cwd: opts.cwd,
         timeout: opts.timeoutMs ?? 60_000,
         maxBuffer: 16 * 1024 * 1024,
         encoding: 'utf8',
