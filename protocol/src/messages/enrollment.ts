@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { LIMITS } from '../limits';
+import { base64, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, positiveInt, TARGET_KINDS, timestamp, uuid } from './common';
+
+const targetRef = z.strictObject({ name, kind: z.enum(TARGET_KINDS) });
+
+export const enrollmentRequestSchema = z.strictObject({
+  type: z.literal(MESSAGE_TYPES.enrollmentRequest),
+  id: uuid,
+  listenerId,
+  issuedAt: timestamp,
+  identityKey: base64(LIMITS.maxSpkiChars),
+  transportKey: base64(LIMITS.maxSpkiChars),
+  oaepHash: z.enum(OAEP_HASHES),
+  targets: z.array(targetRef).min(1).max(LIMITS.maxTargets),
+  hostname: z.string().max(LIMITS.maxNameChars).optional(),
+});
+export type EnrollmentRequest = z.infer<typeof enrollmentRequestSchema>;
+
+export const rootKekSchema = z.strictObject({
+  type: z.literal(MESSAGE_TYPES.rootKek),
+  id: uuid,
+  listenerId,
+  issuedAt: timestamp,
+  /** Hub signing public key (DER SPKI); the listener checks it against its pinned fingerprint. */
+  hubKey: base64(LIMITS.maxSpkiChars),
+  kek: z.strictObject({
+    id: uuid,
+    version: positiveInt,
+    kcv,
+    mechanism: z.literal('RSA-OAEP'),
+    oaepHash: z.enum(OAEP_HASHES),
+    blob: base64(LIMITS.maxBlobChars),
+  }),
+});
+export type RootKekMessage = z.infer<typeof rootKekSchema>;
+
+export const rootKekConfirmSchema = z.strictObject({
+  type: z.literal(MESSAGE_TYPES.rootKekConfirm),
+  id: uuid,
+  listenerId,
+  issuedAt: timestamp,
+  kekId: uuid,
+  kekVersion: positiveInt,
+  kcv,
+});
+export type RootKekConfirm = z.infer<typeof rootKekConfirmSchema>;
+
