@@ -2,12 +2,12 @@ import fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
-import { api } from '@keyhub/protocol';
 import { KeyhubError, type Logger } from '@keyhub/shared';
 import type { HubConfig } from '../config';
 import type { Principal } from '../domain/principal';
 import type { AuthenticateToken } from '../operations/operators/authenticate-token';
-import { authorizer, bearerToken } from './auth/authenticate';
+import { authorizer } from './auth/authenticate';
+import { FailedAuthThrottle } from './auth/failed-auth-throttle';
 import { ROUTE_PERMISSIONS, routeKey } from './auth/route-permissions';
 import { errorHandler } from './errors';
 import { registerRoutes, type Resolve } from './routes';
@@ -32,15 +32,14 @@ export function registeredRoutes(app: FastifyInstance): ReadonlyArray<{ method: 
   return ROUTES.get(app) ?? [];
 }
 
-/** A rate-limit bucket per credential (the token's public id) or, without one, per client address. */
+/**
+ * A rate-limit bucket per authenticated credential (counted after the
+ * authorizer, so made-up token ids cannot open fresh buckets), or per
+ * client address on public routes.
+ */
 function rateKey(req: FastifyRequest): string {
-  try {
-    const token = bearerToken(req);
-    const parsed = token ? api.parseApiToken(token) : undefined;
-    if (parsed) return `token:${parsed.id}`;
-  } catch {
-    // A malformed header is refused by the authorizer; it is limited by address meanwhile.
-  }
+  const p = req.principal;
+  if (p) return p.tokenId ? `token:${p.tokenId}` : `operator:${p.operatorId}`;
   return `ip:${req.ip}`;
 }
 
@@ -76,7 +75,7 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
       if (ROUTE_PERMISSIONS[routeKey(method, route.url)] === undefined) throw new KeyhubError('CONFIG_INVALID', `route ${method} ${route.url} has no entry in the permission table`);
     }
   });
-  await app.register(rateLimit, { global: true, max: o.config.rateLimit.max, timeWindow: o.config.rateLimit.windowSeconds * 1000, keyGenerator: rateKey });
+  await app.register(rateLimit, { global: true, hook: 'preHandler', max: o.config.rateLimit.max, timeWindow: o.config.rateLimit.windowSeconds * 1000, keyGenerator: rateKey });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -86,7 +85,9 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
     },
     transform: jsonSchemaTransform,
   });
-  app.addHook('onRequest', authorizer(o.authenticateToken, o.certificatePrincipal));
+  // Failed authentications: a tenth of the request budget per address and window.
+  const throttle = new FailedAuthThrottle(Math.max(10, Math.ceil(o.config.rateLimit.max / 10)), o.config.rateLimit.windowSeconds * 1000);
+  app.addHook('onRequest', authorizer(o.authenticateToken, throttle, o.certificatePrincipal));
   app.withTypeProvider<ZodTypeProvider>().get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerRoutes(app, o);
   await app.ready();

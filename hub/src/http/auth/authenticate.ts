@@ -3,6 +3,7 @@ import { KeyhubError } from '@keyhub/shared';
 import type { Principal } from '../../domain/principal';
 import { allows } from '../../domain/roles';
 import type { AuthenticateToken } from '../../operations/operators/authenticate-token';
+import type { FailedAuthThrottle } from './failed-auth-throttle';
 import { ROUTE_PERMISSIONS, routeKey } from './route-permissions';
 
 declare module 'fastify' {
@@ -25,16 +26,25 @@ export function bearerToken(req: FastifyRequest): string | undefined {
  * permission from the one table. Unknown routes pass through to the 404
  * handler; a known route missing from the table is refused.
  */
-export function authorizer(authenticateToken: AuthenticateToken, certificatePrincipal?: (req: FastifyRequest) => Promise<Principal | undefined>) {
+export function authorizer(authenticateToken: AuthenticateToken, throttle: FailedAuthThrottle, certificatePrincipal?: (req: FastifyRequest) => Promise<Principal | undefined>) {
+  const identify = async (req: FastifyRequest): Promise<Principal | undefined> => {
+    const token = bearerToken(req);
+    if (token !== undefined) return authenticateToken.execute(token);
+    return certificatePrincipal ? certificatePrincipal(req) : undefined;
+  };
   return async (req: FastifyRequest): Promise<void> => {
     const url = req.routeOptions.url;
     if (url === undefined) return;
     const access = ROUTE_PERMISSIONS[routeKey(req.method, url)];
     if (access === 'public') return;
-    const token = bearerToken(req);
+    if (throttle.blocked(req.ip)) throw new KeyhubError('RATE_LIMITED', 'too many failed authentications from this address; retry later');
     let principal: Principal | undefined;
-    if (token !== undefined) principal = await authenticateToken.execute(token);
-    else if (certificatePrincipal) principal = await certificatePrincipal(req);
+    try {
+      principal = await identify(req);
+    } catch (err) {
+      if (KeyhubError.is(err) && ['AUTH_INVALID', 'AUTH_EXPIRED', 'AUTH_REVOKED', 'CERTIFICATE_INVALID', 'CERTIFICATE_REVOKED'].includes(err.code)) throttle.recordFailure(req.ip);
+      throw err;
+    }
     if (!principal) throw new KeyhubError('AUTH_MISSING', 'authenticate with a bearer token (KEYHUB_TOKEN or `keyhub login`) or a client certificate');
     req.principal = principal;
     if (access === undefined || !allows(principal.roles, access)) {
