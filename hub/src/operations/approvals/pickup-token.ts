@@ -26,10 +26,13 @@ export class PickupToken {
         throw new KeyhubError('PICKUP_UNAVAILABLE', `request ${requestId} has no token for you to pick up`);
       }
       const minted = mintApiToken(tokenId);
-      if (!(await setTokenSecretOnce(m, tokenId, minted.secretHash))) throw new KeyhubError('PICKUP_UNAVAILABLE', `the token of request ${requestId} was picked up already`);
+      await setTokenSecretOnce(m, tokenId, minted.secretHash);
+      // Judged by what the row now holds, not by the UPDATE's answer (TypeORM's postgres driver answers
+      // UPDATE ... RETURNING with [rows, rowCount]): only our own hash means this pick-up set the secret.
       const row = await tokenForAuth(m, tokenId);
-      await appendAudit(m, [{ actor: principal.name, action: 'token.picked_up', subject: `token:${tokenId}`, details: { requestId, operator: row!.operator_name } }]);
-      return { id: tokenId, token: minted.token, operator: row!.operator_name, roles: row!.roles as api.Role[] | null, expiresAt: row!.expires_at.toISOString() };
+      if (!row?.secret_hash || !row.secret_hash.equals(minted.secretHash)) throw new KeyhubError('PICKUP_UNAVAILABLE', `the token of request ${requestId} was picked up already`);
+      await appendAudit(m, [{ actor: principal.name, action: 'token.picked_up', subject: `token:${tokenId}`, details: { requestId, operator: row.operator_name } }]);
+      return { id: tokenId, token: minted.token, operator: row.operator_name, roles: row.roles as api.Role[] | null, expiresAt: row.expires_at.toISOString() };
     });
   }
 }

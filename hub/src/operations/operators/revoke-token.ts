@@ -17,7 +17,10 @@ export class RevokeToken {
       const owner = await tokenOwner(m, tokenId);
       if (!owner) throw new KeyhubError('TOKEN_NOT_FOUND', `no token ${tokenId}`);
       if (owner.operator_id !== principal.operatorId && !allows(principal.roles, 'operators:write')) throw new KeyhubError('TOKEN_NOT_FOUND', `no token ${tokenId}`);
-      const revoked = await revokeToken(m, tokenId, principal.name);
+      // Decided from the row read under the audit-chain lock (every revocation path takes it), not from the
+      // UPDATE's answer: TypeORM's postgres driver answers UPDATE ... RETURNING with [rows, rowCount].
+      const revoked = owner.revoked_at === null;
+      if (revoked) await revokeToken(m, tokenId, principal.name);
       if (revoked) await appendAudit(m, [{ actor: principal.name, action: 'token.revoked', subject: `token:${tokenId}`, details: {} }]);
       return { revoked };
     });

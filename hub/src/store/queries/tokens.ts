@@ -49,7 +49,8 @@ export async function insertToken(
  * secret is made at pick-up, so it never rests anywhere on the hub.
  */
 export async function setTokenSecretOnce(m: Queryable, id: string, secretHash: Buffer): Promise<boolean> {
-  const rows: unknown[] = await m.query('UPDATE api_tokens SET secret_hash = $2 WHERE id = $1 AND secret_hash IS NULL AND revoked_at IS NULL RETURNING id', [id, secretHash]);
+  // TypeORM's postgres driver answers UPDATE ... RETURNING with [rows, rowCount].
+  const [rows]: [unknown[], number] = await m.query('UPDATE api_tokens SET secret_hash = $2 WHERE id = $1 AND secret_hash IS NULL AND revoked_at IS NULL RETURNING id', [id, secretHash]);
   return rows.length === 1;
 }
 
@@ -59,7 +60,7 @@ export async function touchToken(m: Queryable, id: string): Promise<void> {
 }
 
 export async function revokeToken(m: Queryable, id: string, by: string): Promise<boolean> {
-  const rows: unknown[] = await m.query('UPDATE api_tokens SET revoked_at = now(), revoked_by = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id, by]);
+  const [rows]: [unknown[], number] = await m.query('UPDATE api_tokens SET revoked_at = now(), revoked_by = $2 WHERE id = $1 AND revoked_at IS NULL RETURNING id', [id, by]);
   return rows.length === 1;
 }
 
