@@ -5,9 +5,15 @@
 # token directory (a named volume) is empty: initialize the token named by the
 # hub configuration (hsm.tokenLabel), with the user PIN from hsm.pinFile and
 # the SO PIN from HUB_HSM_SO_PIN_FILE, both docker secrets. Then run the hub
-# CLI with the given arguments (`init` by default), which creates the master
-# and signing keys in the token and migrates the database; both steps are
-# safe to repeat, so this script is too.
+# server, `keyhub-server` (node /app/hub/dist/main.js), with the given
+# arguments: by default
+#   init --admin-token-file $KEYHUB_ADMIN_DIR/admin.token
+#        --ca-cert-out $KEYHUB_ADMIN_DIR/keyhub-ca.pem
+# (KEYHUB_ADMIN_DIR defaults to /var/lib/keyhub/admin), which creates the
+# master, signing and CA keys in the token, migrates the database, writes the
+# hub CA certificate and, while no operator exists, creates the first admin
+# and writes their token (mode 0600; the server refuses to overwrite a file).
+# Every step is safe to repeat, so this script is too.
 #
 # softhsm2-util takes PINs only as arguments (it reads from a terminal
 # otherwise), so they are visible in this container's process list for the
@@ -17,6 +23,48 @@ set -eu
 
 log() { printf 'hub-token: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 2; }
+
+# The server's entry point (also /usr/local/bin/keyhub-server); the image's
+# `keyhub` is the operators' client, which has no database or HSM access.
+KEYHUB_SERVER_MAIN=/app/hub/dist/main.js
+admin_dir="${KEYHUB_ADMIN_DIR:-/var/lib/keyhub/admin}"
+[ "$#" -gt 0 ] || set -- init --admin-token-file "$admin_dir/admin.token" --ca-cert-out "$admin_dir/keyhub-ca.pem"
+
+# The value of option $1 (`--opt value` or `--opt=value`) in the remaining
+# arguments; empty when absent.
+option_value() {
+  name="$1"
+  shift
+  while [ "$#" -gt 0 ]; do
+    case "$1" in
+      "$name") printf '%s' "${2:-}"; return 0 ;;
+      "$name"=*) printf '%s' "${1#*=}"; return 0 ;;
+    esac
+    shift
+  done
+}
+
+# `init` writes the admin token and the CA certificate: fail here, before any
+# key is made, when their directories cannot take them, and keep the token's
+# directory to its owner.
+if [ "$1" = init ]; then
+  token_file="$(option_value --admin-token-file "$@")"
+  ca_file="$(option_value --ca-cert-out "$@")"
+  for f in "$token_file" "$ca_file"; do
+    [ -n "$f" ] || continue
+    d="$(dirname "$f")"
+    { [ -d "$d" ] && [ -w "$d" ]; } || die "directory $d (for $f) is missing or not writable by uid $(id -u)"
+  done
+  if [ -n "$token_file" ]; then
+    d="$(dirname "$token_file")"
+    case "$(stat -c %a "$d")" in
+      *00) ;;
+      *) [ "$(stat -c %u "$d")" = "$(id -u)" ] || die "$d, where the admin token goes, is open to other users and not owned by uid $(id -u)"
+         chmod 0700 "$d"
+         log "made $d, where the admin token goes, private (mode 0700)" ;;
+    esac
+  fi
+fi
 
 : "${KEYHUB_CONFIG:?KEYHUB_CONFIG must name the hub configuration file}"
 : "${SOFTHSM2_CONF:?SOFTHSM2_CONF must name the SoftHSM2 configuration file}"
@@ -47,7 +95,7 @@ pin_file="$(config_field hsm.pinFile)"
 case "$module" in
   *softhsm*) ;;
   *) log "hsm.module is $module, not SoftHSM2: leaving token initialization to the HSM's own tools"
-     exec node /app/hub/dist/cli/main.js "$@" ;;
+     exec node "$KEYHUB_SERVER_MAIN" "$@" ;;
 esac
 
 token_dir="$(sed -n 's/^[[:space:]]*directories\.tokendir[[:space:]]*=[[:space:]]*//p' "$SOFTHSM2_CONF" | tail -n 1)"
@@ -68,5 +116,4 @@ else
   die "$token_dir holds tokens, but none labelled '$label' (hsm.tokenLabel); refusing to touch them"
 fi
 
-[ "$#" -gt 0 ] || set -- init
-exec node /app/hub/dist/cli/main.js "$@"
+exec node "$KEYHUB_SERVER_MAIN" "$@"

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { open, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { api } from '@keyhub/protocol';
 import { KeyhubError } from '@keyhub/shared';
@@ -6,13 +6,18 @@ import { HubCa } from '../crypto/ca';
 import { initHub } from '../operations/hub/init-hub';
 import { bootstrapAdmin } from '../operations/operators/bootstrap-admin';
 import { SYSTEM_ACTORS } from '../domain/principal';
+import { countOperators } from '../store/queries/operators';
 import { adminOptions, withRuntime } from './runtime';
 import { printFields, printJson, printLine } from './output';
 
-/** Owner-only, and never over an existing file: a token must not land in a file someone else prepared. */
-async function writeSecretFile(file: string, content: string): Promise<void> {
+/**
+ * Owner-only, and never over an existing file: a token must not land in a
+ * file someone else prepared. Opened before the admin is created, so a path
+ * that cannot be written stops init before a token exists that nobody holds.
+ */
+async function openSecretFile(file: string): Promise<FileHandle> {
   try {
-    await writeFile(file, content, { mode: 0o600, flag: 'wx' });
+    return await open(file, 'wx', 0o600);
   } catch (err) {
     throw new KeyhubError('CONFIG_INVALID', `cannot create ${file} (it must not exist yet)`, { cause: err });
   }
@@ -34,10 +39,20 @@ export function registerInitCommand(program: Command): void {
         async (rt, config) => {
           const hub = await initHub(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
           const ca = await HubCa.ensure(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
-          const token = await rt.ds.transaction((m) => bootstrapAdmin(m, admin.data, config.api.tokenTtlSeconds));
-          const rootPem = ca.ca.certificatePem('root');
-          await writeFile(opts.caCertOut, rootPem, { mode: 0o644 });
-          if (token) await writeSecretFile(opts.adminTokenFile, `${token.token}\n`);
+          await writeFile(opts.caCertOut, ca.ca.certificatePem('root'), { mode: 0o644 });
+          const tokenFile = (await countOperators(rt.ds)) === 0 ? await openSecretFile(opts.adminTokenFile) : undefined;
+          let token: Awaited<ReturnType<typeof bootstrapAdmin>>;
+          try {
+            token = await rt.ds.transaction((m) => bootstrapAdmin(m, admin.data, config.api.tokenTtlSeconds));
+            if (token && tokenFile) await tokenFile.writeFile(`${token.token}\n`);
+            await tokenFile?.sync();
+          } catch (err) {
+            await tokenFile?.close();
+            if (tokenFile) await unlink(opts.adminTokenFile).catch(() => undefined);
+            throw err;
+          }
+          await tokenFile?.close();
+          if (tokenFile && !token) await unlink(opts.adminTokenFile).catch(() => undefined);
           return { ...hub, createdKeys: [...hub.createdKeys, ...ca.createdKeys], caCertificate: opts.caCertOut, admin: token ? { name: token.operator, tokenFile: opts.adminTokenFile, expiresAt: token.expiresAt } : null };
         },
         { requireKeyring: false },

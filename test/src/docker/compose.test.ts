@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { LISTENER_ID_PATTERN } from '@keyhub/protocol';
-import { hubConfigSchema } from '@keyhub/hub/dist/config';
+import { hubConfigSchema, type HubConfig } from '@keyhub/hub/dist/config';
 
 /*
  * Static checks of the Docker deployment (docker/): they read the compose
@@ -404,6 +404,63 @@ function includedInContext(source: string, ignoreFile: string): boolean {
   return included;
 }
 
+// ------------------------------------------------------ hub image bits ---
+
+const HUB_PACKAGE = path.join(REPO, 'hub', 'package.json');
+
+/** Where the hub image puts a `bin` of hub/package.json: /app/hub/<bin path>. */
+function hubBinInImage(name: string): string {
+  const pkg = dict(JSON.parse(readFileSync(HUB_PACKAGE, 'utf8')) as unknown, 'hub/package.json');
+  return path.posix.join('/app/hub', str(dict(pkg.bin, 'hub bin')[name], `hub bin.${name}`));
+}
+
+/**
+ * The hub configuration a replica runs with, as loadHubConfig builds it
+ * (file, then the environment's overrides), parsed with the real schema.
+ */
+function hubConfigOf(hub: Service): HubConfig {
+  const file = hub.hostFileFor(hub.environment.KEYHUB_CONFIG ?? '');
+  assert.ok(file && existsSync(file), `${hub.name}: the hub configuration file exists`);
+  const raw = dict(JSON.parse(readFileSync(file, 'utf8')) as unknown, 'hub.json');
+  if (hub.environment.KEYHUB_DATABASE_URL) raw.databaseUrl = hub.environment.KEYHUB_DATABASE_URL;
+  if (hub.environment.KEYHUB_NATS_URL) raw.nats = { ...dict(raw.nats, 'hub.json nats'), servers: hub.environment.KEYHUB_NATS_URL.split(',') };
+  const parsed = hubConfigSchema.safeParse(raw);
+  assert.ok(parsed.success, `hub.json: ${parsed.success ? '' : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/** Value of a command-line option (`--opt value` or `--opt=value`) in argv, or undefined. */
+function optionValue(argv: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    if (a === name) return argv[i + 1];
+    if (a.startsWith(`${name}=`)) return a.slice(name.length + 1);
+  }
+  return undefined;
+}
+
+/**
+ * Scripts a Dockerfile's RUN instructions write with
+ * `printf '<script>' >/usr/local/bin/<name>`: name -> script text.
+ */
+function printfWrappers(runs: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const r of runs) {
+    for (const m of r.matchAll(/printf\s+'([^']*)'\s*>\s*(\/usr\/local\/bin\/[A-Za-z0-9._-]+)/g)) {
+      out.set(m[2] ?? '', (m[1] ?? '').replace(/\\n/g, '\n'));
+    }
+  }
+  return out;
+}
+
+/** The file a wrapper script runs with `exec node <file> "$@"`. */
+function wrapperTarget(script: string, what: string): string {
+  assert.match(script, /^#!\/bin\/sh\n/, `${what} is a sh script`);
+  const m = /^exec node (\S+) "\$@"$/m.exec(script);
+  assert.ok(m?.[1], `${what} must \`exec node <file> "$@"\`, got ${JSON.stringify(script)}`);
+  return m[1];
+}
+
 // ---------------------------------------------------------------- tests ---
 
 describe('docker deployment (static checks)', function () {
@@ -527,30 +584,65 @@ describe('docker deployment (static checks)', function () {
       const hub = hubServices[0];
       assert.ok(init && hub);
       assert.ok(buildsWith(init, 'hub.Dockerfile'), 'hub-init runs the hub image');
-      assert.ok(init.command.includes('init'), 'hub-init runs `keyhub init`');
+      assert.equal(init.command[0], 'init', 'hub-init runs `keyhub-server init`');
       assert.match(init.entrypoint[0] ?? '', /hub-token\.sh$/);
       assert.equal(init.environment.KEYHUB_CONFIG, hub.environment.KEYHUB_CONFIG);
       assert.equal(init.environment.KEYHUB_DATABASE_URL, hub.environment.KEYHUB_DATABASE_URL);
-      sameSet(
-        init.mounts.map((m) => `${m.source}:${m.target}`),
-        hub.mounts.map((m) => `${m.source}:${m.target}`),
-        'hub-init mounts the replicas\' configuration and HSM token volume',
-      );
+      const initMounts = new Set(init.mounts.map((m) => `${m.source}:${m.target}`));
+      for (const m of hub.mounts) assert.ok(initMounts.has(`${m.source}:${m.target}`), `hub-init mounts the replicas' ${m.source} at ${m.target}`);
       assert.equal(init.dependsOn.get('postgres'), 'service_healthy');
       assert.ok(init.def.restart === undefined || init.def.restart === 'no', 'hub-init is one-shot');
+    });
+
+    it("leaves the first admin's token and the CA certificate in a volume of hub-init alone", function () {
+      const init = compose.services.get('hub-init');
+      assert.ok(init);
+      const tokenFile = optionValue(init.command, '--admin-token-file');
+      const caFile = optionValue(init.command, '--ca-cert-out');
+      assert.ok(tokenFile && path.posix.isAbsolute(tokenFile), 'hub-init passes --admin-token-file with an absolute path');
+      assert.ok(caFile && path.posix.isAbsolute(caFile), 'hub-init passes --ca-cert-out with an absolute path');
+      // Both on a named volume (the root file system is read-only, and the
+      // operator copies them out after hub-init has exited).
+      const volumeOf = (file: string) => init.mounts.find((m) => !m.bind && (file === m.target || file.startsWith(`${m.target}/`)));
+      const tokenVolume = volumeOf(tokenFile);
+      assert.ok(tokenVolume, `${tokenFile} must be on a named volume`);
+      assert.ok(tokenVolume.source in compose.volumes, `volume ${tokenVolume.source} is declared`);
+      assert.equal(volumeOf(caFile)?.source, tokenVolume.source, 'the CA certificate is next to the token');
+      assert.equal(path.posix.dirname(tokenFile), tokenVolume.target, 'the token is at the top of its volume');
+      for (const s of compose.services.values()) {
+        if (s === init) continue;
+        assert.ok(!s.mounts.some((m) => m.source === tokenVolume.source), `${s.name} must not mount ${tokenVolume.source}: the admin token stays with hub-init`);
+      }
+      // A new named volume takes the owner and mode of the image's directory:
+      // the service user, 0700.
+      const dockerfile = init.dockerfile;
+      assert.ok(dockerfile);
+      const runtime = parseDockerfile(dockerfile).pop();
+      assert.ok(runtime);
+      const runs = runtime.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+      const dir = tokenVolume.target;
+      const under = (r: string, cmd: RegExp) => r.split(/&&|;/).some((part) => cmd.test(part) && part.split(/\s+/).includes(dir));
+      assert.ok(
+        runs.some((r) => under(r, /\bmkdir\b/)),
+        `the hub image creates ${dir}`,
+      );
+      assert.ok(
+        runs.some((r) => under(r, /\bchmod 0?700\b/)),
+        `the hub image makes ${dir} mode 0700`,
+      );
+      const users = runtime.instructions.filter((i) => i.keyword === 'USER');
+      const user = users[users.length - 1]?.args.split(':')[0];
+      assert.ok(user);
+      assert.ok(
+        runs.some((r) => r.split(/&&|;/).some((part) => new RegExp(`\\bchown (-R )?${user}:${user} (/var/lib/keyhub|${dir})(\\s|$)`).test(part.trim()))),
+        `${dir} belongs to ${user}`,
+      );
     });
 
     it('has a hub configuration that the hub accepts, naming all three NATS nodes', function () {
       const hub = hubServices[0];
       assert.ok(hub);
-      const file = hub.hostFileFor(hub.environment.KEYHUB_CONFIG ?? '');
-      assert.ok(file && existsSync(file), 'hub configuration file exists');
-      const raw = dict(JSON.parse(readFileSync(file, 'utf8')) as unknown, 'hub.json');
-      // As loadHubConfig applies the environment.
-      if (hub.environment.KEYHUB_DATABASE_URL) raw.databaseUrl = hub.environment.KEYHUB_DATABASE_URL;
-      const parsed = hubConfigSchema.safeParse(raw);
-      assert.ok(parsed.success, `hub.json: ${parsed.success ? '' : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      const config = parsed.data;
+      const config = hubConfigOf(hub);
       sameSet(
         config.nats.servers.map((u) => new URL(u).hostname),
         natsServices.map((s) => s.name),
@@ -658,9 +750,38 @@ describe('docker deployment (static checks)', function () {
       for (const s of [...hubServices, ...listenerServices]) {
         const env = s.environment;
         assert.equal(env.KEYHUB_HTTP_HOST, '0.0.0.0', `${s.name}: KEYHUB_HTTP_HOST must be 0.0.0.0, or the published port reaches nothing`);
-        assert.ok(s.ports.length > 0, `${s.name}: publishes its health endpoint`);
-        for (const p of s.ports) assert.equal(p.containerPort, env.KEYHUB_HTTP_PORT, `${s.name}: port ${p.raw} must lead to KEYHUB_HTTP_PORT`);
+        assert.ok(
+          s.ports.some((p) => p.containerPort === env.KEYHUB_HTTP_PORT),
+          `${s.name}: publishes its health endpoint (KEYHUB_HTTP_PORT ${env.KEYHUB_HTTP_PORT})`,
+        );
+        // A hub publishes its API too (next test); nothing else.
+        const apiPort = hubServices.includes(s) ? String(hubConfigOf(s).api.port) : undefined;
+        for (const p of s.ports) {
+          assert.ok(p.containerPort === env.KEYHUB_HTTP_PORT || p.containerPort === apiPort, `${s.name}: port ${p.raw} must lead to KEYHUB_HTTP_PORT or the hub API`);
+        }
       }
+    });
+
+    it("publishes each hub replica's HTTPS API on 127.0.0.1 only, with a certificate for its names", function () {
+      const hostPorts = new Set<string>();
+      for (const s of hubServices) {
+        const { api } = hubConfigOf(s);
+        assert.equal(api.host, '0.0.0.0', `${s.name}: api.host must be 0.0.0.0 in the container, or the published port reaches nothing`);
+        assert.equal(api.tlsCertFile, undefined, `${s.name}: the API certificate is issued by the hub CA at start`);
+        const published = s.ports.filter((p) => p.containerPort === String(api.port));
+        assert.equal(published.length, 1, `${s.name}: publishes the API port ${api.port} once`);
+        const [p] = published;
+        assert.ok(p);
+        assert.equal(p.hostIp, '127.0.0.1', `${s.name}: the API (${p.raw}) must be bound to 127.0.0.1`);
+        const hostPort = p.raw.split(':')[1] ?? '';
+        assert.match(hostPort, /^\d+$/, `${s.name}: a fixed host port for the API (${p.raw})`);
+        assert.ok(!hostPorts.has(hostPort), `${s.name}: host port ${hostPort} is taken by another replica`);
+        hostPorts.add(hostPort);
+        // Reached as https://127.0.0.1:<port> from the host, and by service name inside the network.
+        assert.ok(api.ipAddresses.includes('127.0.0.1'), 'api.ipAddresses covers 127.0.0.1');
+        for (const name of [s.name, 'localhost']) assert.ok(api.hostnames.includes(name), `api.hostnames covers ${name}`);
+      }
+      assert.deepEqual([...hostPorts].sort(), ['8443', '8444'], 'hub-1 and hub-2 on 127.0.0.1:8443 and :8444');
     });
 
     it('keeps secret values out of the compose file', function () {
@@ -706,7 +827,7 @@ describe('docker deployment (static checks)', function () {
   });
 
   for (const [dockerfile, workspace, cli, defaultCommand] of [
-    ['hub.Dockerfile', 'hub', 'keyhub', 'serve'],
+    ['hub.Dockerfile', 'hub', 'keyhub-server', 'serve'],
     ['listener.Dockerfile', 'listener', 'keyhub-listener', 'run'],
   ] as const) {
     describe(`${dockerfile}`, function () {
@@ -784,7 +905,7 @@ describe('docker deployment (static checks)', function () {
         assert.ok(user !== 'root' && user !== '0', `USER ${user} is not root`);
       });
 
-      it(`starts the ${cli} CLI, \`${defaultCommand}\` by default`, function () {
+      it(`starts ${cli}, \`${defaultCommand}\` by default`, function () {
         const entry = final.instructions.filter((i) => i.keyword === 'ENTRYPOINT').pop();
         assert.ok(entry, 'ENTRYPOINT present');
         const argv = (JSON.parse(entry.args) as unknown[]).map((a) => str(a, 'ENTRYPOINT argument'));
@@ -812,6 +933,110 @@ describe('docker deployment (static checks)', function () {
       });
     });
   }
+
+  describe('hub.Dockerfile: server and client', function () {
+    let stages: Stage[];
+    let build: Stage;
+    let runtime: Stage;
+    const runsOf = (st: Stage) => st.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+
+    before(function () {
+      stages = parseDockerfile(path.join(DOCKER, 'hub.Dockerfile'));
+      const first = stages[0];
+      const last = stages[stages.length - 1];
+      assert.ok(first && last && first !== last);
+      build = first;
+      runtime = last;
+    });
+
+    it('has the bins the Dockerfile and scripts rely on', function () {
+      assert.equal(hubBinInImage('keyhub'), '/app/hub/cli/dist/main.js');
+      assert.equal(hubBinInImage('keyhub-server'), '/app/hub/dist/main.js');
+    });
+
+    it('compiles the client project hub/cli and copies hub/cli/dist into the image', function () {
+      const sources = build.instructions
+        .filter((i) => i.keyword === 'COPY')
+        .map(parseCopy)
+        .filter((c) => c.from === undefined)
+        .flatMap((c) => c.sources);
+      for (const src of ['hub/cli/tsconfig.json', 'hub/cli/src']) assert.ok(sources.includes(src), `copies ${src}`);
+      const runs = runsOf(build);
+      assert.ok(
+        runs.some((r) => /\btsc -b\b[^&;|]*\shub\/cli(\s|$)/.test(r)),
+        'tsc -b builds hub/cli (it is not referenced by hub/tsconfig.json)',
+      );
+      // The gathered tree (/out) is what the runtime copies to /app.
+      const gather = runtime.instructions
+        .filter((i) => i.keyword === 'COPY')
+        .map(parseCopy)
+        .find((c) => c.from === build.name);
+      assert.ok(gather, 'the runtime copies the build output');
+      const out = (gather.sources[0] ?? '').replace(/\/$/, '');
+      assert.equal(gather.dest.replace(/\/$/, ''), '/app', 'the build output lands in /app');
+      assert.ok(
+        runs.some((r) => r.split(/&&|;/).some((part) => new RegExp(`\\bcp -a\\s+hub/cli/dist\\s+${out}/hub/cli/?\\s*$`).test(part.trim()))),
+        `hub/cli/dist is copied to ${out}/hub/cli/ (so /app/hub/cli/dist in the image)`,
+      );
+      // The client resolves commander and cli-progress from the hub's dependencies.
+      const pkg = dict(JSON.parse(readFileSync(HUB_PACKAGE, 'utf8')) as unknown, 'hub/package.json');
+      const deps = dict(pkg.dependencies, 'hub dependencies');
+      for (const d of ['commander', 'cli-progress']) assert.ok(d in deps, `${d} is a production dependency of the hub (kept by npm prune --omit=dev)`);
+    });
+
+    it('starts the server and wraps both programs in /usr/local/bin', function () {
+      const wrappers = printfWrappers(runsOf(runtime));
+      const client = wrappers.get('/usr/local/bin/keyhub');
+      const server = wrappers.get('/usr/local/bin/keyhub-server');
+      assert.ok(client !== undefined, 'the image writes /usr/local/bin/keyhub');
+      assert.ok(server !== undefined, 'the image writes /usr/local/bin/keyhub-server');
+      assert.equal(wrapperTarget(client, 'keyhub'), hubBinInImage('keyhub'), '`keyhub` runs the client, hub/cli/dist/main.js');
+      assert.equal(wrapperTarget(server, 'keyhub-server'), hubBinInImage('keyhub-server'), '`keyhub-server` runs the server, hub/dist/main.js');
+      for (const w of ['keyhub', 'keyhub-server']) {
+        assert.ok(
+          runsOf(runtime).some((r) => r.split(/&&|;/).some((part) => /\bchmod 0?755\b/.test(part) && part.split(/\s+/).includes(`/usr/local/bin/${w}`))),
+          `/usr/local/bin/${w} is made executable`,
+        );
+      }
+      const entry = runtime.instructions.filter((i) => i.keyword === 'ENTRYPOINT').pop();
+      assert.ok(entry);
+      assert.deepEqual(JSON.parse(entry.args) as unknown, ['node', '/app/hub/dist/main.js'], 'the entry point is the server');
+    });
+
+    it('exposes the API port and the health port', function () {
+      const hub = hubServices[0];
+      assert.ok(hub);
+      const exposed = runtime.instructions
+        .filter((i) => i.keyword === 'EXPOSE')
+        .flatMap((i) => i.args.split(/\s+/))
+        .map((p) => p.replace(/\/tcp$/, ''));
+      assert.ok(exposed.includes(String(hubConfigOf(hub).api.port)), `EXPOSE ${hubConfigOf(hub).api.port} (api.port)`);
+      assert.ok(exposed.includes(hub.environment.KEYHUB_HTTP_PORT ?? ''), `EXPOSE ${hub.environment.KEYHUB_HTTP_PORT} (KEYHUB_HTTP_PORT)`);
+    });
+
+    it("hub-token.sh hands over to the server, by default with init's token and certificate files", function () {
+      const text = readFileSync(path.join(DOCKER, 'scripts', 'hub-token.sh'), 'utf8');
+      const execs = [...text.matchAll(/\bexec node (\S+) "\$@"/g)].map((m) => m[1]);
+      assert.ok(execs.length >= 1, 'hub-token.sh execs node');
+      const server = /^KEYHUB_SERVER_MAIN=(\S+)$/m.exec(text)?.[1];
+      for (const e of execs) assert.ok(e === hubBinInImage('keyhub-server') || (e === '"$KEYHUB_SERVER_MAIN"' && server === hubBinInImage('keyhub-server')), `hub-token.sh runs ${e}, not the server`);
+      const defaults = /set -- init ([^\n]*)/.exec(text)?.[1] ?? '';
+      assert.match(defaults, /--admin-token-file\s/, 'the default init names --admin-token-file');
+      assert.match(defaults, /--ca-cert-out\s/, 'the default init names --ca-cert-out');
+    });
+
+    it('nothing in docker/ refers to the old hub CLI (hub/dist/cli)', function () {
+      const walk = (dir: string): string[] =>
+        readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+          const full = path.join(dir, e.name);
+          if (e.isDirectory()) return e.name === 'secrets' ? [] : walk(full);
+          return e.isFile() ? [full] : [];
+        });
+      for (const file of walk(DOCKER)) {
+        assert.doesNotMatch(readFileSync(file, 'utf8'), /hub\/dist\/cli\b/, `${path.relative(REPO, file)} refers to hub/dist/cli, which no longer exists`);
+      }
+    });
+  });
 
   describe('entrypoint scripts', function () {
     for (const script of ['hub-token.sh', 'listener-entrypoint.sh']) {
