@@ -27,13 +27,21 @@ export const PERMISSIONS = [
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-const READ_ALL: Permission[] = ['hub:read', 'keys:read', 'listeners:read', 'policies:read', 'approvals:read', 'tokens:self'];
+/** What every authenticated operator may read: the hub's identity, the policies and requests, their own tokens. */
+const EVERYONE: Permission[] = ['hub:read', 'policies:read', 'approvals:read', 'tokens:self'];
 
+/**
+ * Least privilege: key and listener metadata only for those who work with
+ * keys (key officers) or check them (auditors); an approver decides on the
+ * request in front of them, whose canonical bytes name the key versions,
+ * KCVs, listeners and fingerprints. Auditors also see operators and their
+ * roles, for access reviews.
+ */
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
-  admin: [...READ_ALL, 'operators:read', 'operators:write', 'policies:write', 'audit:read', 'audit:write'],
-  'key-officer': [...READ_ALL, 'keys:write', 'distributions:write', 'listeners:approve'],
-  approver: [...READ_ALL, 'approvals:decide'],
-  auditor: [...READ_ALL, 'operators:read', 'audit:read'],
+  admin: [...EVERYONE, 'operators:read', 'operators:write', 'policies:write', 'audit:read', 'audit:write'],
+  'key-officer': [...EVERYONE, 'keys:read', 'listeners:read', 'keys:write', 'distributions:write', 'listeners:approve'],
+  approver: [...EVERYONE, 'approvals:decide'],
+  auditor: [...EVERYONE, 'keys:read', 'listeners:read', 'operators:read', 'audit:read'],
 };
 
 /** Roles in force for a credential: the operator's current roles, narrowed by a token's scope. */

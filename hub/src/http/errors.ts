@@ -18,11 +18,18 @@ function fromFastify(err: FastifyError): KeyhubError | undefined {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new KeyhubError('REQUEST_MALFORMED', 'request body is not valid JSON');
+    // The router's own refusals, before any route or hook runs: they get the API's error body like the rest.
+    case 'FST_ERR_BAD_URL':
+      return new KeyhubError('INPUT_INVALID', 'the request path is not validly percent-encoded');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new KeyhubError('INPUT_INVALID', 'a path parameter is longer than any valid value');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new KeyhubError('REQUEST_MALFORMED', 'request body must be application/json');
   }
   if (err.statusCode === 429) return new KeyhubError('RATE_LIMITED', 'too many requests; retry later');
+  // secure-json-parse refuses prototype keys with a SyntaxError of its own.
+  if (err.statusCode === 400 && err instanceof SyntaxError && /prototype/i.test(err.message)) return new KeyhubError('REQUEST_MALFORMED', 'request body carries a forbidden key (__proto__ or constructor.prototype)');
   if (err.statusCode === 400 && err instanceof SyntaxError) return new KeyhubError('REQUEST_MALFORMED', 'request body is not valid JSON');
   return undefined;
 }

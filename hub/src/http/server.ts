@@ -57,6 +57,8 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 256 },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // A badly encoded path or an overlong parameter fails in the router, where the error handler would not see it.
+    frameworkErrors: (err, req, reply) => errorHandler(o.logger)(err, req, reply),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -16,7 +16,8 @@ declare module 'fastify' {
 export function bearerToken(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
   if (header === undefined) return undefined;
-  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+  // RFC 9110: the scheme name is case-insensitive.
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
   if (!m) throw new KeyhubError('AUTH_INVALID', 'the Authorization header is not "Bearer <token>"');
   return m[1];
 }
@@ -37,12 +38,15 @@ export function authorizer(authenticateToken: AuthenticateToken, throttle: Faile
     if (url === undefined) return;
     const access = ROUTE_PERMISSIONS[routeKey(req.method, url)];
     if (access === 'public') return;
-    if (throttle.blocked(req.ip)) throw new KeyhubError('RATE_LIMITED', 'too many failed authentications from this address; retry later');
     let principal: Principal | undefined;
     try {
       principal = await identify(req);
     } catch (err) {
-      if (KeyhubError.is(err) && ['AUTH_INVALID', 'AUTH_EXPIRED', 'AUTH_REVOKED', 'CERTIFICATE_INVALID', 'CERTIFICATE_REVOKED'].includes(err.code)) throttle.recordFailure(req.ip);
+      if (KeyhubError.is(err) && ['AUTH_INVALID', 'AUTH_EXPIRED', 'AUTH_REVOKED', 'CERTIFICATE_INVALID', 'CERTIFICATE_REVOKED'].includes(err.code)) {
+        // A valid credential from the same address (a NAT, a bastion) is still served; only failures are cut short.
+        if (throttle.blocked(req.ip)) throw new KeyhubError('RATE_LIMITED', 'too many failed authentications from this address; retry later');
+        throttle.recordFailure(req.ip);
+      }
       throw err;
     }
     if (!principal) throw new KeyhubError('AUTH_MISSING', 'authenticate with a bearer token (KEYHUB_TOKEN or `keyhub login`) or a client certificate');

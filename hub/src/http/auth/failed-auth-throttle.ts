@@ -1,9 +1,9 @@
 /**
  * Failed authentications per client address in a fixed window. The API's
  * rate limit counts per credential once a request is authenticated; a flood
- * of made-up tokens has no credential to count against, and each one would
- * still cost a database lookup, so failures are throttled by address before
- * the lookup.
+ * of made-up tokens has no credential to count against, so past the limit
+ * an address's failures are answered 429 instead of 401 (slowing any
+ * guessing), while a valid credential from the same address is still served.
  */
 export class FailedAuthThrottle {
   private readonly windows = new Map<string, { failures: number; resetAt: number }>();

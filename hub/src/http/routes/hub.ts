@@ -3,7 +3,7 @@ import { HubInfo } from '../../operations/hub/hub-info';
 import { responses, type RouteDeps, type ZodApp } from './index';
 
 export function registerHubRoutes(app: ZodApp, { resolve, version, health }: RouteDeps): void {
-  app.get('/v1/health', { schema: { summary: 'liveness of the API', tags: ['hub'], security: [], response: { 200: api.healthBody } } }, async () => ({ status: health() }));
+  app.get('/v1/health', { schema: { summary: 'liveness of the API', tags: ['hub'], security: [], response: { 200: api.healthBody, 429: api.apiErrorBody } } }, async () => ({ status: health() }));
   app.get('/v1/hub', { schema: { summary: 'the hub signing key fingerprint (listeners pin it)', tags: ['hub'], response: responses({ 200: api.hubInfo }) } }, async () => ({
     fingerprint: resolve(HubInfo).fingerprint(),
     version,
