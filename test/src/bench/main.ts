@@ -5,8 +5,8 @@
  *   bench-results/bench-<timestamp>.json, bench-results/latest.json,
  *   bench-results/latest.md (the summary table, also printed at the end).
  *
- * Usage: node test/dist/bench/main.js [bare] [fanout] [e2e] [scale]
- * (no argument: all four). fanout and e2e compare against limits from bare,
+ * Usage: node test/dist/bench/main.js [bare] [fanout] [api] [e2e] [scale]
+ * (no argument: all five). fanout and e2e compare against limits from bare,
  * so bare runs first whenever one of them is selected.
  * Every stage is bounded in time and count and removes what it started
  * (servers, tokens, databases, temp dirs), also when it fails.
@@ -14,6 +14,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { runApi } from './api';
 import { runBare } from './bare';
 import type { BenchContext, StageRun } from './context';
 import { runE2e } from './e2e';
@@ -35,6 +36,7 @@ interface StageDef {
 const STAGES: StageDef[] = [
   { name: 'bare', title: 'bare HSM / JetStream / target-token limits', budgetMs: 120_000, run: runBare },
   { name: 'fanout', title: 'hub fan-out in process (Distribute + OutboxRelay)', budgetMs: 240_000, run: runFanout },
+  { name: 'api', title: 'distribution through the HTTPS API next to the in-process call', budgetMs: 240_000, run: runApi },
   { name: 'e2e', title: 'end to end with 4 real listeners', budgetMs: 360_000, run: runE2e },
   { name: 'scale', title: 'queries on 100,000 key versions and 1,000 listeners', budgetMs: 150_000, run: runScale },
 ];
