@@ -13,8 +13,9 @@ export async function readSecret(prompt: string, fromStdin: boolean): Promise<st
     if (!text) throw new CliError('INPUT_INVALID', 'nothing on standard input');
     return text;
   }
-  process.stderr.write(prompt);
+  // Echo goes off before the prompt appears: whatever is typed (or pasted) as soon as it shows is never echoed.
   input.setRawMode(true);
+  process.stderr.write(prompt);
   input.resume();
   try {
     return await new Promise<string>((resolve, reject) => {
