@@ -19,27 +19,31 @@ function fail(message) {
   process.exit(2);
 }
 
-const passwordFile = process.env.KEYHUB_DATABASE_PASSWORD_FILE;
-const databaseUrl = process.env.KEYHUB_DATABASE_URL;
-
-if (passwordFile && databaseUrl) {
+// The same for the owner's URL (KEYHUB_OWNER_DATABASE_URL with
+// KEYHUB_OWNER_DATABASE_PASSWORD_FILE), which only `keyhub init`/`migrate` get.
+function addPassword(urlVar, fileVar) {
+  const passwordFile = process.env[fileVar];
+  const databaseUrl = process.env[urlVar];
+  if (!passwordFile || !databaseUrl) return;
   let url;
   try {
     url = new URL(databaseUrl);
   } catch {
-    fail('KEYHUB_DATABASE_URL is not a URL');
+    fail(`${urlVar} is not a URL`);
   }
-  if (url.password === '') {
-    let password;
-    try {
-      // One trailing newline is what `echo` and editors leave; it is not part of the password.
-      password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
-    } catch (err) {
-      fail(`cannot read the database password from ${passwordFile} (${err && err.code ? err.code : 'error'}); is the secret mounted and readable by uid ${process.getuid ? process.getuid() : '?'}?`);
-    }
-    if (password === '') fail(`the database password file ${passwordFile} is empty`);
-    // The URL setter leaves "%" alone, so encode first: any byte of the password survives the round trip.
-    url.password = encodeURIComponent(password);
-    process.env.KEYHUB_DATABASE_URL = url.href;
+  if (url.password !== '') return;
+  let password;
+  try {
+    // One trailing newline is what `echo` and editors leave; it is not part of the password.
+    password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    fail(`cannot read the database password from ${passwordFile} (${err && err.code ? err.code : 'error'}); is the secret mounted and readable by uid ${process.getuid ? process.getuid() : '?'}?`);
   }
+  if (password === '') fail(`the database password file ${passwordFile} is empty`);
+  // The URL setter leaves "%" alone, so encode first: any byte of the password survives the round trip.
+  url.password = encodeURIComponent(password);
+  process.env[urlVar] = url.href;
 }
+
+addPassword('KEYHUB_DATABASE_URL', 'KEYHUB_DATABASE_PASSWORD_FILE');
+addPassword('KEYHUB_OWNER_DATABASE_URL', 'KEYHUB_OWNER_DATABASE_PASSWORD_FILE');

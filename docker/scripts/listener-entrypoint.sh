@@ -73,8 +73,18 @@ esac
 #    different HUB_FINGERPRINT later is refused rather than silently ignored.
 if [ ! -f "$home/listener.json" ]; then
   [ -n "${HUB_FINGERPRINT:-}" ] || die "HUB_FINGERPRINT is not set: read it from \`docker compose logs hub-init\`, compare it out of band, and set it (docker/README.md)"
+  # NATS: the hub CA root (from the nats-auth volume) and the bootstrap credential of
+  # `keyhub listener register <id> --out ...`, handed over as the docker secret named
+  # by LISTENER_BOOTSTRAP_CREDS_FILE.
+  nats_args=""
+  [ -n "${LISTENER_NATS_CA_FILE:-}" ] && nats_args="--nats-ca $LISTENER_NATS_CA_FILE"
+  if [ -n "${LISTENER_BOOTSTRAP_CREDS_FILE:-}" ]; then
+    [ -r "$LISTENER_BOOTSTRAP_CREDS_FILE" ] || die "no bootstrap credential at $LISTENER_BOOTSTRAP_CREDS_FILE: run \`keyhub listener register $LISTENER_ID --out ...\` and mount it (docker/README.md)"
+    nats_args="$nats_args --bootstrap-creds $LISTENER_BOOTSTRAP_CREDS_FILE"
+  fi
+  # shellcheck disable=SC2086 # nats_args holds whole, space-free paths
   cli init --id "$LISTENER_ID" --nats "$KEYHUB_NATS_URL" --hub-fingerprint "$HUB_FINGERPRINT" \
-    --hsm-module "$module" --token-label "$label" --pin-file "$LISTENER_HSM_PIN_FILE" --target hsm
+    --hsm-module "$module" --token-label "$label" --pin-file "$LISTENER_HSM_PIN_FILE" --target hsm $nats_args
 else
   pinned="$(json_field hubFingerprint <"$home/listener.json")"
   if [ -n "${HUB_FINGERPRINT:-}" ] && [ "$pinned" != "$HUB_FINGERPRINT" ]; then

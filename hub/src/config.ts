@@ -3,12 +3,31 @@ import { z } from 'zod';
 import { hsmConfigSchema, KeyhubError } from '@keyhub/shared';
 
 export const hubConfigSchema = z.strictObject({
+  /** What `serve` connects as: the service role, which may only INSERT and SELECT on the audit tables. */
   databaseUrl: z.string().min(1),
+  /** What `init` and `migrate` connect as: the owner of the schema. It grants the service role its rights. */
+  ownerDatabaseUrl: z.string().min(1).optional(),
   nats: z.strictObject({
     servers: z.array(z.string().min(1)).min(1),
     name: z.string().default('keyhub-hub'),
     /** JetStream stream replicas: 1 on a single server, 3 on a three-node cluster. */
     replicas: z.number().int().min(1).max(5).default(1),
+    /** 'jwt': the hub connects as its own NATS user and keeps the account current (see `keyhub-server nats-config`); 'none' only for a server without auth. */
+    auth: z.enum(['jwt', 'none']).default('jwt'),
+    /** TLS to the NATS servers, their certificates checked against the hub CA root (or caFile). */
+    tls: z.boolean().default(true),
+    caFile: z.string().min(1).optional(),
+    /** Deliveries of one package to a listener; the listener reports the last one it cannot process as a failed receipt. */
+    maxDeliver: z.number().int().min(2).max(1000).default(10),
+    /** Deliveries of one listener message to the hub before it is left to the package re-send. */
+    upMaxDeliver: z.number().int().min(2).max(10_000).default(50),
+    /** Lifetime of the bootstrap credential `keyhub listener register` hands out, unless the request names one. */
+    bootstrapTtlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(90 * 86_400)
+      .default(7 * 86_400),
   }),
   hsm: hsmConfigSchema,
   delivery: z
@@ -26,7 +45,8 @@ export const hubConfigSchema = z.strictObject({
       issueBatch: z.number().int().min(1).max(10_000).default(1000),
     })
     .prefault({}),
-  audit: z.strictObject({ checkpointEverySeconds: z.number().int().min(1).default(60) }).prefault({}),
+  /** Checkpoint interval: it bounds the events no site has witnessed yet. */
+  audit: z.strictObject({ checkpointEverySeconds: z.number().int().min(1).default(30) }).prefault({}),
   /** The operators' HTTPS API (`keyhub serve`). */
   api: z
     .strictObject({
@@ -39,11 +59,21 @@ export const hubConfigSchema = z.strictObject({
       tlsCertFile: z.string().min(1).optional(),
       tlsKeyFile: z.string().min(1).optional(),
       /** Largest request body; bulk `distribute` bodies are the largest (about 60 bytes per key). */
-      maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(8 * 1024 * 1024),
       /** Requests per credential (or per address without one) and window. */
       rateLimit: z.strictObject({ max: z.number().int().min(1).default(600), windowSeconds: z.number().int().min(1).default(60) }).prefault({}),
       /** Default lifetime of tokens created without one. */
-      tokenTtlSeconds: z.number().int().min(60).max(366 * 86_400).default(30 * 86_400),
+      tokenTtlSeconds: z
+        .number()
+        .int()
+        .min(60)
+        .max(366 * 86_400)
+        .default(30 * 86_400),
     })
     .prefault({}),
   approvals: z
@@ -51,7 +81,11 @@ export const hubConfigSchema = z.strictObject({
       /** A request not executed within this time expires. */
       requestTtlSeconds: z.number().int().min(1).default(86_400),
       /** An approval counts for this long; after that the approver must approve again. */
-      approvalTtlSeconds: z.number().int().min(1).default(8 * 3600),
+      approvalTtlSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .default(8 * 3600),
     })
     .prefault({}),
   dbPoolSize: z.number().int().min(1).max(100).default(10),
@@ -60,7 +94,7 @@ export type HubConfig = z.infer<typeof hubConfigSchema>;
 
 /**
  * Reads the JSON config file, then applies environment overrides
- * (KEYHUB_DATABASE_URL, KEYHUB_NATS_URL as a comma-separated list).
+ * (KEYHUB_DATABASE_URL, KEYHUB_OWNER_DATABASE_URL, KEYHUB_NATS_URL as a comma-separated list).
  */
 export function loadHubConfig(path: string | undefined): HubConfig {
   const file = path ?? process.env.KEYHUB_CONFIG;
@@ -73,6 +107,7 @@ export function loadHubConfig(path: string | undefined): HubConfig {
   }
   const obj = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
   if (process.env.KEYHUB_DATABASE_URL) obj.databaseUrl = process.env.KEYHUB_DATABASE_URL;
+  if (process.env.KEYHUB_OWNER_DATABASE_URL) obj.ownerDatabaseUrl = process.env.KEYHUB_OWNER_DATABASE_URL;
   if (process.env.KEYHUB_NATS_URL) obj.nats = { ...(obj.nats as object), servers: process.env.KEYHUB_NATS_URL.split(',') };
   const parsed = hubConfigSchema.safeParse(obj);
   if (!parsed.success) {

@@ -3,6 +3,7 @@ import { container as root, type DependencyContainer } from 'tsyringe';
 import type { DataSource } from 'typeorm';
 import { createLogger, createMetricsRegistry, InstrumentedHsm, Pkcs11Hsm, type Hsm, type Logger, type Registry } from '@keyhub/shared';
 import type { HubConfig } from './config';
+import { sealAuditWith } from './audit/audit-seal';
 import { HubKeyring } from './crypto/hub-keyring';
 import { connectDataSource } from './store/data-source';
 import { TOKENS } from './tokens';
@@ -30,14 +31,15 @@ export interface HubRuntime {
  * and (unless initializing) loads the hub keyring. Nothing registers itself
  * on import; everything the process uses is wired here.
  */
-export async function openHubRuntime(config: HubConfig, options: { requireKeyring?: boolean; logger?: Logger } = {}): Promise<HubRuntime> {
+export async function openHubRuntime(config: HubConfig, options: { requireKeyring?: boolean; logger?: Logger; databaseRole?: 'service' | 'owner' } = {}): Promise<HubRuntime> {
   const logger = options.logger ?? createLogger('keyhub-hub');
   const registry = createMetricsRegistry();
   // Wrapped here, at the root, so every HSM call anywhere in the hub is timed without the callers knowing.
   const hsm: Hsm = new InstrumentedHsm(await Pkcs11Hsm.open(config.hsm), registry);
   let ds: DataSource;
   try {
-    ds = await connectDataSource(config.databaseUrl, config.dbPoolSize);
+    // init and migrate connect as the owner (who grants the service role); serve and everything else as the service role.
+    ds = await connectDataSource(options.databaseRole === 'owner' ? (config.ownerDatabaseUrl ?? config.databaseUrl) : config.databaseUrl, config.dbPoolSize);
   } catch (err) {
     await hsm.close();
     throw err;
@@ -47,6 +49,8 @@ export async function openHubRuntime(config: HubConfig, options: { requireKeyrin
   c.register(TOKENS.hsm, { useValue: hsm });
   c.register(TOKENS.dataSource, { useValue: ds });
   c.register(TOKENS.logger, { useValue: logger });
+  // Every append on this data source is checked and sealed by the hub HSM (audit/audit-seal.ts); before init made the keys, from first use.
+  sealAuditWith(ds, () => HubKeyring.load(hsm));
   const close = async () => {
     await ds.destroy().catch(() => undefined);
     await hsm.close();

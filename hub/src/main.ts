@@ -6,6 +6,8 @@ import { KeyhubError } from '@keyhub/shared';
 import { registerInitCommand } from './admin/init';
 import { flushStdio, printError, printJson } from './admin/output';
 import { registerServeCommand } from './admin/serve';
+import { registerNatsConfigCommand } from './admin/nats-config';
+import { registerNatsCredsCommand } from './admin/nats-creds';
 
 /**
  * `keyhub-server`: what runs beside the database and the hub HSM (init,
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(add --help for usage)');
   registerInitCommand(program);
   registerServeCommand(program);
+  registerNatsConfigCommand(program);
+  registerNatsCredsCommand(program);
   return program;
 }
 

@@ -3,15 +3,26 @@ import type { ConsumerMessages } from 'nats';
 import { MESSAGE_TYPES, type Heartbeat } from '@keyhub/protocol';
 import { KeyhubError, runReadinessChecks, type Readiness, type ReadinessCheck } from '@keyhub/shared';
 import { ListenerBus } from './bus/listener-bus';
+import { CheckpointWitness } from './checkpoint-witness';
 import { Inbox, type InboxResult } from './inbox';
+import { CheckpointStore } from './state/checkpoints';
 import type { ListenerRuntime } from './runtime';
+import { HeartbeatSequence } from './state/heartbeat-sequence';
 import { Journal } from './state/journal';
 
 /**
  * `keyhub-listener run`: consumes this listener's durable consumer in stream
  * order, several packages at a time (so a listener that was offline catches
- * up on start, quickly), acks each message
- * only after the inbox finished it, and sends signed heartbeats.
+ * up on start, quickly), acks each message only after the inbox finished it,
+ * and sends signed heartbeats (each with a fresh time and a sequence that
+ * only grows, so a captured one is worthless later).
+ *
+ * What happens to a message: handled, it is acked; dropped by the inbox
+ * (did not verify, not ours) it is terminated, never to come again; a
+ * passing failure (HSM, bus) naks it for a later delivery, except on the
+ * consumer's last delivery (`maxDeliver`), where the inbox has already
+ * turned it into a failed receipt with its code, or, if even that failed,
+ * it is terminated: the hub's re-send timer then issues a fresh package.
  */
 export class ListenerAgent {
   private running = false;
@@ -20,28 +31,43 @@ export class ListenerAgent {
   private bus?: ListenerBus;
   private journal?: Journal;
   private consumer: 'not started' | 'waiting for approval' | 'ok' | 'closed' = 'not started';
+  private heartbeatSequence?: HeartbeatSequence;
 
-  constructor(private readonly rt: ListenerRuntime, private readonly events: { onReady?: (state: 'consuming' | 'waiting') => void; onResult?: (r: InboxResult) => void } = {}) {}
+  constructor(
+    private readonly rt: ListenerRuntime,
+    private readonly events: { onReady?: (state: 'consuming' | 'waiting') => void; onResult?: (r: InboxResult) => void } = {},
+  ) {}
 
   async start(): Promise<void> {
     const { rt } = this;
     this.running = true;
     this.journal = Journal.open(rt.home);
-    this.bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger);
+    this.heartbeatSequence = HeartbeatSequence.open(rt.home);
+    this.bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger, rt.nats);
     const inbox = new Inbox(rt.config.id, rt.keys, rt.hubKeys, this.journal, rt.targets, this.bus, rt.logger);
+    inbox.witness = new CheckpointWitness(CheckpointStore.open(rt.home), rt.hubKeys, rt.logger);
     let announcedWaiting = false;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), rt.config.heartbeatSeconds * 1000);
     await this.heartbeat();
     this.messages = await this.bus.consume(
       async (m) => {
+        // deliveryCount counts this delivery: 1 the first time.
+        const lastAttempt = m.info.deliveryCount >= rt.config.maxDeliver;
         try {
-          const r = await inbox.handle({ data: m.data, streamSeq: m.info.streamSequence });
-          m.ack();
+          const r = await inbox.handle({ data: m.data, streamSeq: m.info.streamSequence, lastAttempt });
+          if (r.kind === 'dropped') m.term();
+          else m.ack();
           this.events.onResult?.(r);
         } catch (err) {
           const e = KeyhubError.from(err);
-          rt.logger.warn({ code: e.code, detail: e.message, ckr: e.ckr }, 'message processing failed; it will be redelivered');
-          m.nak(2_000);
+          if (lastAttempt) {
+            rt.logger.warn({ code: e.code, detail: e.message, ckr: e.ckr, deliveries: m.info.deliveryCount }, 'message processing failed on its last delivery; terminated');
+            m.term();
+            this.events.onResult?.({ kind: 'dropped', code: e.code });
+          } else {
+            rt.logger.warn({ code: e.code, detail: e.message, ckr: e.ckr, deliveries: m.info.deliveryCount }, 'message processing failed; it will be redelivered');
+            m.nak(2_000);
+          }
         }
       },
       () => this.running,
@@ -86,7 +112,9 @@ export class ListenerAgent {
     if (!this.bus || !(await this.rt.keys.hasIdentity().catch(() => false))) return;
     try {
       const targets = await Promise.all([...this.rt.targets.values()].map(async (t) => ({ name: t.name, ...(await t.health()) })));
-      const hb: Heartbeat = { type: MESSAGE_TYPES.heartbeat, id: randomUUID(), listenerId: this.rt.config.id, issuedAt: new Date().toISOString(), targets };
+      const now = new Date();
+      const sequence = this.heartbeatSequence!.next(now.getTime());
+      const hb: Heartbeat = { type: MESSAGE_TYPES.heartbeat, id: randomUUID(), listenerId: this.rt.config.id, issuedAt: now.toISOString(), sequence, targets };
       this.bus.heartbeat(await this.rt.keys.sign(hb));
     } catch (err) {
       this.rt.logger.warn({ code: KeyhubError.from(err).code }, 'heartbeat failed');

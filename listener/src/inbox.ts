@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
+  AUDIT_CHECKPOINT_TYPE,
   decodeEnvelope,
   encodeEnvelope,
   isEnvelopeOf,
+  KEY_LENGTH_BYTES,
   MESSAGE_TYPES,
+  packageSha256,
+  storableText,
   verifyEnvelope,
   VerifiedBatches,
   type ErrorCode,
@@ -12,8 +16,9 @@ import {
   type RootKekMessage,
   type SignedEnvelope,
 } from '@keyhub/protocol';
-import { aesKcv, KeyhubError, type Logger } from '@keyhub/shared';
+import { aesKcv, KeyhubError, RateLimitedLog, type Logger } from '@keyhub/shared';
 import type { ListenerBus } from './bus/listener-bus';
+import type { CheckpointWitness } from './checkpoint-witness';
 import type { ListenerKeys } from './listener-keys';
 import type { HubKeyStore } from './state/hub-key';
 import type { Journal } from './state/journal';
@@ -24,25 +29,51 @@ export interface InboundMessage {
   data: Uint8Array;
   /** Stream sequence: the same on a redelivery, different for a re-published copy. */
   streamSeq: number;
+  /**
+   * True on the last delivery the consumer will make (its max_deliver): a
+   * verified package that fails for a passing reason then ends with a failed
+   * receipt carrying that reason's code instead of waiting for a redelivery
+   * that will not come.
+   */
+  lastAttempt?: boolean;
 }
 
 export type InboxResult =
   | { kind: 'root_kek'; result: 'stored' | 'present' }
   | { kind: 'receipt'; outcome: Receipt['outcome']; code?: ErrorCode; packageId: string }
   | { kind: 'redelivered'; packageId: string }
-  | { kind: 'dropped'; code: ErrorCode };
+  | { kind: 'dropped'; code: ErrorCode }
+  | { kind: 'checkpoint'; result: 'stored' | 'present'; seq: number };
+
+/** Failures that are not the package's: the same package may well import on the next delivery. */
+const PASSING_FAILURES: ReadonlySet<ErrorCode> = new Set(['HSM_ERROR', 'BUS_UNAVAILABLE', 'INTERNAL']);
+
+/** Failures of the import itself (outcome `failed`); the other refusals of a verified package are `rejected`. */
+const IMPORT_STAGE: ReadonlySet<ErrorCode> = new Set(['UNWRAP_FAILED', 'KCV_MISMATCH', 'KEY_LENGTH_INVALID', 'TARGET_IMPORT_FAILED', 'KEK_UNKNOWN', ...PASSING_FAILURES]);
 
 /**
- * Everything the hub sends this listener. For a key package the checks run in
- * this order, and the first failure decides the receipt: schema and size,
- * hub signature, addressee, replay (sequence), expiry, target, then the
- * import, whose KCV is computed at the target. Every verified package gets a
- * signed receipt; the message is acked only after the receipt is journaled
- * and published, so a crash repeats work but never loses it.
+ * Everything the hub sends this listener. Rule: input that did not verify
+ * earns nothing: no receipt, no journal entry, no change of the replay
+ * window; it is counted (the `dropped` result, a metric), logged without its
+ * payload (rate-limited: anyone who can publish can trigger it) and dropped
+ * (the caller terminates the message). A copy of a real package with a
+ * garbage signature is such input, so it can no longer make the hub fail
+ * the genuine distribution.
+ *
+ * For a key package the checks run in this order: schema and size, hub
+ * signature, then (verified from here on, so each failure earns a signed
+ * receipt) addressee, replay (sequence), expiry, target, and the import,
+ * whose KCV is computed at the target. Every receipt names the SHA-256 of
+ * the exact envelope bytes it answers, and the hub applies it only to that
+ * package. The message is acked only after the receipt is journaled and
+ * published, so a crash repeats work but never loses it.
  */
 export class Inbox {
   /** Batch signatures already checked: packages of one batch cost one ECDSA verification, not one each. */
   private readonly batches = new VerifiedBatches();
+  /** Keeps the hub's signed audit checkpoints (listener/src/checkpoint-witness.ts); set by the agent. */
+  witness?: CheckpointWitness;
+  private readonly unverified: RateLimitedLog;
 
   constructor(
     private readonly listenerId: string,
@@ -53,22 +84,27 @@ export class Inbox {
     private readonly bus: Pick<ListenerBus, 'publishUp'>,
     private readonly logger: Logger,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.unverified = new RateLimitedLog(logger);
+  }
 
   async handle(msg: InboundMessage): Promise<InboxResult> {
     const decoded = decodeEnvelope(msg.data);
-    if (!decoded.ok) {
-      this.logger.warn({ code: decoded.code, detail: decoded.detail, streamSeq: msg.streamSeq }, 'message dropped');
-      return { kind: 'dropped', code: decoded.code };
-    }
+    if (!decoded.ok) return this.drop(decoded.code, msg.streamSeq, 'message dropped: not a message of ours');
     const envelope = decoded.envelope;
-    if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKek)) return this.handleRootKek(envelope);
-    if (isEnvelopeOf(envelope, MESSAGE_TYPES.keyPackage)) return this.handlePackage(envelope, msg.streamSeq);
-    this.logger.warn({ type: envelope.payload.type }, 'unexpected message type dropped');
-    return { kind: 'dropped', code: 'MESSAGE_UNKNOWN_TYPE' };
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKek)) return this.handleRootKek(envelope, msg.streamSeq);
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.keyPackage)) return this.handlePackage(envelope, msg);
+    if (isEnvelopeOf(envelope, AUDIT_CHECKPOINT_TYPE) && this.witness) return this.witness.handle(envelope);
+    return this.drop('MESSAGE_UNKNOWN_TYPE', msg.streamSeq, 'message dropped: not expected from the hub');
   }
 
-  private async handleRootKek(envelope: SignedEnvelope<RootKekMessage>): Promise<InboxResult> {
+  /** Counted by the caller (from the result), logged here without the payload, never answered. */
+  private drop(code: ErrorCode, streamSeq: number, msg: string): InboxResult {
+    this.unverified.warn(code, { code, streamSeq }, msg);
+    return { kind: 'dropped', code };
+  }
+
+  private async handleRootKek(envelope: SignedEnvelope<RootKekMessage>, streamSeq: number): Promise<InboxResult> {
     const msg = envelope.payload;
     const hubKey = Buffer.from(msg.hubKey, 'base64');
     try {
@@ -76,19 +112,10 @@ export class Inbox {
       if (!verifyEnvelope(envelope, hubKey)) throw new KeyhubError('SIGNATURE_INVALID', 'root KEK message is not signed by the hub key it carries');
       if (msg.listenerId !== this.listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', `root KEK is for listener ${msg.listenerId}`);
     } catch (err) {
-      const e = KeyhubError.from(err);
-      this.logger.warn({ code: e.code, detail: e.message }, 'root KEK message rejected');
-      return { kind: 'dropped', code: e.code };
+      return this.drop(KeyhubError.from(err).code, streamSeq, 'root KEK message dropped: it did not verify or is not for this listener');
     }
     this.hubKeys.save(hubKey);
-    const result = await this.keys.unwrapRootKek(
-      Buffer.from(msg.kek.blob, 'base64'),
-      msg.kek.oaepHash,
-      msg.kek.id,
-      msg.kek.version,
-      (h) => aesKcv(this.keys.hsm, h),
-      msg.kek.kcv,
-    );
+    const result = await this.keys.unwrapRootKek(Buffer.from(msg.kek.blob, 'base64'), msg.kek.oaepHash, msg.kek.id, msg.kek.version, (h) => aesKcv(this.keys.hsm, h), msg.kek.kcv);
     const confirm = await this.keys.sign({
       type: MESSAGE_TYPES.rootKekConfirm,
       id: randomUUID(),
@@ -103,20 +130,22 @@ export class Inbox {
     return { kind: 'root_kek', result };
   }
 
-  private async handlePackage(envelope: SignedEnvelope<KeyPackage>, streamSeq: number): Promise<InboxResult> {
+  private async handlePackage(envelope: SignedEnvelope<KeyPackage>, msg: InboundMessage): Promise<InboxResult> {
     const pkg = envelope.payload;
+    const hubKey = this.hubKeys.load();
+    // Before the hub key is pinned nothing can be verified, so nothing is answered.
+    if (!hubKey) return this.drop('NOT_ENROLLED', msg.streamSeq, 'package dropped: no pinned hub key yet');
+    if (!verifyEnvelope(envelope, hubKey, this.batches)) return this.drop('SIGNATURE_INVALID', msg.streamSeq, 'package dropped: signature does not verify under the pinned hub key');
+    const sha256 = packageSha256(msg.data);
     const known = this.journal.get(pkg.id);
-    if (known && known.streamSeq === streamSeq) {
+    if (known && known.streamSeq === msg.streamSeq && (known.sha256 === undefined || known.sha256 === sha256)) {
       // Redelivery of a message we processed but could not ack: same receipt, no second import.
       await this.bus.publishUp('receipt', JSON.parse(Buffer.from(known.receipt, 'base64').toString('utf8')));
       return { kind: 'redelivered', packageId: pkg.id };
     }
-    const hubKey = this.hubKeys.load();
     let reserved = false;
     let result: { outcome: Receipt['outcome']; kcv?: string; code?: ErrorCode; detail?: string };
     try {
-      if (!hubKey) throw new KeyhubError('NOT_ENROLLED', 'no pinned hub key yet: enrollment is not complete');
-      if (!verifyEnvelope(envelope, hubKey, this.batches)) throw new KeyhubError('SIGNATURE_INVALID', 'package signature does not verify under the pinned hub key');
       if (pkg.listenerId !== this.listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', `package is addressed to listener ${pkg.listenerId}`);
       if (known || !this.journal.reserve(pkg.sequence, pkg.id)) {
         throw new KeyhubError('PACKAGE_REPLAYED', `sequence ${pkg.sequence} was already used or is older than the replay window (highest ${this.journal.lastSequence})`);
@@ -125,6 +154,9 @@ export class Inbox {
       if (new Date(pkg.expiresAt).getTime() <= this.now().getTime()) throw new KeyhubError('PACKAGE_EXPIRED', `package expired at ${pkg.expiresAt}`);
       const target = this.targets.get(pkg.target);
       if (!target) throw new KeyhubError('TARGET_UNKNOWN', `no target named ${pkg.target}`);
+      // The schema bounds the length; that it is the algorithm's is checked before any target sees the key (found by test/src/fuzz).
+      const expectedLength = KEY_LENGTH_BYTES[pkg.key.algorithm];
+      if (pkg.key.length !== expectedLength) throw new KeyhubError('KEY_LENGTH_INVALID', `an ${pkg.key.algorithm} key is ${expectedLength} bytes, the package says ${pkg.key.length}`);
       const imported = await target.import({
         key: pkg.key,
         wrapped: { kekId: pkg.wrapping.kekId, kekVersion: pkg.wrapping.kekVersion, mechanism: pkg.wrapping.mechanism, blob: Buffer.from(pkg.wrapping.blob, 'base64') },
@@ -132,14 +164,14 @@ export class Inbox {
       result = { outcome: imported.outcome, kcv: imported.kcv };
     } catch (err) {
       const e = KeyhubError.from(err);
-      if (e.code === 'HSM_ERROR' || e.code === 'BUS_UNAVAILABLE' || e.code === 'INTERNAL') {
+      if (PASSING_FAILURES.has(e.code) && !msg.lastAttempt) {
         // Not the package's fault: give the claim back and let the message come again.
         if (reserved) this.journal.release(pkg.sequence, pkg.id);
         throw e;
       }
-      const importStage = ['UNWRAP_FAILED', 'KCV_MISMATCH', 'KEY_LENGTH_INVALID', 'TARGET_IMPORT_FAILED', 'KEK_UNKNOWN'].includes(e.code);
-      result = { outcome: importStage ? 'failed' : 'rejected', code: e.code, detail: e.message };
-      this.logger.warn({ code: e.code, detail: e.message, packageId: pkg.id, sequence: pkg.sequence }, 'package not imported');
+      result = { outcome: IMPORT_STAGE.has(e.code) ? 'failed' : 'rejected', code: e.code, detail: e.message };
+      const last = PASSING_FAILURES.has(e.code) ? ' (last delivery attempt: it ends here)' : '';
+      this.logger.warn({ code: e.code, ckr: e.ckr, detail: e.message, packageId: pkg.id, sequence: pkg.sequence }, `package not imported${last}`);
     }
     const receipt = await this.keys.sign<Receipt>({
       type: MESSAGE_TYPES.receipt,
@@ -147,20 +179,22 @@ export class Inbox {
       listenerId: this.listenerId,
       issuedAt: this.now().toISOString(),
       packageId: pkg.id,
+      packageSha256: sha256,
       target: pkg.target,
       outcome: result.outcome,
       ...(result.kcv ? { kcv: result.kcv } : {}),
-      ...(result.code ? { error: { code: result.code, detail: (result.detail ?? '').slice(0, 1000) } } : {}),
+      ...(result.code ? { error: { code: result.code, detail: storableText(result.detail ?? '', 1000) } } : {}),
     });
     // Only packages that claimed their sequence (verified, addressed here, not replayed) are journaled:
-    // a forgery or a replay must not move the window.
+    // a replay must not move the window.
     if (reserved) {
       this.journal.record({
         packageId: pkg.id,
         sequence: pkg.sequence,
-        streamSeq,
+        streamSeq: msg.streamSeq,
         outcome: result.outcome,
         receipt: Buffer.from(encodeEnvelope(receipt)).toString('base64'),
+        sha256,
       });
     }
     await this.bus.publishUp('receipt', receipt);

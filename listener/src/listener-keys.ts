@@ -1,5 +1,5 @@
 import { enrollmentFingerprint, signingDigest, type Message, type SignedEnvelope, publicKeyFingerprint } from '@keyhub/protocol';
-import { KeyhubError, type Hsm, type KeyHandle, type OaepHash } from '@keyhub/shared';
+import { KeyhubError, SITE_KEK_PROBE_POLICY, SITE_TRANSPORT_UNWRAP_TEMPLATE, siteImportKekPolicy, type Hsm, type KeyHandle, type OaepHash } from '@keyhub/shared';
 
 export const IDENTITY_LABEL = 'keyhub-identity';
 export const TRANSPORT_LABEL = 'keyhub-transport';
@@ -10,7 +10,9 @@ export const kekLabel = (kekId: string, version: number): string => `${KEK_ID_PR
 /**
  * The listener's keys in its HSM: the identity pair (EC P-256, signs everything
  * the listener sends), the transport pair (RSA, receives the root KEK by
- * OAEP unwrap) and the root KEKs themselves (AES-256, unwrap only, never extractable).
+ * OAEP unwrap, then its private half is destroyed) and the root KEKs
+ * themselves (AES-256, unwrap only, never extractable, AES-KWP and CMAC only,
+ * and what they unwrap fixed by the token: shared/src/hsm/key-classes.ts).
  */
 export class ListenerKeys {
   private identityPrivate?: KeyHandle;
@@ -36,7 +38,9 @@ export class ListenerKeys {
       created = true;
     }
     if ((await this.hsm.findKeys({ class: 'private', label: TRANSPORT_LABEL, token: true })).length === 0) {
-      await this.hsm.generateRsaTransportKeyPair(transportBits, { token: true, label: TRANSPORT_LABEL, id: id(TRANSPORT_LABEL) });
+      // The public half of a transport key retired at root KEK install stays for `status`; a new pair replaces it.
+      for (const stale of await this.hsm.findKeys({ class: 'public', label: TRANSPORT_LABEL, token: true })) await this.hsm.destroy(stale);
+      await this.hsm.generateRsaTransportKeyPair(transportBits, { token: true, label: TRANSPORT_LABEL, id: id(TRANSPORT_LABEL), unwrapTemplate: SITE_TRANSPORT_UNWRAP_TEMPLATE });
       created = true;
     }
     return { created };
@@ -61,13 +65,22 @@ export class ListenerKeys {
     return { payload, signature: { alg: 'ES256', keyId: publicKeyFingerprint(await this.identitySpki()), value: value.toString('base64') } };
   }
 
-  /** Unwraps a root KEK sent under the transport key: first as a session copy to check its KCV, then into the token. */
+  /**
+   * Unwraps a root KEK sent under the transport key: first as a session copy
+   * to check its KCV, then into the token as a KEK of the HSM-import class.
+   * Then the transport private key is destroyed: the root KEK message stays
+   * in the stream for a while, and nothing may unwrap it again (also not
+   * someone holding the PIN, with a more permissive template than ours).
+   */
   async unwrapRootKek(blob: Buffer, hash: OaepHash, kekId: string, version: number, kcvOf: (h: KeyHandle) => Promise<string>, expectedKcv: string): Promise<'stored' | 'present'> {
-    if (await this.findKek(kekId, version)) return 'present';
+    if (await this.findKek(kekId, version)) {
+      await this.retireTransportKey();
+      return 'present';
+    }
     const transport = await this.one('private', TRANSPORT_LABEL);
     let probe: KeyHandle;
     try {
-      probe = await this.hsm.unwrapRsaOaep(transport, blob, hash, { token: false, sign: true });
+      probe = await this.hsm.unwrapRsaOaep(transport, blob, hash, SITE_KEK_PROBE_POLICY);
     } catch (err) {
       throw new KeyhubError('UNWRAP_FAILED', 'root KEK could not be unwrapped with the transport key', { cause: err });
     }
@@ -78,9 +91,21 @@ export class ListenerKeys {
       await this.hsm.destroy(probe);
     }
     const label = kekLabel(kekId, version);
-    const handle = await this.hsm.unwrapRsaOaep(transport, blob, hash, { token: true, label, id: Buffer.from(label, 'utf8'), unwrap: true });
+    const handle = await this.hsm.unwrapRsaOaep(transport, blob, hash, siteImportKekPolicy(label, Buffer.from(label, 'utf8')));
     this.kekHandles.set(label, handle);
+    await this.retireTransportKey();
     return 'stored';
+  }
+
+  /**
+   * Destroys the transport private key once a root KEK is installed; its
+   * public half stays so that `status` can still show the enrollment
+   * fingerprint. A later enrollment makes a new pair. Idempotent.
+   */
+  async retireTransportKey(): Promise<boolean> {
+    const found = await this.hsm.findKeys({ class: 'private', label: TRANSPORT_LABEL, token: true });
+    for (const h of found) await this.hsm.destroy(h);
+    return found.length > 0;
   }
 
   async findKek(kekId: string, version: number): Promise<KeyHandle | undefined> {

@@ -54,7 +54,10 @@ const envelopeShape = z.strictObject({
       value: z.base64().max(256),
       batch: z.strictObject({
         size: z.int().min(2).max(MAX_BATCH_SIZE),
-        index: z.int().min(0).max(MAX_BATCH_SIZE - 1),
+        index: z
+          .int()
+          .min(0)
+          .max(MAX_BATCH_SIZE - 1),
         path: z.array(hashB64).max(MAX_AUDIT_PATH),
       }),
     }),

@@ -47,6 +47,10 @@ export const ERROR_CODES = {
   KCV_MISMATCH: def(false, EXIT.integrity, 'key check value computed at the target differs from the expected one'),
   KEY_LENGTH_INVALID: def(false, EXIT.integrity, 'key length does not match its algorithm'),
   TARGET_IMPORT_FAILED: def(true, EXIT.failure, 'the target refused or failed the import', 502),
+  TARGET_OBJECT_MISMATCH: def(false, EXIT.integrity, "an object with the key's id exists at the target but its KCV or attributes differ from the package", 409),
+  // Receipts and heartbeats at the hub
+  RECEIPT_PACKAGE_MISMATCH: def(false, EXIT.integrity, 'receipt names a package hash that is not the hash of the package it claims to answer', 409),
+  HEARTBEAT_STALE: def(false, EXIT.refused, 'heartbeat is outside the freshness window or its sequence is not newer than the last one seen', 409),
   // Enrollment and root KEK
   FINGERPRINT_MISMATCH: def(false, EXIT.refused, 'fingerprint given by the operator does not match the enrollment request', 409),
   HUB_KEY_NOT_PINNED: def(false, EXIT.integrity, 'hub public key does not match the fingerprint pinned at install time', 409),
@@ -55,6 +59,8 @@ export const ERROR_CODES = {
   INPUT_INVALID: def(false, EXIT.usage, 'request is invalid'),
   KEY_NOT_FOUND: def(false, EXIT.notFound, 'no such key', 404),
   KEY_EXISTS: def(false, EXIT.refused, 'a key with that name already exists', 409),
+  KEY_USAGE_CONFLICT: def(false, EXIT.usage, 'usages that together allow extracting keys (wrap with decrypt, unwrap with encrypt) are refused'),
+  ROW_MAC_INVALID: def(false, EXIT.integrity, 'a stored key or KEK row does not match its HSM MAC (moved, altered or not bound): nothing was unwrapped', 409),
   LISTENER_NOT_FOUND: def(false, EXIT.notFound, 'no such listener', 404),
   LISTENER_STATE_INVALID: def(false, EXIT.refused, 'listener is not in a state that allows this action', 409),
   DISTRIBUTION_NOT_FOUND: def(false, EXIT.notFound, 'no such distribution', 404),
@@ -98,7 +104,10 @@ export const ERROR_CODES = {
   HSM_ERROR: def(false, EXIT.hsm, 'PKCS#11 call failed', 500),
   DB_UNAVAILABLE: def(true, EXIT.unavailable, 'database is unreachable', 503),
   BUS_UNAVAILABLE: def(true, EXIT.unavailable, 'NATS is unreachable', 503),
+  BUS_CONFIG_TAMPERED: def(false, EXIT.integrity, 'a JetStream stream or consumer differs from what Keyhub set up, in a way the hub cannot repair', 500),
+  LISTENER_NOT_REGISTERED: def(false, EXIT.refused, 'no open registration for this listener id (keyhub listener register)', 409),
   CONFIG_INVALID: def(false, EXIT.usage, 'configuration is missing or invalid', 500),
+  SECRET_FILE_PERMISSIONS: def(false, EXIT.usage, 'a secret file or the listener home is accessible to others than its owner', 500),
   TIMEOUT: def(true, EXIT.timeout, 'operation did not finish in time', 504),
   INTERNAL: def(false, EXIT.failure, 'internal error', 500),
 } as const satisfies Record<string, ErrorCodeInfo>;

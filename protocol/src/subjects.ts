@@ -14,7 +14,7 @@ export const STREAMS = {
 /** Listener ids appear in subjects, so they are restricted to subject-safe tokens. */
 export const LISTENER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-export type DownKind = 'package' | 'root_kek';
+export type DownKind = 'package' | 'root_kek' | 'checkpoint' | 'nats_credentials';
 export type UpKind = 'enroll' | 'receipt' | 'kek_confirm';
 
 export const subjects = {

@@ -41,7 +41,7 @@ export class KeyhubError extends Error {
   /** Wraps anything thrown into a KeyhubError, keeping the original as `cause`. */
   static from(err: unknown, fallback: ErrorCode = 'INTERNAL', message?: string): KeyhubError {
     if (err instanceof KeyhubError) return err;
-    const code = typeof err === 'object' && err !== null && 'code' in err && isErrorCode((err as { code: unknown }).code) ? ((err as { code: ErrorCode }).code) : fallback;
+    const code = typeof err === 'object' && err !== null && 'code' in err && isErrorCode((err as { code: unknown }).code) ? (err as { code: ErrorCode }).code : fallback;
     return new KeyhubError(code, message ?? (err instanceof Error ? err.message : String(err)), { cause: err });
   }
 }

@@ -1,4 +1,4 @@
-import type { Hsm, KeyHandle } from "./hsm/hsm";
+import type { Hsm, KeyHandle } from './hsm/hsm';
 /**
  * Key check values. AES: the first 3 bytes of AES-CMAC over one zero block
  * (the method of ANSI X9.24-1:2017 / TR-31), computed inside an HSM. The CMAC

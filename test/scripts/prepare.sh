@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Brings a machine with only node+npm up to what the tests need: system tools,
-# a local PostgreSQL with the keyhub role, node_modules and a fresh build.
+# a local PostgreSQL with the keyhub role (CREATEDB, CREATEROLE: it creates
+# each test database and that database's service role), node_modules and a
+# fresh build.
 # Idempotent and silent when there is nothing to do; every action it takes is
 # announced with a "[prepare]" line.
 set -euo pipefail
@@ -130,24 +132,31 @@ start_local_postgres() {
   die "PostgreSQL $ver/$name did not accept connections on 127.0.0.1:$PG_PORT within 30 s"
 }
 
+# The keyhub role owns each test database and runs the migrations; every
+# test database also gets a service role of its own (what `keyhub serve`
+# connects as, with INSERT and SELECT only on the audit tables), which the
+# keyhub role creates and drops: hence CREATEROLE. It is not a superuser;
+# pg_signal_backend lets the fault suite terminate the hub's connections.
 ensure_keyhub_role() {
   # Checking over TCP with the real credentials first keeps this a no-op (and
   # sudo-free) when the role is already usable.
-  local createdb
-  createdb="$(PGPASSWORD=keyhub PGCONNECT_TIMEOUT=5 psql -X -q -tA -h 127.0.0.1 -p "$PG_PORT" -U keyhub -d postgres \
-    -c 'SELECT rolcreatedb FROM pg_roles WHERE rolname = current_user' 2>/dev/null || true)"
-  [ "$createdb" = t ] && return 0
-  say "creating PostgreSQL role keyhub"
+  local rights
+  rights="$(PGPASSWORD=keyhub PGCONNECT_TIMEOUT=5 psql -X -q -tA -h 127.0.0.1 -p "$PG_PORT" -U keyhub -d postgres \
+    -c "SELECT rolcreatedb AND rolcreaterole AND NOT rolsuper AND pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') FROM pg_roles WHERE rolname = current_user" 2>/dev/null || true)"
+  [ "$rights" = t ] && return 0
+  say "creating PostgreSQL role keyhub (CREATEDB, CREATEROLE, pg_signal_backend)"
   psql_as_postgres -d postgres <<'SQL'
 DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'keyhub') THEN
-    ALTER ROLE keyhub WITH LOGIN CREATEDB PASSWORD 'keyhub';
+    ALTER ROLE keyhub WITH LOGIN CREATEDB CREATEROLE NOSUPERUSER PASSWORD 'keyhub';
   ELSE
-    CREATE ROLE keyhub WITH LOGIN CREATEDB PASSWORD 'keyhub';
+    CREATE ROLE keyhub WITH LOGIN CREATEDB CREATEROLE NOSUPERUSER PASSWORD 'keyhub';
   END IF;
 END
 $$;
+-- The fault suite cuts the hub's connections (which run as a per-database service role).
+GRANT pg_signal_backend TO keyhub;
 SQL
 }
 

@@ -24,7 +24,16 @@ export function printRequest(a: api.ApprovalRequestView, withCanonical: boolean)
     ['expires', a.expiresAt],
     ['hash', a.hash],
     ...(a.errorCode ? ([['error', a.errorCode]] as const) : []),
-    ...(a.result ? ([['result', Object.entries(a.result).map(([k, v]) => `${k}=${v}`).join(' ')]] as const) : []),
+    ...(a.result
+      ? ([
+          [
+            'result',
+            Object.entries(a.result)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(' '),
+          ],
+        ] as const)
+      : []),
   ]);
   for (const d of a.decisions) printLine(`  ${d.decision} by ${d.operator} at ${d.at}${d.counts ? '' : ' (does not count now)'}`);
   if (withCanonical) {

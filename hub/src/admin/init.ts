@@ -3,8 +3,10 @@ import type { Command } from 'commander';
 import { api } from '@keyhub/protocol';
 import { KeyhubError } from '@keyhub/shared';
 import { HubCa } from '../crypto/ca';
+import { NatsAuthority } from '../nats/nats-authority';
 import { initHub } from '../operations/hub/init-hub';
 import { bootstrapAdmin } from '../operations/operators/bootstrap-admin';
+import { grantServiceRole } from '../operations/audit/service-role';
 import { SYSTEM_ACTORS } from '../domain/principal';
 import { countOperators } from '../store/queries/operators';
 import { adminOptions, withRuntime } from './runtime';
@@ -39,6 +41,9 @@ export function registerInitCommand(program: Command): void {
         async (rt, config) => {
           const hub = await initHub(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
           const ca = await HubCa.ensure(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
+          // The NATS operator, system and account keys (Ed25519, in the token): `keyhub-server nats-config` writes what the servers trust.
+          const nats = await NatsAuthority.ensure(rt.hsm);
+          const serviceRole = await grantServiceRole(rt.ds, config);
           await writeFile(opts.caCertOut, ca.ca.certificatePem('root'), { mode: 0o644 });
           const tokenFile = (await countOperators(rt.ds)) === 0 ? await openSecretFile(opts.adminTokenFile) : undefined;
           let token: Awaited<ReturnType<typeof bootstrapAdmin>>;
@@ -53,15 +58,22 @@ export function registerInitCommand(program: Command): void {
           }
           await tokenFile?.close();
           if (tokenFile && !token) await unlink(opts.adminTokenFile).catch(() => undefined);
-          return { ...hub, createdKeys: [...hub.createdKeys, ...ca.createdKeys], caCertificate: opts.caCertOut, admin: token ? { name: token.operator, tokenFile: opts.adminTokenFile, expiresAt: token.expiresAt } : null };
+          return {
+            ...hub,
+            createdKeys: [...hub.createdKeys, ...ca.createdKeys, ...nats.created],
+            serviceRole: serviceRole?.role ?? null,
+            caCertificate: opts.caCertOut,
+            admin: token ? { name: token.operator, tokenFile: opts.adminTokenFile, expiresAt: token.expiresAt } : null,
+          };
         },
-        { requireKeyring: false },
+        { requireKeyring: false, databaseRole: 'owner' },
       );
       if (o.json) return printJson(result);
       printFields([
         ['hub fingerprint', result.fingerprint],
         ['created keys', result.createdKeys.length ? result.createdKeys.join(', ') : 'none (already present)'],
         ['migrations run', result.migrations.length ? result.migrations.join(', ') : 'none (up to date)'],
+        ['service role', result.serviceRole ? `${result.serviceRole} (audit tables: INSERT and SELECT only)` : 'none: set ownerDatabaseUrl, `serve` refuses a role that can rewrite the audit trail'],
         ['hub CA certificate', result.caCertificate],
         ['first admin', result.admin ? `${result.admin.name}, token in ${result.admin.tokenFile} (expires ${result.admin.expiresAt})` : 'none (operators exist already)'],
       ]);
@@ -73,8 +85,15 @@ export function registerInitCommand(program: Command): void {
     .description('run pending database migrations (as the owner role)')
     .action(async (_opts: unknown, cmd: Command) => {
       const o = adminOptions(cmd);
-      const migrations = await withRuntime(o, async (rt) => (await rt.ds.runMigrations({ transaction: 'each' })).map((m) => m.name), { requireKeyring: false });
-      if (o.json) return printJson({ migrations });
+      const { migrations, serviceRole } = await withRuntime(
+        o,
+        async (rt, config) => {
+          const ran = (await rt.ds.runMigrations({ transaction: 'each' })).map((m) => m.name);
+          return { migrations: ran, serviceRole: (await grantServiceRole(rt.ds, config))?.role ?? null };
+        },
+        { requireKeyring: false, databaseRole: 'owner' },
+      );
+      if (o.json) return printJson({ migrations, serviceRole });
       printLine(migrations.length ? `ran ${migrations.join(', ')}` : 'up to date');
     });
 }

@@ -30,11 +30,15 @@ async function assertSchema(ds: DataSource): Promise<void> {
 }
 
 /** Opens HSM and database, runs the work, and closes both whatever happens. */
-export async function withRuntime<T>(o: AdminOptions, work: (rt: HubRuntime, config: HubConfig) => Promise<T>, options: { requireKeyring?: boolean; logLevel?: string } = {}): Promise<T> {
+export async function withRuntime<T>(
+  o: AdminOptions,
+  work: (rt: HubRuntime, config: HubConfig) => Promise<T>,
+  options: { requireKeyring?: boolean; logLevel?: string; databaseRole?: 'service' | 'owner' } = {},
+): Promise<T> {
   const config = loadHubConfig(o.config);
   const logger = adminLogger(options.logLevel ?? 'warn');
   try {
-    const rt = await openHubRuntime(config, { requireKeyring: options.requireKeyring, logger });
+    const rt = await openHubRuntime(config, { requireKeyring: options.requireKeyring, logger, databaseRole: options.databaseRole });
     try {
       if (options.requireKeyring !== false) await assertSchema(rt.ds);
       return await work(rt, config);

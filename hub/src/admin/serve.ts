@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { KeyhubError, serveObservabilityFromEnv } from '@keyhub/shared';
 import type { HubConfig } from '../config';
 import { HubBus } from '../bus/hub-bus';
+import { hubNatsAccess } from '../nats/hub-nats';
 import { registerApiServices } from '../container';
 import { HubContext } from '../context';
 import { HubCa, serverTlsMaterial, verifyClientCertificate } from '../crypto/ca';
@@ -18,6 +19,7 @@ import { ConfirmRootKek } from '../operations/listeners/confirm-root-kek';
 import { RegisterEnrollment } from '../operations/listeners/register-enrollment';
 import { AuthenticateCertificate } from '../operations/operators/authenticate-certificate';
 import { AuthenticateToken } from '../operations/operators/authenticate-token';
+import { assertAuditAppendOnly } from '../operations/audit/service-role';
 import { HubService } from '../service/hub-service';
 import { printError, printJson, printLine } from './output';
 import { adminOptions, shutdownSignal, withRuntime } from './runtime';
@@ -50,7 +52,7 @@ const VERSION = '0.2.0';
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('run the hub: the operators\' HTTPS API, the outbox relay, enrollments and receipts, re-sends, audit checkpoints')
+    .description("run the hub: the operators' HTTPS API, the outbox relay, enrollments and receipts, re-sends, audit checkpoints")
     .addHelpText('after', `\nMetrics endpoint (GET /metrics, /healthz, /readyz): KEYHUB_HTTP_HOST (default 127.0.0.1), KEYHUB_HTTP_PORT (default ${DEFAULT_HTTP_PORT}, 0 = off).`)
     .action(async (_opts: unknown, cmd: Command) => {
       const o = adminOptions(cmd);
@@ -63,9 +65,22 @@ export function registerServeCommand(program: Command): void {
         o,
         async (rt, config) => {
           const c = rt.container;
+          await assertAuditAppendOnly(rt.ds);
           const ca = await HubCa.load(rt.hsm, rt.ds);
           registerApiServices(c, ca);
-          const bus = await HubBus.connect({ servers: config.nats.servers, name: config.nats.name, replicas: config.nats.replicas }, rt.logger);
+          const nats = await hubNatsAccess(rt.hsm, rt.ds, config, ca, rt.logger);
+          const bus = await HubBus.connect(
+            {
+              servers: config.nats.servers,
+              name: config.nats.name,
+              replicas: config.nats.replicas,
+              authenticator: nats.authenticator,
+              tlsCa: nats.tlsCa,
+              maxDeliver: config.nats.maxDeliver,
+              upMaxDeliver: config.nats.upMaxDeliver,
+            },
+            rt.logger,
+          );
           try {
             const service = new HubService(
               c.resolve(HubContext),
@@ -73,7 +88,11 @@ export function registerServeCommand(program: Command): void {
               { registerEnrollment: c.resolve(RegisterEnrollment), confirmRootKek: c.resolve(ConfirmRootKek), applyReceipt: c.resolve(ApplyReceipt), resendDue: c.resolve(ResendDue) },
               new HubMetrics(rt.registry, rt.ds, rt.logger),
             );
-            const http = await serveObservabilityFromEnv(DEFAULT_HTTP_PORT, { registry: rt.registry, readiness: hubReadiness({ ds: rt.ds, nats: bus.connection, hsm: rt.hsm, service: () => service.state }) }, rt.logger);
+            const http = await serveObservabilityFromEnv(
+              DEFAULT_HTTP_PORT,
+              { registry: rt.registry, readiness: hubReadiness({ ds: rt.ds, nats: bus.connection, hsm: rt.hsm, service: () => service.state }) },
+              rt.logger,
+            );
             const tls = await apiTlsMaterial(ca, config.api);
             const certAuth = c.resolve(AuthenticateCertificate);
             const certificatePrincipal = async (req: FastifyRequest): Promise<Principal | undefined> => {
@@ -93,6 +112,7 @@ export function registerServeCommand(program: Command): void {
             });
             try {
               try {
+                await nats.publisher?.start();
                 await service.start();
                 const address = await app.listen({ host: config.api.host, port: config.api.port });
                 if (o.json) printJson({ ready: true, api: address.replace(/^http:/, 'https:'), ...(http ? { http: http.url } : {}) });
@@ -102,6 +122,7 @@ export function registerServeCommand(program: Command): void {
               } finally {
                 await app.close();
                 await service.stop();
+                await nats.publisher?.stop();
               }
             } finally {
               await http?.close();

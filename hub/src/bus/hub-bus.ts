@@ -1,18 +1,18 @@
-import {
-  AckPolicy,
-  connect,
-  DeliverPolicy,
-  nanos,
-  RetentionPolicy,
-  StorageType,
-  type ConsumerMessages,
-  type JetStreamClient,
-  type JetStreamManager,
-  type JsMsg,
-  type NatsConnection,
-} from 'nats';
+import { connect, type Authenticator, type ConsumerConfig, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg, type NatsConnection, type StreamConfig } from 'nats';
 import { STREAMS, subjects } from '@keyhub/protocol';
 import { KeyhubError, type Logger } from '@keyhub/shared';
+import {
+  consumerDrift,
+  enrollmentConsumerConfig,
+  expectedConsumer,
+  expectedStream,
+  hubConsumerConfig,
+  listenerConsumerConfig,
+  streamDrift,
+  type ConsumerLimits,
+  type Drift,
+} from '../nats/jetstream-config';
+import { HUB_INBOX_PREFIX } from '../nats/permissions';
 import { JetStreamPublisher, type StoredAck } from './jetstream-publisher';
 
 export interface HubBusOptions {
@@ -20,6 +20,14 @@ export interface HubBusOptions {
   name: string;
   /** Stream replicas: 1 on a single server, 3 on a cluster. */
   replicas?: number;
+  /** The hub's NATS user (a JWT issued at start by the account key in the HSM); none on a server without auth. */
+  authenticator?: Authenticator;
+  /** PEM of the CA that issued the servers' certificates; TLS is required when set. */
+  tlsCa?: string;
+  /** Deliveries of a listener's package before the server gives up on it (the listener reports the last as failed). */
+  maxDeliver?: number;
+  /** Deliveries of one UP message to the hub; retries beyond it are left to the re-send of the package. */
+  upMaxDeliver?: number;
 }
 
 /**
@@ -30,14 +38,17 @@ export interface HubBusOptions {
 export class HubBus {
   private readonly publisher: JetStreamPublisher;
 
+  private readonly enrollmentConsumers = new Set<string>();
+
   private constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly replicas: number,
+    private readonly limits: { down: ConsumerLimits; up: ConsumerLimits },
     private readonly logger: Logger,
   ) {
-    this.publisher = new JetStreamPublisher(nc, 10_000);
+    this.publisher = new JetStreamPublisher(nc, 10_000, HUB_INBOX_PREFIX);
   }
 
   static async connect(options: HubBusOptions, logger: Logger): Promise<HubBus> {
@@ -45,7 +56,18 @@ export class HubBus {
     try {
       // noAsyncTraces: the client otherwise builds an Error (a stack capture) for every request, and a
       // JetStream publish is a request: at thousands of publishes a second that was the client's largest cost.
-      nc = await connect({ servers: options.servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500, timeout: 5000, noAsyncTraces: true });
+      // inboxPrefix: replies (JetStream acks, pulled messages) come under a prefix only the hub user may subscribe to.
+      nc = await connect({
+        servers: options.servers,
+        name: options.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        timeout: 5000,
+        noAsyncTraces: true,
+        inboxPrefix: HUB_INBOX_PREFIX,
+        ...(options.authenticator ? { authenticator: options.authenticator } : {}),
+        ...(options.tlsCa ? { tls: { ca: options.tlsCa } } : {}),
+      });
     } catch (err) {
       throw new KeyhubError('BUS_UNAVAILABLE', `cannot connect to NATS at ${options.servers.join(',')}`, { cause: err });
     }
@@ -53,57 +75,101 @@ export class HubBus {
       for await (const s of nc.status()) logger.info({ event: 'nats_status', type: s.type }, 'NATS connection status');
     })();
     const jsm = await nc.jetstreamManager({ timeout: 10_000 });
-    return new HubBus(nc, nc.jetstream({ timeout: 10_000 }), jsm, options.replicas ?? 1, logger);
+    const replicas = options.replicas ?? 1;
+    const limits = { down: { replicas, maxDeliver: options.maxDeliver ?? 10 }, up: { replicas, maxDeliver: options.upMaxDeliver ?? 50 } };
+    return new HubBus(nc, nc.jetstream({ timeout: 10_000 }), jsm, replicas, limits, logger);
   }
 
   get connection(): NatsConnection {
     return this.nc;
   }
 
+  /**
+   * Creates the streams and the hub's consumer, or checks them: a stored
+   * config that drifted is repaired when the server can change it back, and
+   * refused (BUS_CONFIG_TAMPERED) otherwise; see nats/jetstream-config.ts.
+   * Every listener and enrollment consumer on the DOWN stream is checked too.
+   */
   async ensureStreams(): Promise<void> {
-    for (const s of [STREAMS.down, STREAMS.up]) {
-      const config = {
-        name: s.name,
-        subjects: [...s.subjects],
-        storage: StorageType.File,
-        retention: RetentionPolicy.Limits,
-        num_replicas: this.replicas,
-        duplicate_window: nanos(2 * 60_000),
-        max_age: nanos(30 * 24 * 3600_000),
-        max_msg_size: 64 * 1024 + 1024,
-      };
+    for (const which of ['down', 'up'] as const) {
+      const config = expectedStream(which, this.replicas);
+      let actual: StreamConfig | undefined;
       try {
-        await this.jsm.streams.info(s.name);
-        await this.jsm.streams.update(s.name, config);
+        actual = (await this.jsm.streams.info(config.name)).config;
       } catch (err) {
-        if (!isNotFound(err)) throw new KeyhubError('BUS_UNAVAILABLE', `cannot inspect stream ${s.name}`, { cause: err });
-        await this.jsm.streams.add(config);
+        if (!isNotFound(err)) throw new KeyhubError('BUS_UNAVAILABLE', `cannot inspect stream ${config.name}`, { cause: err });
       }
+      if (!actual) {
+        await this.jsm.streams.add(config);
+        continue;
+      }
+      await this.repair(`stream ${config.name}`, streamDrift(config, actual), async () => {
+        const after = (await this.jsm.streams.update(config.name, config)).config;
+        return streamDrift(config, after);
+      });
     }
-    await this.ensureConsumer(STREAMS.up.name, subjects.hubConsumer, undefined);
+    await this.ensureConsumer(STREAMS.up.name, hubConsumerConfig(this.limits.up));
+    for await (const info of this.jsm.consumers.list(STREAMS.down.name)) {
+      const expected = expectedConsumer(STREAMS.down.name, info.config.durable_name, this.limits.down);
+      if (!expected) {
+        this.logger.warn({ event: 'nats_consumer_unknown', stream: STREAMS.down.name, consumer: info.name }, 'a consumer Keyhub did not create reads the DOWN stream');
+        continue;
+      }
+      await this.checkConsumer(STREAMS.down.name, expected, info.config);
+    }
   }
 
   /** Created at approval time, so messages wait in the stream for a listener that has not started yet. */
   async ensureListenerConsumer(listenerId: string): Promise<void> {
-    await this.ensureConsumer(STREAMS.down.name, subjects.listenerConsumer(listenerId), subjects.toListenerAll(listenerId));
+    await this.ensureConsumer(STREAMS.down.name, listenerConsumerConfig(listenerId, this.limits.down));
   }
 
-  private async ensureConsumer(stream: string, durable: string, filter: string | undefined): Promise<void> {
+  /** The one consumer a site's bootstrap credential may pull: its NATS credentials, nothing else. */
+  async ensureEnrollmentConsumer(listenerId: string): Promise<void> {
+    if (this.enrollmentConsumers.has(listenerId)) return;
+    await this.ensureConsumer(STREAMS.down.name, enrollmentConsumerConfig(listenerId, this.limits.down));
+    this.enrollmentConsumers.add(listenerId);
+  }
+
+  private async ensureConsumer(stream: string, expected: Partial<ConsumerConfig>): Promise<void> {
+    const durable = expected.durable_name!;
+    let actual: ConsumerConfig | undefined;
     try {
-      await this.jsm.consumers.info(stream, durable);
-      return;
+      actual = (await this.jsm.consumers.info(stream, durable)).config;
     } catch (err) {
       if (!isNotFound(err)) throw new KeyhubError('BUS_UNAVAILABLE', `cannot inspect consumer ${durable}`, { cause: err });
     }
-    await this.jsm.consumers.add(stream, {
-      durable_name: durable,
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(30_000),
-      max_ack_pending: 1024,
-      num_replicas: this.replicas,
-      ...(filter ? { filter_subject: filter } : {}),
+    if (!actual) {
+      await this.jsm.consumers.add(stream, expected);
+      return;
+    }
+    await this.checkConsumer(stream, expected, actual);
+  }
+
+  private async checkConsumer(stream: string, expected: Partial<ConsumerConfig>, actual: ConsumerConfig): Promise<void> {
+    const durable = expected.durable_name!;
+    await this.repair(`consumer ${stream}/${durable}`, consumerDrift(expected, actual), async () => {
+      const { durable_name: _name, filter_subject: _filter, ack_policy: _ack, deliver_policy: _deliver, ...mutable } = expected;
+      const after = (await this.jsm.consumers.update(stream, durable, mutable)).config;
+      return consumerDrift(expected, after);
     });
+  }
+
+  private async repair(what: string, drift: Drift[], update: () => Promise<Drift[]>): Promise<void> {
+    if (drift.length === 0) return;
+    const fields = drift.map((d) => d.field).join(', ');
+    if (drift.some((d) => !d.repairable)) {
+      this.logger.error({ event: 'nats_config_tampered', what, drift }, 'JetStream configuration changed in a way the hub cannot repair');
+      throw new KeyhubError('BUS_CONFIG_TAMPERED', `${what} differs from Keyhub's configuration in ${fields}; refusing to start`);
+    }
+    let left: Drift[];
+    try {
+      left = await update();
+    } catch (err) {
+      throw new KeyhubError('BUS_CONFIG_TAMPERED', `${what} differs in ${fields} and the server refused the repair`, { cause: err });
+    }
+    if (left.length) throw new KeyhubError('BUS_CONFIG_TAMPERED', `${what} still differs in ${left.map((d) => d.field).join(', ')} after repair`);
+    this.logger.warn({ event: 'nats_config_repaired', what, drift }, 'JetStream configuration had drifted and was repaired');
   }
 
   /**
@@ -137,6 +203,11 @@ export class HubBus {
 
   /** Publishes with a message id: JetStream drops a second publish of the same id within its window. */
   publish(subject: string, payload: Uint8Array, msgId: string): Promise<StoredAck> {
+    // A site's credentials are the answer to its enrollment: the consumer its bootstrap reads them from comes first.
+    if (subject.endsWith('.nats_credentials')) {
+      const listenerId = subject.split('.')[3];
+      return this.ensureEnrollmentConsumer(listenerId).then(() => this.publisher.publish(subject, payload, msgId));
+    }
     return this.publisher.publish(subject, payload, msgId);
   }
 

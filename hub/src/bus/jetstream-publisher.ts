@@ -44,8 +44,10 @@ export class JetStreamPublisher {
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 10_000,
+    /** The connection's own inbox prefix: on a server with auth, the only one its user may subscribe under. */
+    inboxPrefix?: string,
   ) {
-    this.prefix = `${createInbox()}.`;
+    this.prefix = `${createInbox(inboxPrefix)}.`;
     this.sub = nc.subscribe(`${this.prefix}*`, { callback: (err, msg) => (err ? this.failAll('the ack subscription failed', err) : this.settle(msg)) });
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, timeoutMs));
     this.sweeper.unref();

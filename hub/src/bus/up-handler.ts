@@ -1,6 +1,6 @@
 import type { JsMsg } from 'nats';
 import { decodeEnvelope, isEnvelopeOf, listenerIdFromUpSubject, MESSAGE_TYPES } from '@keyhub/protocol';
-import { KeyhubError, type Logger } from '@keyhub/shared';
+import { KeyhubError, RateLimitedLog, type Logger } from '@keyhub/shared';
 import type { ApplyReceipt } from '../operations/distributions/apply-receipts';
 import type { ConfirmRootKek } from '../operations/listeners/confirm-root-kek';
 import type { RegisterEnrollment } from '../operations/listeners/register-enrollment';
@@ -11,12 +11,18 @@ import { ReceiptBatcher } from './receipt-batcher';
 /**
  * Everything a listener sends on the UP stream. Order of checks: size and
  * schema, subject matches the claimed listener, signature under the key we
- * hold for that listener, then the operation. Bad messages are terminated
- * (never redelivered) and logged with their code; transient failures are
- * retried with a delay.
+ * hold for that listener, then the operation. Everything before the
+ * operation is done without a database transaction, so input that does not
+ * verify never reaches the audit chain's lock (an enrollment is checked
+ * against the identity key it carries before its transaction starts). Bad
+ * messages are terminated (never redelivered) and logged with their code;
+ * transient failures are retried with a delay. A receipt that names another
+ * package's hash is refused with RECEIPT_PACKAGE_MISMATCH and changes nothing.
  */
 export class UpHandler {
   private readonly receipts: ReceiptBatcher;
+  /** Rejections are caused by whoever publishes: logged by code, at a bounded rate. */
+  private readonly rejections: RateLimitedLog;
 
   constructor(
     private readonly verifySignature: VerifyListenerSignature,
@@ -27,6 +33,7 @@ export class UpHandler {
     private readonly onReceipt?: (effect: string) => void,
   ) {
     this.receipts = new ReceiptBatcher((batch) => applyReceipt.executeBatch(batch));
+    this.rejections = new RateLimitedLog(logger);
   }
 
   async handle(msg: JsMsg): Promise<void> {
@@ -39,7 +46,7 @@ export class UpHandler {
         this.logger.warn({ err: errorSummary(e), subject: msg.subject }, 'UP message will be retried');
         msg.nak(2_000);
       } else {
-        this.logger.warn({ code: e.code, detail: e.message, subject: msg.subject }, 'UP message rejected');
+        this.rejections.warn(e.code, { code: e.code, detail: e.message, subject: msg.subject }, 'UP message rejected');
         msg.term();
       }
     }
@@ -56,6 +63,7 @@ export class UpHandler {
       this.logger.info({ listenerId, fingerprint: r.fingerprint }, 'enrollment request recorded; awaiting approval');
       return;
     }
+    if (!('listenerId' in envelope.payload)) throw new KeyhubError('MESSAGE_UNKNOWN_TYPE', `${envelope.payload.type} is not expected from a listener`);
     if (envelope.payload.listenerId !== listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', 'message listener id differs from its subject');
     await this.verifySignature.execute(envelope, listenerId);
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKekConfirm)) {
@@ -66,6 +74,9 @@ export class UpHandler {
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.receipt)) {
       const effect = await this.receipts.submit(envelope.payload);
       this.onReceipt?.(effect);
+      if (effect === 'package_mismatch') {
+        throw new KeyhubError('RECEIPT_PACKAGE_MISMATCH', `receipt for package ${envelope.payload.packageId} names a hash that is not that package's`);
+      }
       this.logger.debug({ listenerId, packageId: envelope.payload.packageId, outcome: envelope.payload.outcome, effect }, 'receipt applied');
       return;
     }

@@ -1,57 +1,70 @@
 import { createHash } from 'node:crypto';
 import { batchLeaf, batchStatement, buildMerkleBatch, MAX_BATCH_SIZE, publicKeyFingerprint, signingDigest, type Message, type SignedEnvelope } from '@keyhub/protocol';
-import { KeyhubError, type Hsm, type KeyHandle, type WrappedAesKey } from '@keyhub/shared';
+import { HUB_KEK_STORE_POLICY, HUB_KEY_STORE_POLICY, KeyhubError, type Hsm, type KeyHandle, type WrappedAesKey } from '@keyhub/shared';
 
 export const HMK_LABEL = 'keyhub-hmk';
+export const HMK_KEK_LABEL = 'keyhub-hmk-kek';
+export const ROW_MAC_LABEL = 'keyhub-row-mac';
 export const SIGNING_LABEL = 'keyhub-signing';
+/** Present once the rows that predate row MACs have been given theirs (backfill-row-macs.ts): no backfill after that. */
+export const ROW_MAC_BACKFILLED_LABEL = 'keyhub-row-mac-backfilled';
 
 /**
- * The hub's two long-lived token objects: the Hub Master Key (AES-256,
- * wrap/unwrap only, never extractable) under which every managed key and root
- * KEK is stored, and the EC P-256 hub signing key.
+ * The hub's long-lived token objects: two master keys (AES-256, wrap/unwrap
+ * only, never extractable, not modifiable, not copyable, AES-KWP only), one
+ * per class of what they store: `keyhub-hmk` every managed key version,
+ * `keyhub-hmk-kek` every root KEK; their CKA_UNWRAP_TEMPLATEs fix what comes
+ * out of an unwrap (shared/src/hsm/key-classes.ts). `keyhub-row-mac`
+ * (HMAC-SHA256, sign/verify only) binds each stored row to what it is
+ * (row-mac.ts). And the EC P-256 hub signing key.
+ *
+ * The master keys are used as token objects. Until they were made
+ * non-copyable the keyring worked through a session copy, because SoftHSM2
+ * re-checks a token object on every use: measured here (sync, 4,000 unwraps
+ * into session objects and destroys), 34-37 µs per unwrap through a session
+ * copy, 44-46 µs through the token object, 50-51 µs through the token object
+ * with its unwrap template and allowed mechanisms; the fan-out figures with
+ * the token object are in test/src/bench/RESULTS.md.
  */
 export class HubKeyring {
   readonly fingerprint: string;
-  private masterCopy?: Promise<KeyHandle>;
 
   private constructor(
     readonly hsm: Hsm,
-    private readonly masterKey: KeyHandle,
+    private readonly keyStore: KeyHandle,
+    private readonly kekStore: KeyHandle,
+    private readonly rowMacKey: KeyHandle,
     private readonly signingKey: KeyHandle,
     readonly signingSpki: Buffer,
   ) {
     this.fingerprint = publicKeyFingerprint(signingSpki);
   }
 
-  /** Opens the existing keys; NOT_INITIALIZED when `keyhub init` has not run on this token. */
+  /** Opens the existing keys; NOT_INITIALIZED when `keyhub init` has not run on this token (or not since this version). */
   static async load(hsm: Hsm): Promise<HubKeyring> {
     const found = await HubKeyring.find(hsm);
-    if (!found) throw new KeyhubError('NOT_INITIALIZED', `token "${hsm.tokenLabel}" holds no hub keys: run \`keyhub init\``);
+    if (!found) throw new KeyhubError('NOT_INITIALIZED', `token "${hsm.tokenLabel}" lacks some hub keys: run \`keyhub-server init\``);
     return found;
   }
 
-  /**
-   * The master key as a session object copy, for the hot path: every batch
-   * unwraps its key versions and KEKs under it, and SoftHSM2 re-checks a
-   * token object's file on every use (measured: ~40 µs of each ~150 µs
-   * unwrap). The copy is the same non-extractable key inside the same HSM,
-   * usable by this process's logged-in sessions only, and gone when they
-   * close. A token that refuses the copy keeps using the token object.
-   */
-  private async sessionMaster(): Promise<KeyHandle> {
-    this.masterCopy ??= this.hsm.copyToSession(this.masterKey).catch(() => this.masterKey);
-    return this.masterCopy;
-  }
-
-  /** Creates whichever of the two keys is missing; returns whether anything was created. */
+  /** Creates whichever of the keys is missing; returns what was created. */
   static async ensure(hsm: Hsm): Promise<{ keyring: HubKeyring; created: string[] }> {
     const created: string[] = [];
     const id = (label: string) => Buffer.from(label, 'utf8');
-    if ((await hsm.findKeys({ class: 'secret', label: HMK_LABEL, token: true })).length === 0) {
-      await hsm.generateAesKey(32, { token: true, label: HMK_LABEL, id: id(HMK_LABEL), wrap: true, unwrap: true });
+    const missing = async (cls: 'secret' | 'private', label: string) => (await hsm.findKeys({ class: cls, label, token: true })).length === 0;
+    if (await missing('secret', HMK_LABEL)) {
+      await hsm.generateAesKey(32, { ...HUB_KEY_STORE_POLICY, label: HMK_LABEL, id: id(HMK_LABEL) });
       created.push(HMK_LABEL);
     }
-    if ((await hsm.findKeys({ class: 'private', label: SIGNING_LABEL, token: true })).length === 0) {
+    if (await missing('secret', HMK_KEK_LABEL)) {
+      await hsm.generateAesKey(32, { ...HUB_KEK_STORE_POLICY, label: HMK_KEK_LABEL, id: id(HMK_KEK_LABEL) });
+      created.push(HMK_KEK_LABEL);
+    }
+    if (await missing('secret', ROW_MAC_LABEL)) {
+      await hsm.generateHmacKey(32, { token: true, label: ROW_MAC_LABEL, id: id(ROW_MAC_LABEL), sensitive: true, extractable: false, modifiable: false, copyable: false });
+      created.push(ROW_MAC_LABEL);
+    }
+    if (await missing('private', SIGNING_LABEL)) {
       await hsm.generateEcP256KeyPair({ token: true, label: SIGNING_LABEL, id: id(SIGNING_LABEL) });
       created.push(SIGNING_LABEL);
     }
@@ -59,11 +72,27 @@ export class HubKeyring {
   }
 
   private static async find(hsm: Hsm): Promise<HubKeyring | undefined> {
-    const [hmk] = await hsm.findKeys({ class: 'secret', label: HMK_LABEL, token: true });
-    const [priv] = await hsm.findKeys({ class: 'private', label: SIGNING_LABEL, token: true });
-    const [pub] = await hsm.findKeys({ class: 'public', label: SIGNING_LABEL, token: true });
-    if (!hmk || !priv || !pub) return undefined;
-    return new HubKeyring(hsm, hmk, priv, await hsm.publicKeySpki(pub));
+    const one = async (cls: 'secret' | 'private' | 'public', label: string) => (await hsm.findKeys({ class: cls, label, token: true }))[0];
+    const [hmk, hmkKek, rowMac, priv, pub] = [
+      await one('secret', HMK_LABEL),
+      await one('secret', HMK_KEK_LABEL),
+      await one('secret', ROW_MAC_LABEL),
+      await one('private', SIGNING_LABEL),
+      await one('public', SIGNING_LABEL),
+    ];
+    if (!hmk || !hmkKek || !rowMac || !priv || !pub) return undefined;
+    return new HubKeyring(hsm, hmk, hmkKek, rowMac, priv, await hsm.publicKeySpki(pub));
+  }
+
+  /** Whether the rows that predate row MACs were backfilled (a token object, so the database cannot reset it). */
+  async rowMacsBackfilled(): Promise<boolean> {
+    return (await this.hsm.findKeys({ class: 'secret', label: ROW_MAC_BACKFILLED_LABEL, token: true })).length > 0;
+  }
+
+  /** Records in the token that the backfill is done: a key of no use at all, only its label counts. */
+  async markRowMacsBackfilled(): Promise<void> {
+    if (await this.rowMacsBackfilled()) return;
+    await this.hsm.generateAesKey(16, { token: true, label: ROW_MAC_BACKFILLED_LABEL, id: Buffer.from(ROW_MAC_BACKFILLED_LABEL), modifiable: false, copyable: false });
   }
 
   async sign<M extends Message>(payload: M): Promise<SignedEnvelope<M>> {
@@ -101,16 +130,46 @@ export class HubKeyring {
     return this.hsm.signDigestEcdsa(this.signingKey, createHash('sha256').update(data).digest());
   }
 
-  async wrapUnderMaster(key: KeyHandle): Promise<Buffer> {
-    return this.hsm.wrapKwp(await this.sessionMaster(), key);
+  /** A new key version's blob, under the key store (`keyhub-hmk`). */
+  async wrapKeyVersion(key: KeyHandle): Promise<Buffer> {
+    return this.hsm.wrapKwp(this.keyStore, key);
+  }
+
+  /** A new root KEK's blob, under the KEK store (`keyhub-hmk-kek`). */
+  async wrapRootKek(kek: KeyHandle): Promise<Buffer> {
+    return this.hsm.wrapKwp(this.kekStore, kek);
+  }
+
+  /** The row MAC (HMAC-SHA256 in the token) over what row-mac.ts encodes of a row. */
+  async macRow(data: Buffer): Promise<Buffer> {
+    return this.hsm.hmacSha256(this.rowMacKey, data);
+  }
+
+  async verifyRow(data: Buffer, tag: Buffer): Promise<boolean> {
+    return this.hsm.verifyHmacSha256(this.rowMacKey, data, tag);
   }
 
   /**
-   * Re-wraps stored keys under stored KEKs, all of them wrapped under the
-   * master key: output i is keys[pairs[2i+1]] under keks[pairs[2i]]. Each is
-   * unwrapped once for the call and destroyed before it returns.
+   * A KEK row stored before the KEK store existed, under the key store of a
+   * hub initialized before templates (which therefore unwraps anything):
+   * moved under the KEK store. Used by the one-time backfill only.
+   */
+  async rewrapLegacyKek(blob: Buffer): Promise<Buffer> {
+    const kek = await this.hsm.unwrapKwp(this.keyStore, blob, 32, { token: false, private: false, extractable: true });
+    try {
+      return await this.wrapRootKek(kek);
+    } finally {
+      await this.hsm.destroy(kek);
+    }
+  }
+
+  /**
+   * Re-wraps stored keys under stored KEKs: output i is keys[pairs[2i+1]]
+   * under keks[pairs[2i]]. Every blob must carry its row MAC: all are
+   * verified in the token first (ROW_MAC_INVALID, nothing unwrapped), then
+   * each is unwrapped once for the call and destroyed before it returns.
    */
   async translate(keks: WrappedAesKey[], keys: WrappedAesKey[], pairs: Uint32Array): Promise<Buffer[]> {
-    return this.hsm.translateKwp({ unwrappingKey: await this.sessionMaster(), keks, keys, pairs });
+    return this.hsm.translateKwp({ unwrappingKey: this.keyStore, kekUnwrappingKey: this.kekStore, macKey: this.rowMacKey, keks, keys, pairs });
   }
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { encodeEnvelope, MESSAGE_TYPES, type KeyPackage, type KeyUsage } from '@keyhub/protocol';
-import type { WrappedAesKey } from '@keyhub/shared';
+import { KeyhubError, type WrappedAesKey } from '@keyhub/shared';
 import { distributableAlgorithm } from '../domain/key-spec';
 import type { DistributionEntity, KeyEntity, KeyVersionEntity } from '../store/entities';
 import type { StoredKek } from '../store/queries/listeners';
 import type { HubKeyring } from './hub-keyring';
+import { kekMacData, keyVersionMacData } from './row-mac';
 
 export interface PackageRequest {
   distribution: DistributionEntity;
@@ -44,8 +45,13 @@ export async function signPackages(
   ttlSeconds: number,
 ): Promise<BuiltPackage[]> {
   if (requests.length === 0) return [];
-  const { kekBlobs, keyBlobs, pairs } = translation(requests, keks);
-  const blobs = await keyring.translate(kekBlobs, keyBlobs, pairs);
+  const { kekBlobs, keyBlobs, pairs, kekRows, keyRows } = translation(requests, keks);
+  let blobs: Buffer[];
+  try {
+    blobs = await keyring.translate(kekBlobs, keyBlobs, pairs);
+  } catch (err) {
+    throw nameTheRow(err, kekRows, keyRows);
+  }
   const sequenceOf = await sequences;
   const issuedAt = new Date();
   const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
@@ -62,29 +68,47 @@ export async function signPackages(
   }));
 }
 
-/** Each distinct KEK and key version once, and per request the pair (KEK index, key index) that `translate` re-wraps. */
-function translation(requests: PackageRequest[], keks: Map<string, StoredKek>): { kekBlobs: WrappedAesKey[]; keyBlobs: WrappedAesKey[]; pairs: Uint32Array } {
+/** ROW_MAC_INVALID from the HSM names a blob by index; the operator needs the row. */
+function nameTheRow(err: unknown, kekRows: string[], keyRows: string[]): unknown {
+  if (!KeyhubError.is(err, 'ROW_MAC_INVALID')) return err;
+  const { side, index } = (err.details ?? {}) as { side?: string; index?: number };
+  const row = side === 'kek' ? `root KEK ${kekRows[index ?? -1]}` : `key version ${keyRows[index ?? -1]}`;
+  return new KeyhubError('ROW_MAC_INVALID', `${row} does not match its row MAC (moved, altered or never bound); nothing was unwrapped or issued`, {
+    cause: err,
+    details: { row: side === 'kek' ? 'keks' : 'key_versions', id: (side === 'kek' ? kekRows : keyRows)[index ?? -1] ?? 'unknown' },
+  });
+}
+
+/** Each distinct KEK and key version once (with its row MAC), and per request the pair (KEK index, key index) that `translate` re-wraps. */
+function translation(requests: PackageRequest[], keks: Map<string, StoredKek>): { kekBlobs: WrappedAesKey[]; keyBlobs: WrappedAesKey[]; pairs: Uint32Array; kekRows: string[]; keyRows: string[] } {
   const kekIndex = new Map<string, number>();
   const keyIndex = new Map<string, number>();
   const kekBlobs: WrappedAesKey[] = [];
   const keyBlobs: WrappedAesKey[] = [];
   const pairs = new Uint32Array(requests.length * 2);
+  const kekRows: string[] = [];
+  const keyRows: string[] = [];
   requests.forEach((r, i) => {
     const listenerId = r.distribution.listenerId;
     let k = kekIndex.get(listenerId);
     if (k === undefined) {
-      k = kekBlobs.push({ blob: keks.get(listenerId)!.wrapped, lengthBytes: 32 }) - 1;
+      const kek = keks.get(listenerId)!;
+      const data = kekMacData({ id: kek.id, listenerId: kek.listener_id, version: kek.version, kcv: kek.kcv, wrapped: kek.wrapped });
+      k = kekBlobs.push({ blob: kek.wrapped, lengthBytes: 32, ...(kek.mac ? { mac: { data, tag: kek.mac } } : {}) }) - 1;
+      kekRows.push(kek.id);
       kekIndex.set(listenerId, k);
     }
     let v = keyIndex.get(r.version.id);
     if (v === undefined) {
-      v = keyBlobs.push({ blob: r.version.wrapped, lengthBytes: r.version.length }) - 1;
+      const data = keyVersionMacData({ key: r.key, version: r.version });
+      v = keyBlobs.push({ blob: r.version.wrapped, lengthBytes: r.version.length, ...(r.version.mac ? { mac: { data, tag: r.version.mac } } : {}) }) - 1;
+      keyRows.push(r.version.id);
       keyIndex.set(r.version.id, v);
     }
     pairs[2 * i] = k;
     pairs[2 * i + 1] = v;
   });
-  return { kekBlobs, keyBlobs, pairs };
+  return { kekBlobs, keyBlobs, pairs, kekRows, keyRows };
 }
 
 function payload(r: PackageRequest, kek: StoredKek, sequence: number, blob: Buffer, issuedAt: Date, expiresAt: Date): KeyPackage {

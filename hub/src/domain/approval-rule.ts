@@ -24,14 +24,7 @@ export interface RequestFacts {
 }
 
 export function decisionCounts(d: DecisionFacts, r: RequestFacts, now: Date): boolean {
-  return (
-    d.decision === 'approve' &&
-    d.operatorId !== r.requestedBy &&
-    d.requestHash === r.hash &&
-    d.operatorActive &&
-    d.operatorIsApprover &&
-    d.expiresAt.getTime() > now.getTime()
-  );
+  return d.decision === 'approve' && d.operatorId !== r.requestedBy && d.requestHash === r.hash && d.operatorActive && d.operatorIsApprover && d.expiresAt.getTime() > now.getTime();
 }
 
 /** Distinct operators whose approval counts now. */

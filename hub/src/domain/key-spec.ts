@@ -1,5 +1,5 @@
 import { KEY_ALGORITHMS, KEY_LENGTH_BYTES, KEY_USAGES, type KeyAlgorithm, type KeyUsage } from '@keyhub/protocol';
-import { KeyhubError } from '@keyhub/shared';
+import { assertUsagesCompatible, KeyhubError } from '@keyhub/shared';
 
 /** What an operator asks for when creating a key. */
 export interface KeyRequest {
@@ -33,6 +33,7 @@ export function keySpec<R extends KeyRequest>(input: R): KeySpec<R> {
   const usages = [...new Set(input.usages ?? ['encrypt', 'decrypt'])];
   const bad = usages.filter((u) => !(KEY_USAGES as readonly string[]).includes(u));
   if (bad.length || usages.length === 0) throw new KeyhubError('INPUT_INVALID', `usages must be among ${KEY_USAGES.join(', ')}`);
+  assertUsagesCompatible(usages as KeyUsage[]);
   return { input, algorithm, usages: usages as KeyUsage[], length: KEY_LENGTH_BYTES[algorithm], exportable: input.exportable ?? false, sensitive: input.sensitive ?? false };
 }
 

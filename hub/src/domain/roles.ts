@@ -15,6 +15,8 @@ export const PERMISSIONS = [
   'distributions:write',
   'listeners:read',
   'listeners:approve',
+  'listeners:register',
+  'listeners:revoke',
   'operators:read',
   'operators:write',
   'tokens:self',
@@ -39,7 +41,7 @@ const EVERYONE: Permission[] = ['hub:read', 'policies:read', 'approvals:read', '
  */
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   admin: [...EVERYONE, 'operators:read', 'operators:write', 'policies:write', 'audit:read', 'audit:write'],
-  'key-officer': [...EVERYONE, 'keys:read', 'listeners:read', 'keys:write', 'distributions:write', 'listeners:approve'],
+  'key-officer': [...EVERYONE, 'keys:read', 'listeners:read', 'keys:write', 'distributions:write', 'listeners:approve', 'listeners:register', 'listeners:revoke'],
   approver: [...EVERYONE, 'approvals:decide'],
   auditor: [...EVERYONE, 'keys:read', 'listeners:read', 'operators:read', 'audit:read'],
 };

@@ -29,7 +29,8 @@ function fromFastify(err: FastifyError): KeyhubError | undefined {
   }
   if (err.statusCode === 429) return new KeyhubError('RATE_LIMITED', 'too many requests; retry later');
   // secure-json-parse refuses prototype keys with a SyntaxError of its own.
-  if (err.statusCode === 400 && err instanceof SyntaxError && /prototype/i.test(err.message)) return new KeyhubError('REQUEST_MALFORMED', 'request body carries a forbidden key (__proto__ or constructor.prototype)');
+  if (err.statusCode === 400 && err instanceof SyntaxError && /prototype/i.test(err.message))
+    return new KeyhubError('REQUEST_MALFORMED', 'request body carries a forbidden key (__proto__ or constructor.prototype)');
   if (err.statusCode === 400 && err instanceof SyntaxError) return new KeyhubError('REQUEST_MALFORMED', 'request body is not valid JSON');
   return undefined;
 }
@@ -52,6 +53,9 @@ export function errorHandler(logger: Logger) {
     const status = ERROR_CODES[e.code].httpStatus;
     if (status >= 500) logger.error({ code: e.code, ckr: e.ckr, route: req.routeOptions.url, method: req.method, err: e.cause instanceof Error ? e.cause.message : undefined }, 'api request failed');
     if (e.code === 'RATE_LIMITED') reply.header('retry-after', '60');
-    void reply.code(status).type('application/json').send(JSON.stringify(errorBody(e)));
+    void reply
+      .code(status)
+      .type('application/json')
+      .send(JSON.stringify(errorBody(e)));
   };
 }

@@ -12,7 +12,6 @@ import { ROUTE_PERMISSIONS, routeKey } from './auth/route-permissions';
 import { errorHandler } from './errors';
 import { registerRoutes, type Resolve } from './routes';
 
-
 export interface ApiServerOptions {
   config: HubConfig['api'];
   logger: Logger;
@@ -64,7 +63,10 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler(o.logger));
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).type('application/json').send(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, retryable: false } }));
+    void reply
+      .code(404)
+      .type('application/json')
+      .send(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}`, retryable: false } }));
   });
   const routes: Array<{ method: string; url: string }> = [];
   ROUTES.set(app, routes);
@@ -81,7 +83,11 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Keyhub hub API', version: o.version, description: 'Operators reach the hub only through this API. Authenticate with `Authorization: Bearer khub_...` or an operator client certificate.' },
+      info: {
+        title: 'Keyhub hub API',
+        version: o.version,
+        description: 'Operators reach the hub only through this API. Authenticate with `Authorization: Bearer khub_...` or an operator client certificate.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },

@@ -108,7 +108,8 @@ export class HubMetrics {
       this.scrapeFailing = false;
       return s;
     } catch (err) {
-      if (!this.scrapeFailing) this.logger.warn({ code: (err as { code?: unknown }).code, detail: err instanceof Error ? err.message : String(err) }, 'metrics: database did not answer; delivery gauges left out');
+      if (!this.scrapeFailing)
+        this.logger.warn({ code: (err as { code?: unknown }).code, detail: err instanceof Error ? err.message : String(err) }, 'metrics: database did not answer; delivery gauges left out');
       this.scrapeFailing = true;
       return undefined;
     }

@@ -7,8 +7,23 @@ import { ListenerSequences1732600000000 } from './migrations/1732600000000-liste
 import { HotSentUpdates1732700000000 } from './migrations/1732700000000-hot-sent-updates';
 import { QueryIndexes1732400000000 } from './migrations/1732400000000-query-indexes';
 import { OperatorsAndApprovals1732800000000 } from './migrations/1732800000000-operators-and-approvals';
+import { RowMacs1732900000000 } from './migrations/1732900000000-row-macs';
+import { CheckpointChain1733000000000 } from './migrations/1733000000000-checkpoint-chain';
+import { ReceiptBinding1733200000000 } from './migrations/1733200000000-receipt-binding';
+import { ListenerRegistrations1733100000000 } from './migrations/1733100000000-listener-registrations';
 
-export const MIGRATIONS = [Initial1732300000000, QueryIndexes1732400000000, LeanWriteIndexes1732500000000, ListenerSequences1732600000000, HotSentUpdates1732700000000, OperatorsAndApprovals1732800000000];
+export const MIGRATIONS = [
+  Initial1732300000000,
+  QueryIndexes1732400000000,
+  LeanWriteIndexes1732500000000,
+  ListenerSequences1732600000000,
+  HotSentUpdates1732700000000,
+  OperatorsAndApprovals1732800000000,
+  RowMacs1732900000000,
+  CheckpointChain1733000000000,
+  ListenerRegistrations1733100000000,
+  ReceiptBinding1733200000000,
+];
 
 export function createDataSource(url: string, poolSize = 10): DataSource {
   return new DataSource({

@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { ERROR_CODES, EXIT } from '@keyhub/protocol';
-import { KeyhubError, defaultPkcs11Module, serveObservabilityFromEnv } from '@keyhub/shared';
+import { KeyhubError, defaultPkcs11Module, redactSecrets, serveObservabilityFromEnv, terminalSafe } from '@keyhub/shared';
 import { ListenerAgent } from '../agent';
-import { listenerHome, saveListenerConfig } from '../config';
+import { listenerHome, loadListenerConfig, saveListenerConfig, secureHome } from '../config';
+import { ListenerNatsCredentials } from '../bus/nats-credentials';
 import { ListenerMetrics } from '../observability/listener-metrics';
 import { enroll, openListenerRuntime } from '../runtime';
 import { Journal } from '../state/journal';
+import { CheckpointStore, exportWitness } from '../state/checkpoints';
+import { HubKeyStore } from '../state/hub-key';
 
 /** One above the hub's 9464, so a hub and a listener on one machine do not collide; KEYHUB_HTTP_PORT overrides, 0 turns it off. */
 const DEFAULT_HTTP_PORT = 9465;
@@ -27,6 +32,21 @@ const globals = (): GlobalOptions => program.opts<GlobalOptions>();
 const out = (human: string, json: unknown): void => {
   process.stdout.write(globals().json ? JSON.stringify(json) + '\n' : human + '\n');
 };
+/**
+ * A value from outside this program (operator input, a token's labels, a
+ * path, an error text) for the human output: secrets redacted, control and
+ * bidi characters escaped so it cannot drive the terminal. JSON output needs
+ * neither: JSON.stringify escapes control characters, and a program reads it.
+ */
+const shown = (v: unknown): string => terminalSafe(redactSecrets(String(v)));
+
+/** A file the operator handed over, kept in the home so the home is all a site needs. */
+function copyIntoHome(home: string, from: string, name: string, mode: number): string {
+  secureHome(home);
+  const to = join(home, name);
+  writeFileSync(to, readFileSync(from), { mode });
+  return to;
+}
 
 program
   .command('init')
@@ -40,19 +60,37 @@ program
   .option('--pin-file <path>', 'file holding the token PIN')
   .option('--target <name>', 'a PKCS#11 target name (repeatable); the target is the listener token', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('--oaep-hash <hash>', 'OAEP hash of the root KEK transport (sha1 for SoftHSM 2.6)', 'sha1')
-  .action((o: { id: string; nats: string; hubFingerprint: string; hsmModule: string; tokenLabel: string; pinEnv?: string; pinFile?: string; target: string[]; oaepHash: 'sha1' | 'sha256' }) => {
-    const home = listenerHome(globals().home);
-    const targets = (o.target.length ? o.target : ['hsm']).map((name) => ({ name, kind: 'pkcs11' as const }));
-    const config = saveListenerConfig(home, {
-      id: o.id,
-      nats: { servers: o.nats.split(',') },
-      hubFingerprint: o.hubFingerprint,
-      hsm: { module: o.hsmModule, tokenLabel: o.tokenLabel, pinEnv: o.pinEnv, pinFile: o.pinFile },
-      targets,
-      oaepHash: o.oaepHash,
-    });
-    out(`listener ${config.id} configured in ${home}`, { id: config.id, home });
-  });
+  .option('--nats-ca <file>', "hub CA certificate (PEM) the NATS servers' certificates are checked against; copied into the home")
+  .option('--bootstrap-creds <file>', 'the bootstrap credential from `keyhub listener register` (a .creds file); copied into the home, 0600')
+  .action(
+    (o: {
+      id: string;
+      nats: string;
+      hubFingerprint: string;
+      hsmModule: string;
+      tokenLabel: string;
+      pinEnv?: string;
+      pinFile?: string;
+      target: string[];
+      oaepHash: 'sha1' | 'sha256';
+      natsCa?: string;
+      bootstrapCreds?: string;
+    }) => {
+      const home = listenerHome(globals().home);
+      const caFile = o.natsCa ? copyIntoHome(home, o.natsCa, 'nats-ca.pem', 0o644) : undefined;
+      if (o.bootstrapCreds) new ListenerNatsCredentials(home, o.id).importBootstrap(o.bootstrapCreds);
+      const targets = (o.target.length ? o.target : ['hsm']).map((name) => ({ name, kind: 'pkcs11' as const }));
+      const config = saveListenerConfig(home, {
+        id: o.id,
+        nats: { servers: o.nats.split(','), ...(caFile ? { caFile } : {}) },
+        hubFingerprint: o.hubFingerprint,
+        hsm: { module: o.hsmModule, tokenLabel: o.tokenLabel, pinEnv: o.pinEnv, pinFile: o.pinFile },
+        targets,
+        oaepHash: o.oaepHash,
+      });
+      out(`listener ${shown(config.id)} configured in ${shown(home)}`, { id: config.id, home });
+    },
+  );
 
 program
   .command('enroll')
@@ -62,7 +100,7 @@ program
     try {
       const r = await enroll(rt);
       out(
-        `enrollment request sent for listener ${rt.config.id}\nfingerprint: ${r.fingerprint}\nAsk the hub operator to approve with this fingerprint (compare it by phone or in person).`,
+        `enrollment request sent for listener ${shown(rt.config.id)}\nfingerprint: ${shown(r.fingerprint)}\nAsk the hub operator to approve with this fingerprint (compare it by phone or in person).`,
         { listenerId: rt.config.id, fingerprint: r.fingerprint, createdKeys: r.createdKeys },
       );
     } finally {
@@ -116,7 +154,12 @@ program
         targets: rt.config.targets.map((t) => t.name),
       };
       journal.close();
-      out(Object.entries(s).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : v}`).join('\n'), s);
+      out(
+        Object.entries(s)
+          .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.map(shown).join(', ') : shown(v)}`)
+          .join('\n'),
+        s,
+      );
     } finally {
       await rt.close();
     }
@@ -130,10 +173,22 @@ program
     try {
       const rows = [];
       for (const t of rt.targets.values()) for (const item of await t.inventory()) rows.push({ target: t.name, ...item });
-      out(rows.map((r) => `${r.target}\t${r.label}\t${r.keyId}\tv${r.version}\t${r.algorithm}`).join('\n') || '(no keys)', rows);
+      out(rows.map((r) => [r.target, r.label, r.keyId, `v${r.version}`, r.algorithm].map(shown).join('\t')).join('\n') || '(no keys)', rows);
     } finally {
       await rt.close();
     }
+  });
+
+const checkpoints = program.command('checkpoints').description("this site's copy of the hub's signed audit checkpoints (its witness of the hub's history)");
+checkpoints
+  .command('export')
+  .description('write the checkpoints this site holds, with the hub key it pinned, for `keyhub audit verify --witness` (no HSM or PIN needed)')
+  .requiredOption('--out <file>', 'file to write (must not exist)')
+  .action((o: { out: string }) => {
+    const home = listenerHome(globals().home);
+    const config = loadListenerConfig(home);
+    const summary = exportWitness(CheckpointStore.open(home), { listenerId: config.id, hubFingerprint: config.hubFingerprint, hubKey: new HubKeyStore(home, config.hubFingerprint).load() }, o.out);
+    out(`exported ${summary.checkpoints} checkpoint(s) up to event ${summary.lastSeq} to ${summary.file}`, summary);
   });
 
 async function main(): Promise<void> {
@@ -145,9 +200,10 @@ async function main(): Promise<void> {
       process.exit(code === 0 ? EXIT.ok : EXIT.usage);
     }
     const e = KeyhubError.from(err);
-    if (globals().json) process.stdout.write(JSON.stringify({ error: e.toJSON() }) + '\n');
-    else process.stderr.write(`error [${e.code}]: ${e.message}\n`);
-    if (process.env.KEYHUB_DEBUG === '1') process.stderr.write(`${(err as Error).stack ?? ''}\n`);
+    // Error texts can carry what a user typed or a server answered (URLs with credentials among them).
+    if (globals().json) process.stdout.write(redactSecrets(JSON.stringify({ error: e.toJSON() })) + '\n');
+    else process.stderr.write(`error [${e.code}]: ${shown(e.message)}\n`);
+    if (process.env.KEYHUB_DEBUG === '1') process.stderr.write(`${shown((err as Error).stack ?? '')}\n`);
     process.exit(ERROR_CODES[e.code].exitCode);
   }
 }

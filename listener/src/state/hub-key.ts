@@ -11,7 +11,10 @@ export class HubKeyStore {
   /** Read and checked once: every package is verified against it. */
   private cached?: Buffer;
 
-  constructor(private readonly home: string, private readonly pinnedFingerprint: string) {}
+  constructor(
+    private readonly home: string,
+    private readonly pinnedFingerprint: string,
+  ) {}
 
   private get path(): string {
     return join(this.home, 'hub-key.der');

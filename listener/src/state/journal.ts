@@ -9,6 +9,8 @@ export interface JournalEntry {
   outcome: string;
   /** The signed receipt, base64 of the encoded envelope, re-sent verbatim on redelivery. */
   receipt: string;
+  /** SHA-256 (hex) of the envelope bytes the receipt answers; a redelivery must carry the same bytes. Absent in entries of older versions. */
+  sha256?: string;
 }
 
 /**
@@ -42,11 +44,15 @@ export class Journal {
     if (existsSync(path)) {
       for (const line of readFileSync(path, 'utf8').split('\n')) {
         if (!line.trim()) continue;
+        let entry: unknown;
         try {
-          this.remember(JSON.parse(line) as JournalEntry);
+          entry = JSON.parse(line);
         } catch {
           // A torn last line from a crash mid-write: that message was not acked and will come again.
+          continue;
         }
+        // A line that is not an entry (edited or damaged file) is skipped rather than trusted.
+        if (isJournalEntry(entry)) this.remember(entry);
       }
     }
     if (this.entries.size > keep) {
@@ -130,4 +136,19 @@ export class Journal {
       }
     }
   }
+}
+
+function isJournalEntry(v: unknown): v is JournalEntry {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const e = v as Record<string, unknown>;
+  return (
+    typeof e.packageId === 'string' &&
+    e.packageId.length <= 64 &&
+    Number.isSafeInteger(e.sequence) &&
+    (e.sequence as number) > 0 &&
+    Number.isSafeInteger(e.streamSeq) &&
+    typeof e.outcome === 'string' &&
+    typeof e.receipt === 'string' &&
+    (e.sha256 === undefined || (typeof e.sha256 === 'string' && /^[0-9a-f]{64}$/.test(e.sha256)))
+  );
 }

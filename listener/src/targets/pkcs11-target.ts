@@ -1,4 +1,5 @@
-import { aesKcv, KeyhubError, type Hsm, type KeyHandle } from '@keyhub/shared';
+import { aesKcv, assertUsagesCompatible, KeyhubError, type Hsm, type KeyHandle } from '@keyhub/shared';
+import { checkExistingObject } from './pkcs11-object-check';
 import type { ListenerKeys } from '../listener-keys';
 import type { ImportRequest, ImportResult, InventoryItem, KeyRef, Target, TargetHealth } from './target';
 
@@ -55,17 +56,28 @@ export class Pkcs11Target implements Target {
   }
 
   private async importOnce(req: ImportRequest): Promise<ImportResult> {
+    // The hub refuses these at key creation; a package carrying them never reaches the token either.
+    assertUsagesCompatible(req.key.usages);
     const kek = await this.keys.findKek(req.wrapped.kekId, req.wrapped.kekVersion);
     if (!kek) throw new KeyhubError('KEK_UNKNOWN', `root KEK ${req.wrapped.kekId} v${req.wrapped.kekVersion} is not in token "${this.hsm.tokenLabel}"`);
     const ref = { keyId: req.key.id, version: req.key.version };
-    const kcv = await this.probeKcv(kek, req);
-    if (kcv !== req.key.kcv) throw new KeyhubError('KCV_MISMATCH', `KCV at target ${kcv} differs from expected ${req.key.kcv}`);
+    const probe = await this.unwrapProbe(kek, req);
+    try {
+      const kcv = await aesKcv(this.hsm, probe);
+      if (kcv !== req.key.kcv) throw new KeyhubError('KCV_MISMATCH', `KCV at target ${kcv} differs from expected ${req.key.kcv}`);
+      const id = objectId(ref);
+      const index = await this.importedIndex();
+      if (index.has(id.toString('hex'))) {
+        const existing = await this.hsm.findKeys({ class: 'secret', id, token: true });
+        if (existing.length > 0) return await this.alreadyPresent(existing, req, probe, kcv);
+        index.delete(id.toString('hex'));
+      }
+    } finally {
+      await this.hsm.destroy(probe);
+    }
     const id = objectId(ref);
     const index = await this.importedIndex();
-    if (index.has(id.toString('hex'))) {
-      if ((await this.hsm.findKeys({ class: 'secret', id, token: true })).length > 0) return { outcome: 'already_present', kcv };
-      index.delete(id.toString('hex'));
-    }
+    const kcv = req.key.kcv;
     const usages = new Set(req.key.usages);
     try {
       await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, {
@@ -99,20 +111,27 @@ export class Pkcs11Target implements Target {
     return this.indexLoading;
   }
 
-  private async probeKcv(kek: KeyHandle, req: ImportRequest): Promise<string> {
-    let probe: KeyHandle;
+  /**
+   * The package's key as a session object, to compute its KCV (CKA_SIGN) and
+   * to compare it with an object already in the token (CKA_ENCRYPT). Never
+   * extractable: the root KEK's unwrap template would refuse anything else.
+   */
+  private async unwrapProbe(kek: KeyHandle, req: ImportRequest): Promise<KeyHandle> {
     try {
-      probe = await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, { token: false, sign: true });
+      return await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, { token: false, sensitive: true, extractable: false, sign: true, encrypt: true });
     } catch (err) {
       if (KeyhubError.is(err, 'KEY_LENGTH_INVALID')) throw err;
       // Tokens report a tampered blob or wrong KEK variously (SoftHSM: CKR_GENERAL_ERROR); all mean integrity failure.
       throw new KeyhubError('UNWRAP_FAILED', 'wrapped key failed to unwrap under the root KEK', { cause: err, ckr: KeyhubError.is(err) ? err.ckr : undefined });
     }
-    try {
-      return await aesKcv(this.hsm, probe);
-    } finally {
-      await this.hsm.destroy(probe);
-    }
+  }
+
+  /** An object with the key's CKA_ID exists: confirmed only if it is this key with this policy (pkcs11-object-check.ts). */
+  private async alreadyPresent(existing: KeyHandle[], req: ImportRequest, probe: KeyHandle, kcv: string): Promise<ImportResult> {
+    if (existing.length > 1) throw new KeyhubError('TARGET_OBJECT_MISMATCH', `token "${this.hsm.tokenLabel}" holds ${existing.length} objects with this key's id`);
+    const check = await checkExistingObject(this.hsm, existing[0], req, probe);
+    if (!check.ok) throw new KeyhubError('TARGET_OBJECT_MISMATCH', `the object with this key's id in token "${this.hsm.tokenLabel}" is not this key as delivered: ${check.reason}`);
+    return { outcome: 'already_present', kcv };
   }
 
   async disable(ref: KeyRef): Promise<boolean> {

@@ -6,8 +6,14 @@ import { z } from 'zod';
  * streamed both ways and inspected with grep and jq. A verifier never trusts
  * the header's key alone: it checks it against a fingerprint it pinned.
  */
-export const AUDIT_EXPORT_VERSION = 1;
-export const exportHeaderLine = z.strictObject({ type: z.literal('header'), hubSigningKey: z.string().min(1).max(2048), fingerprint: z.string().max(256), version: z.literal(AUDIT_EXPORT_VERSION).optional() });
+/** 2: checkpoints carry their chain link (at, prevSeq, prevDigest); version 1 files are still read. */
+export const AUDIT_EXPORT_VERSION = 2;
+export const exportHeaderLine = z.strictObject({
+  type: z.literal('header'),
+  hubSigningKey: z.string().min(1).max(2048),
+  fingerprint: z.string().max(256),
+  version: z.union([z.literal(1), z.literal(AUDIT_EXPORT_VERSION)]).optional(),
+});
 export const exportEventLine = z.strictObject({
   type: z.literal('event'),
   seq: z.number().int(),
@@ -19,6 +25,14 @@ export const exportEventLine = z.strictObject({
   prevHash: z.string().max(128),
   hash: z.string().max(128),
 });
-export const exportCheckpointLine = z.strictObject({ type: z.literal('checkpoint'), seq: z.number().int(), hash: z.string().max(128), signature: z.string().max(1024) });
+export const exportCheckpointLine = z.strictObject({
+  type: z.literal('checkpoint'),
+  seq: z.number().int(),
+  hash: z.string().max(128),
+  signature: z.string().max(1024),
+  at: z.string().max(64).optional(),
+  prevSeq: z.number().int().min(0).optional(),
+  prevDigest: z.string().max(128).optional(),
+});
 export const exportLine = z.discriminatedUnion('type', [exportHeaderLine, exportEventLine, exportCheckpointLine]);
 export type ExportLine = z.infer<typeof exportLine>;

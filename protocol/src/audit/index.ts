@@ -1,3 +1,6 @@
 export * from './chain-hash';
+export * from './checkpoint-chain';
 export * from './verify-chain';
+export * from './verify-segment';
 export * from './export-format';
+export * from './witness-format';

@@ -1,15 +1,12 @@
-import { createPublicKey, verify } from 'node:crypto';
-import { auditHash, checkpointBytes, GENESIS_HASH, type AuditRecord } from './chain-hash';
+import type { KeyObject } from 'node:crypto';
+import { auditHash, GENESIS_HASH, type AuditRecord } from './chain-hash';
+import { checkpointDigest, checkpointLinkProblems, checkpointSignatureValid, publicKeyObject, type StoredCheckpoint } from './checkpoint-chain';
+
+export type { StoredCheckpoint } from './checkpoint-chain';
 
 export interface StoredAuditEvent extends AuditRecord {
   prevHash: string;
   hash: string;
-}
-
-export interface StoredCheckpoint {
-  seq: number;
-  hash: string;
-  signature: string;
 }
 
 export interface AuditVerification {
@@ -18,42 +15,90 @@ export interface AuditVerification {
   checkpoints: number;
   head?: { seq: number; hash: string };
   firstBad?: { seq: number; reason: string };
+  /** With a site's copy: how many checkpoints it holds, and the last event they cover. */
+  witnessed?: { checkpoints: number; lastSeq: number };
+}
+
+export interface VerifyOptions {
+  /**
+   * Checkpoints a site kept (its witness copy). Each must be signed by the
+   * trusted key, and the hub's history must hold it unchanged: the same
+   * checkpoint, and the same event hash at its seq.
+   */
+  witness?: StoredCheckpoint[];
 }
 
 /**
  * Walks the chain in order: sequence numbers must be contiguous from 1, each
- * event must point at its predecessor's hash and hash to its own. Checkpoints
- * must match the chain and carry a valid hub signature; a checkpoint beyond
- * the last event means events were removed from the end.
+ * event must point at its predecessor's hash and hash to its own.
+ * Checkpoints must match the chain, link to each other and carry a valid
+ * signature under `trustedKey`, which is a key the caller pinned (by
+ * fingerprint, or the key a site pinned), never one read from the data
+ * being verified. A checkpoint, or a site's checkpoint, beyond the last
+ * event means events were removed from the end.
  */
 export async function verifyAuditChain(
   events: AsyncIterable<StoredAuditEvent> | Iterable<StoredAuditEvent>,
   checkpoints: StoredCheckpoint[],
-  hubSigningKey: Buffer,
+  trustedKey: Buffer | KeyObject,
+  options: VerifyOptions = {},
 ): Promise<AuditVerification> {
-  const key = createPublicKey({ key: hubSigningKey, format: 'der', type: 'spki' });
-  const bySeq = new Map(checkpoints.map((c) => [c.seq, c]));
+  const key = publicKeyObject(trustedKey);
+  const sorted = [...checkpoints].sort((a, b) => a.seq - b.seq);
+  const problems = checkpointLinkProblems(sorted);
+  for (const cp of sorted) {
+    if (!problems.has(cp.seq) && !checkpointSignatureValid(cp, key)) problems.set(cp.seq, `checkpoint at event ${cp.seq}: signature does not verify under the pinned hub key`);
+  }
+  const bySeq = new Map(sorted.map((c) => [c.seq, c]));
+  const witness = witnessBySeq(options.witness ?? [], key);
+  const witnessed = options.witness ? { checkpoints: options.witness.length, lastSeq: Math.max(0, ...witness.keys()) } : undefined;
+
   let expectedSeq = 1;
   let prev = GENESIS_HASH;
   let count = 0;
-  const fail = (seq: number, reason: string): AuditVerification => ({ ok: false, events: count, checkpoints: checkpoints.length, firstBad: { seq, reason } });
+  const fail = (seq: number, reason: string): AuditVerification => ({ ok: false, events: count, checkpoints: checkpoints.length, firstBad: { seq, reason }, ...(witnessed ? { witnessed } : {}) });
 
   for await (const e of events) {
     if (e.seq !== expectedSeq) return fail(expectedSeq, e.seq > expectedSeq ? `event ${expectedSeq} is missing` : `event ${e.seq} is out of order`);
     if (e.prevHash !== prev) return fail(e.seq, 'previous-hash link is broken');
     if (auditHash(prev, e) !== e.hash) return fail(e.seq, 'content does not match its hash');
+    const w = witness.get(e.seq);
+    if (w) {
+      if ('problem' in w) return fail(e.seq, w.problem);
+      if (w.cp.hash !== e.hash) return fail(e.seq, `event ${e.seq} differs from the site's signed checkpoint: history was rewritten`);
+      const held = bySeq.get(e.seq);
+      if (!held || checkpointDigest(held) !== w.digest) return fail(e.seq, `the hub's checkpoint at event ${e.seq} is ${held ? 'not the one' : 'missing, unlike in'} the site's copy`);
+    }
     const cp = bySeq.get(e.seq);
     if (cp) {
+      const problem = problems.get(e.seq);
+      if (problem) return fail(e.seq, problem);
       if (cp.hash !== e.hash) return fail(e.seq, 'checkpoint hash differs from the chain');
-      if (!verify('sha256', checkpointBytes(cp.seq, cp.hash), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(cp.signature, 'base64'))) {
-        return fail(e.seq, 'checkpoint signature does not verify under the hub signing key');
-      }
     }
     prev = e.hash;
     expectedSeq++;
     count++;
   }
-  const beyond = checkpoints.find((c) => c.seq >= expectedSeq);
-  if (beyond) return fail(expectedSeq, `chain ends at ${expectedSeq - 1} but a checkpoint covers ${beyond.seq}: events were removed`);
-  return { ok: true, events: count, checkpoints: checkpoints.length, head: count ? { seq: expectedSeq - 1, hash: prev } : undefined };
+  const lastEvent = expectedSeq - 1;
+  const lost = [...witness.keys()].filter((s) => s > lastEvent).sort((a, b) => a - b)[0];
+  if (lost !== undefined) return fail(expectedSeq, `chain ends at ${lastEvent} but the site holds a checkpoint at event ${lost}: events were removed`);
+  const beyond = sorted.find((c) => c.seq > lastEvent);
+  if (beyond) return fail(expectedSeq, `chain ends at ${lastEvent} but a checkpoint covers ${beyond.seq}: events were removed`);
+  return { ok: true, events: count, checkpoints: checkpoints.length, head: count ? { seq: lastEvent, hash: prev } : undefined, ...(witnessed ? { witnessed } : {}) };
+}
+
+type WitnessEntry = { cp: StoredCheckpoint; digest: string } | { problem: string };
+
+/** A site's copy by seq: each one checked under the trusted key; two different checkpoints for one event are a fork. */
+function witnessBySeq(copy: StoredCheckpoint[], key: KeyObject): Map<number, WitnessEntry> {
+  const out = new Map<number, WitnessEntry>();
+  for (const cp of copy) {
+    const digest = checkpointDigest(cp);
+    const seen = out.get(cp.seq);
+    if (seen && 'digest' in seen && seen.digest === digest) continue;
+    if (seen) out.set(cp.seq, { problem: `the site holds two different hub-signed checkpoints for event ${cp.seq}: the hub signed two histories` });
+    else if (!checkpointSignatureValid(cp, key)) out.set(cp.seq, { problem: `the site's checkpoint at event ${cp.seq} is not signed by the pinned hub key` });
+    else out.set(cp.seq, { cp, digest });
+  }
+  return out;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { LIMITS } from '../limits';
-import { base64, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, positiveInt, TARGET_KINDS, timestamp, uuid } from './common';
+import { natsUserKey } from './nats-credentials';
+import { base64, freeText, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, positiveInt, TARGET_KINDS, timestamp, uuid } from './common';
 
 const targetRef = z.strictObject({ name, kind: z.enum(TARGET_KINDS) });
 
@@ -13,7 +14,9 @@ export const enrollmentRequestSchema = z.strictObject({
   transportKey: base64(LIMITS.maxSpkiChars),
   oaepHash: z.enum(OAEP_HASHES),
   targets: z.array(targetRef).min(1).max(LIMITS.maxTargets),
-  hostname: z.string().max(LIMITS.maxNameChars).optional(),
+  hostname: freeText(LIMITS.maxNameChars).optional(),
+  /** The site's own NATS user public NKEY (its seed stays in the listener home); approval issues its JWT. */
+  natsUserKey,
 });
 export type EnrollmentRequest = z.infer<typeof enrollmentRequestSchema>;
 
@@ -45,4 +48,3 @@ export const rootKekConfirmSchema = z.strictObject({
   kcv,
 });
 export type RootKekConfirm = z.infer<typeof rootKekConfirmSchema>;
-

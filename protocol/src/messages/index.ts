@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { enrollmentRequestSchema, rootKekConfirmSchema, rootKekSchema } from './enrollment';
+import { auditCheckpointSchema } from './checkpoints';
 import { heartbeatSchema } from './heartbeats';
+import { natsCredentialsSchema } from './nats-credentials';
 import { keyPackageSchema } from './packages';
 import { receiptSchema } from './receipts';
 
@@ -9,6 +11,8 @@ export * from './enrollment';
 export * from './packages';
 export * from './receipts';
 export * from './heartbeats';
+export * from './checkpoints';
+export * from './nats-credentials';
 
 /* Every message family has its own file; a new family joins the union here (and the fuzz tests and NATS permission matrix). */
 export const messageSchema = z.discriminatedUnion('type', [
@@ -18,6 +22,8 @@ export const messageSchema = z.discriminatedUnion('type', [
   keyPackageSchema,
   receiptSchema,
   heartbeatSchema,
+  auditCheckpointSchema,
+  natsCredentialsSchema,
 ]);
 export type Message = z.infer<typeof messageSchema>;
 export type MessageType = Message['type'];

@@ -29,4 +29,3 @@ export const keyPackageSchema = z.strictObject({
   }),
 });
 export type KeyPackage = z.infer<typeof keyPackageSchema>;
-

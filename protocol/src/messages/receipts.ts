@@ -1,12 +1,26 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { LIMITS } from '../limits';
 import { ERROR_CODES, type ErrorCode } from '../errors';
-import { kcv, listenerId, MESSAGE_TYPES, name, timestamp, uuid } from './common';
+import { freeText, kcv, listenerId, MESSAGE_TYPES, name, timestamp, uuid } from './common';
 
 export const RECEIPT_OUTCOMES = ['imported', 'already_present', 'failed', 'rejected', 'destroyed'] as const;
 export type ReceiptOutcome = (typeof RECEIPT_OUTCOMES)[number];
 
 const errorCode = z.string().refine((c): c is ErrorCode => Object.prototype.hasOwnProperty.call(ERROR_CODES, c), 'unknown error code');
+
+/** Lower-case hex SHA-256. */
+export const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
+
+/**
+ * The hash a receipt names: SHA-256 of the exact envelope bytes the listener
+ * received and verified (as they travelled on the wire, not re-encoded). The
+ * hub keeps the same hash of every package it signed, so a receipt binds to
+ * one package and cannot be moved to another one that shares its id.
+ */
+export function packageSha256(envelopeBytes: Uint8Array): string {
+  return createHash('sha256').update(envelopeBytes).digest('hex');
+}
 
 export const receiptSchema = z.strictObject({
   type: z.literal(MESSAGE_TYPES.receipt),
@@ -14,11 +28,12 @@ export const receiptSchema = z.strictObject({
   listenerId,
   issuedAt: timestamp,
   packageId: uuid,
+  /** `packageSha256` of the signed package this receipt answers. */
+  packageSha256: sha256Hex,
   target: name,
   outcome: z.enum(RECEIPT_OUTCOMES),
   /** KCV computed at the target; present for imported and already_present. */
   kcv: kcv.optional(),
-  error: z.strictObject({ code: errorCode, detail: z.string().max(LIMITS.maxTextChars) }).optional(),
+  error: z.strictObject({ code: errorCode, detail: freeText(LIMITS.maxTextChars) }).optional(),
 });
 export type Receipt = z.infer<typeof receiptSchema>;
-

@@ -31,6 +31,42 @@ export interface KeyPolicy {
   wrap?: boolean;
   unwrap?: boolean;
   derive?: boolean;
+  /**
+   * CKA_MODIFIABLE / CKA_COPYABLE / CKA_DESTROYABLE; default true. Tokens
+   * may refuse them where the object is made by an unwrap (SoftHSM2 does:
+   * README, "HSM: what the token enforces").
+   */
+  modifiable?: boolean;
+  copyable?: boolean;
+  destroyable?: boolean;
+  /** CKA_ALLOWED_MECHANISMS; absent: any mechanism its flags allow. Fixed once the object exists. */
+  allowedMechanisms?: MechanismName[];
+  /**
+   * CKA_UNWRAP_TEMPLATE: what this key may unwrap. Every attribute named here
+   * must be given, with this value, by each unwrap under the key, or the
+   * token refuses it (CKR_TEMPLATE_INCONSISTENT). See key-classes.ts.
+   */
+  unwrapTemplate?: UnwrapTemplate;
+}
+
+/** Mechanisms by name; the adapter maps them to its token's codes (KWP is 0x210A in SoftHSM2, 0x210B elsewhere). */
+export type MechanismName = 'kwp' | 'aes-cmac' | 'rsa-oaep' | 'hmac-sha256';
+
+/** The attributes an unwrap template can fix. */
+export interface UnwrapTemplate {
+  keyType?: 'aes';
+  token?: boolean;
+  private?: boolean;
+  sensitive?: boolean;
+  extractable?: boolean;
+  encrypt?: boolean;
+  decrypt?: boolean;
+  sign?: boolean;
+  verify?: boolean;
+  wrap?: boolean;
+  unwrap?: boolean;
+  derive?: boolean;
+  allowedMechanisms?: MechanismName[];
 }
 
 export type KeyClass = 'secret' | 'private' | 'public' | 'other';
@@ -73,6 +109,8 @@ export interface KeyPairHandles {
 export interface WrappedAesKey {
   blob: Buffer;
   lengthBytes: number;
+  /** HMAC-SHA256 tag over `data` (which names the blob and what it is), checked in the token before anything is unwrapped. */
+  mac?: { data: Buffer; tag: Buffer };
 }
 
 /**
@@ -82,7 +120,16 @@ export interface WrappedAesKey {
  * call: KEKs wrap-only, keys extractable only by wrapping, both sensitive.
  */
 export interface KwpTranslation {
+  /** The key the keys are stored under. */
   unwrappingKey: KeyHandle;
+  /** The key the KEKs are stored under; defaults to `unwrappingKey`. */
+  kekUnwrappingKey?: KeyHandle;
+  /**
+   * HMAC-SHA256 key: when given, every KEK and key must carry a `mac`, and
+   * all of them are verified before the first unwrap; one that fails ends
+   * the call with ROW_MAC_INVALID (details: side and index).
+   */
+  macKey?: KeyHandle;
   keks: WrappedAesKey[];
   keys: WrappedAesKey[];
   /** Flat pairs of indexes: output i is keys[pairs[2i+1]] wrapped under keks[pairs[2i]]. */
@@ -98,7 +145,7 @@ export interface Hsm {
   /** EC P-256 signing pair; the private key is sensitive and never extractable. */
   generateEcP256KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles>;
   /** RSA transport pair: the private key may only unwrap (OAEP), the public key only wrap. */
-  generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles>;
+  generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer; unwrapTemplate?: UnwrapTemplate }): Promise<KeyPairHandles>;
 
   /** DER SubjectPublicKeyInfo of an EC or RSA public key object. */
   publicKeySpki(publicKey: KeyHandle): Promise<Buffer>;
@@ -119,7 +166,20 @@ export interface Hsm {
 
   /** ECDSA over a caller-computed digest; returns raw r||s. */
   signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer>;
+  /** Ed25519 signing pair (CKM_EC_EDWARDS_KEY_PAIR_GEN); the private key is sensitive and never extractable. */
+  generateEd25519KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles>;
+  /** Pure Ed25519 (CKM_EDDSA) over the whole message; 64 bytes. */
+  signEddsa(privateKey: KeyHandle, data: Buffer): Promise<Buffer>;
+  /** The raw 32 bytes of an Ed25519 public key object. */
+  ed25519PublicKey(publicKey: KeyHandle): Promise<Buffer>;
   aesCmac(key: KeyHandle, data: Buffer): Promise<Buffer>;
+  /** Raw AES-ECB over whole blocks (CKA_ENCRYPT / CKA_DECRYPT): for comparing keys in the token, never for data. */
+  aesEcb(key: KeyHandle, data: Buffer, direction: 'encrypt' | 'decrypt'): Promise<Buffer>;
+  /** A generic secret for HMAC-SHA256 (sign and verify only, whatever the policy's other flags say). */
+  generateHmacKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
+  hmacSha256(key: KeyHandle, data: Buffer): Promise<Buffer>;
+  /** Verified in the token; false when the tag does not match (CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE). */
+  verifyHmacSha256(key: KeyHandle, data: Buffer, tag: Buffer): Promise<boolean>;
 
   /**
    * A session object copy of an object (C_CopyObject, CKA_TOKEN false): same

@@ -45,10 +45,7 @@ async function readinessWithin(probe: () => Promise<Readiness>, timeoutMs: numbe
     timer = setTimeout(() => resolve({ ready: false, checks: { readiness: `no answer within ${timeoutMs} ms` } }), timeoutMs);
   });
   try {
-    return await Promise.race([
-      probe().catch((err: unknown): Readiness => ({ ready: false, checks: { readiness: KeyhubError.from(err).code } })),
-      timeout,
-    ]);
+    return await Promise.race([probe().catch((err: unknown): Readiness => ({ ready: false, checks: { readiness: KeyhubError.from(err).code } })), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -138,11 +135,7 @@ export function httpEndpointFromEnv(defaultPort: number, env: NodeJS.ProcessEnv 
  * because several agents on one machine would otherwise fight over it and
  * metrics are not worth failing key delivery for.
  */
-export async function serveObservabilityFromEnv(
-  defaultPort: number,
-  options: Omit<ObservabilityServerOptions, 'host' | 'port'>,
-  logger: Logger,
-): Promise<ObservabilityServer | undefined> {
+export async function serveObservabilityFromEnv(defaultPort: number, options: Omit<ObservabilityServerOptions, 'host' | 'port'>, logger: Logger): Promise<ObservabilityServer | undefined> {
   const endpoint = httpEndpointFromEnv(defaultPort);
   if (!endpoint) {
     logger.info('metrics and health endpoint disabled (KEYHUB_HTTP_PORT=0)');

@@ -1,6 +1,6 @@
 import { KeyhubError } from '../errors';
 import { ckrName } from '../hsm/pkcs11/errors';
-import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash } from '../hsm/hsm';
+import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash, UnwrapTemplate } from '../hsm/hsm';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, timed, type Registry } from './metrics';
 
 export interface HsmMetrics {
@@ -42,7 +42,10 @@ export function hsmMetrics(registry: Registry): HsmMetrics {
 export class InstrumentedHsm implements Hsm {
   private readonly metrics: HsmMetrics;
 
-  constructor(private readonly inner: Hsm, registry: Registry) {
+  constructor(
+    private readonly inner: Hsm,
+    registry: Registry,
+  ) {
     this.metrics = hsmMetrics(registry);
   }
 
@@ -71,7 +74,7 @@ export class InstrumentedHsm implements Hsm {
     return this.call('generate_ec_p256_key_pair', () => this.inner.generateEcP256KeyPair(policy));
   }
 
-  generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
+  generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer; unwrapTemplate?: UnwrapTemplate }): Promise<KeyPairHandles> {
     return this.call('generate_rsa_transport_key_pair', () => this.inner.generateRsaTransportKeyPair(bits, policy));
   }
 
@@ -107,8 +110,36 @@ export class InstrumentedHsm implements Hsm {
     return this.call('sign_digest_ecdsa', () => this.inner.signDigestEcdsa(privateKey, digest));
   }
 
+  generateEd25519KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
+    return this.call('generate_ed25519_key_pair', () => this.inner.generateEd25519KeyPair(policy));
+  }
+
+  signEddsa(privateKey: KeyHandle, data: Buffer): Promise<Buffer> {
+    return this.call('sign_eddsa', () => this.inner.signEddsa(privateKey, data));
+  }
+
+  ed25519PublicKey(publicKey: KeyHandle): Promise<Buffer> {
+    return this.call('ed25519_public_key', () => this.inner.ed25519PublicKey(publicKey));
+  }
+
   aesCmac(key: KeyHandle, data: Buffer): Promise<Buffer> {
     return this.call('aes_cmac', () => this.inner.aesCmac(key, data));
+  }
+
+  aesEcb(key: KeyHandle, data: Buffer, direction: 'encrypt' | 'decrypt'): Promise<Buffer> {
+    return this.call(`aes_ecb_${direction}`, () => this.inner.aesEcb(key, data, direction));
+  }
+
+  generateHmacKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('generate_hmac_key', () => this.inner.generateHmacKey(lengthBytes, policy));
+  }
+
+  hmacSha256(key: KeyHandle, data: Buffer): Promise<Buffer> {
+    return this.call('hmac_sha256', () => this.inner.hmacSha256(key, data));
+  }
+
+  verifyHmacSha256(key: KeyHandle, data: Buffer, tag: Buffer): Promise<boolean> {
+    return this.call('verify_hmac_sha256', () => this.inner.verifyHmacSha256(key, data, tag));
   }
 
   copyToSession(handle: KeyHandle): Promise<KeyHandle> {

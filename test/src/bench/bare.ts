@@ -230,6 +230,8 @@ async function measureTargetImport(modulePath: string, { rec, cleanup, ctx }: St
     note: `${pipeline.ops} ops on a token already holding ~${i - pipeline.ops} keys; reference only`,
   });
   rec.details.targetImport = { tokenSeq, token4, sessionUnwrap, pipeline, objectsCreated: i };
-  say(`bare: token import ${tokenSeq.rate.toFixed(0)}/s sequential, ${token4.rate.toFixed(0)}/s with 4; session unwrap ${sessionUnwrap.rate.toFixed(0)}/s; target pipeline ${pipeline.rate.toFixed(0)}/s`);
+  say(
+    `bare: token import ${tokenSeq.rate.toFixed(0)}/s sequential, ${token4.rate.toFixed(0)}/s with 4; session unwrap ${sessionUnwrap.rate.toFixed(0)}/s; target pipeline ${pipeline.rate.toFixed(0)}/s`,
+  );
   await target.close();
 }

@@ -228,8 +228,21 @@ export async function runE2e(stage: StageRun): Promise<void> {
     digits: 3,
     note: `re-measured ${nearby.rate.toFixed(1)}/s (${nearby.ops} sequential token unwraps on a fresh token); reference`,
   });
-  rec.details.catchup = { bareImportOwnToken: own, bareImportNearby: nearby, listener: site, packages: CATCHUP_PACKAGES, progress: caught, startAt, readyAt, lastAt, fromStartPerSec: fromStart, steadyPerSec: steady };
-  say(`e2e catch-up: ${fromStart.toFixed(1)} imports/s from start (${steady?.toFixed(1)}/s first to last); bare token import just before: ${own.rate.toFixed(1)}/s on the listener's token, ${nearby.rate.toFixed(1)}/s on a fresh one`);
+  rec.details.catchup = {
+    bareImportOwnToken: own,
+    bareImportNearby: nearby,
+    listener: site,
+    packages: CATCHUP_PACKAGES,
+    progress: caught,
+    startAt,
+    readyAt,
+    lastAt,
+    fromStartPerSec: fromStart,
+    steadyPerSec: steady,
+  };
+  say(
+    `e2e catch-up: ${fromStart.toFixed(1)} imports/s from start (${steady?.toFixed(1)}/s first to last); bare token import just before: ${own.rate.toFixed(1)}/s on the listener's token, ${nearby.rate.toFixed(1)}/s on a fresh one`,
+  );
 
   // Memory of the `keyhub serve` child, read before the deployment is torn down.
   const hubPid = hub.child.pid;

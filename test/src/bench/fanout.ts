@@ -250,7 +250,10 @@ export async function runFanout(stage: StageRun): Promise<void> {
     ? `bare limit ${limit.toFixed(0)} pkg/s = min(wrap+sign ${ctx.limits.wrapSignPerPackage?.toFixed(0)} (${ctx.limits.wrapSignHow}), JetStream 256 in flight ${ctx.limits.jetStreamPublish256?.toFixed(0)})`
     : 'bare limits not measured in this run';
   const asyncLimit = Math.min(ctx.limits.wrapSignAsync4 ?? NaN, ctx.limits.jetStreamPublish256 ?? NaN);
-  for (const [key, r] of [['one_to_1000', one], ['1000_to_10', many]] as const) {
+  for (const [key, r] of [
+    ['one_to_1000', one],
+    ['1000_to_10', many],
+  ] as const) {
     const ir = r.breakdownRun!;
     const b = ir.breakdown;
     rec.goal(`${key}_rate`, `${r.label}: packages/s (Distribute call -> outbox empty)`, r.packagesPerSec, 'pkg/s', '>=', 3000, {
@@ -265,7 +268,11 @@ export async function runFanout(stage: StageRun): Promise<void> {
     }
     rec.metric(`${key}_distribute_s`, `${r.label}: Distribute call wall time`, r.distributeMs / 1000, 's', {
       digits: 2,
-      note: `instrumented re-run: ${(ir.distributeMs / 1000).toFixed(2)} s, of which HSM busy ${(b.distributeHsmBusyMs / 1000).toFixed(2)} s (mean ${b.distributeHsmMeanInFlight.toFixed(2)}, max ${b.distributeHsmMaxInFlight} calls in flight; ${Object.entries(ir.hsmCalls).map(([k, v]) => `${v} ${k}`).join(', ')}), DB busy ${(b.distributeDbBusyMs / 1000).toFixed(2)} s, rest (JS/encoding/locks) ${(b.distributeOtherMs / 1000).toFixed(2)} s`,
+      note: `instrumented re-run: ${(ir.distributeMs / 1000).toFixed(2)} s, of which HSM busy ${(b.distributeHsmBusyMs / 1000).toFixed(2)} s (mean ${b.distributeHsmMeanInFlight.toFixed(2)}, max ${b.distributeHsmMaxInFlight} calls in flight; ${Object.entries(
+        ir.hsmCalls,
+      )
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ')}), DB busy ${(b.distributeDbBusyMs / 1000).toFixed(2)} s, rest (JS/encoding/locks) ${(b.distributeOtherMs / 1000).toFixed(2)} s`,
     });
     rec.metric(`${key}_relay_s`, `${r.label}: relay after the last Distribute returned`, r.relayTailMs / 1000, 's', {
       digits: 2,
@@ -278,7 +285,9 @@ export async function runFanout(stage: StageRun): Promise<void> {
   const mem = process.memoryUsage();
   const proc = procMemoryMb('self');
   ctx.rss.afterFanout = mb(mem.rss);
-  rec.goal('rss_mb', 'bench process RSS after fan-out (in-process hub runtime)', mb(mem.rss), 'MB', '<', 500, { note: `heap used ${mb(mem.heapUsed).toFixed(0)} MB, peak RSS so far (VmHWM) ${proc.hwmMb?.toFixed(0)} MB` });
+  rec.goal('rss_mb', 'bench process RSS after fan-out (in-process hub runtime)', mb(mem.rss), 'MB', '<', 500, {
+    note: `heap used ${mb(mem.heapUsed).toFixed(0)} MB, peak RSS so far (VmHWM) ${proc.hwmMb?.toFixed(0)} MB`,
+  });
   rec.details.runs = { cold, one, many, passes: { one: ones.map((r) => r.packagesPerSec), many: manys.map((r) => r.packagesPerSec) } };
   rec.details.memory = { rssMb: mb(mem.rss), heapUsedMb: mb(mem.heapUsed), vmHwmMb: proc.hwmMb };
 }

@@ -7,12 +7,15 @@ import { insertRows } from '@keyhub/hub/dist/store/queries/bulk';
  * by the hub HSM and stored under the master key, exactly as approval would.
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { Client as PgClient } from 'pg';
 import { enrollmentFingerprint } from '@keyhub/protocol';
 import { aesKcv, createLogger, type Logger } from '@keyhub/shared';
 import { hubConfigSchema, type HubConfig } from '@keyhub/hub/dist/config';
 import { openHubRuntime, type HubRuntime } from '@keyhub/hub/dist/container';
 import type { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
+import { kekMacData } from '@keyhub/hub/dist/crypto/row-mac';
 import { initHub } from '@keyhub/hub/dist/operations/hub/init-hub';
+import { grantServiceRole } from '@keyhub/hub/dist/operations/audit/service-role';
 import { TOKENS } from '@keyhub/hub/dist/tokens';
 import { createSoftHsm, createTestDatabase, startNatsServer, type NatsServerHandle, type SoftHsmEnv, type TestDatabase } from '../env';
 import type { StageRun } from './context';
@@ -30,6 +33,8 @@ export interface HubFixture {
   rt: HubRuntime;
   logger: Logger;
   keyring: HubKeyring;
+  /** A statement as the database owner: the runtime is the service role, which may not create triggers or functions (test fault injection). */
+  asOwner(sql: string, params?: unknown[]): Promise<unknown[]>;
 }
 
 export async function createHubFixture({ cleanup }: StageRun, opts: { nats: boolean }): Promise<HubFixture> {
@@ -45,21 +50,33 @@ export async function createHubFixture({ cleanup }: StageRun, opts: { nats: bool
     cleanup.add('nats-server', () => n.cleanup());
   }
   const config = hubConfigSchema.parse({
-    databaseUrl: db.url,
+    databaseUrl: db.serviceUrl,
+    ownerDatabaseUrl: db.url,
     nats: { servers: [nats?.url ?? 'nats://127.0.0.1:4222'], name: 'keyhub-bench-hub' },
     hsm: { module: soft.modulePath, tokenLabel: HUB_TOKEN, pinEnv: HUB_PIN_ENV, sessions: 4 },
   });
   const logger = createLogger('keyhub-bench', process.env.KEYHUB_LOG_LEVEL ?? 'warn');
 
-  const init = await openHubRuntime(config, { requireKeyring: false, logger });
+  // As keyhub-server init does: the owner migrates and grants; the runtime below is the service role's.
+  const init = await openHubRuntime(config, { requireKeyring: false, logger, databaseRole: 'owner' });
   try {
     await initHub(init.hsm, init.ds, 'bench');
+    await grantServiceRole(init.ds, config);
   } finally {
     await init.close();
   }
   const rt = await openHubRuntime(config, { logger });
   cleanup.add('hub runtime', () => rt.close());
-  return { soft, db, nats, config, rt, logger, keyring: rt.container.resolve(TOKENS.keyring) };
+  const asOwner = async (sql: string, params: unknown[] = []): Promise<unknown[]> => {
+    const client = new PgClient({ connectionString: db.url });
+    await client.connect();
+    try {
+      return (await client.query(sql, params)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  return { soft, db, nats, config, rt, logger, keyring: rt.container.resolve(TOKENS.keyring), asOwner };
 }
 
 export function listenerIds(n: number, prefix = 'bench'): string[] {
@@ -76,10 +93,14 @@ export function listenerIds(n: number, prefix = 'bench'): string[] {
 export async function insertActiveListeners(fx: HubFixture, ids: string[]): Promise<void> {
   const { hsm, ds } = fx.rt;
   const transport = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
-  const keks = await mapPool(ids, 4, async () => {
+  const keks = await mapPool(ids, 4, async (listenerId) => {
     const handle = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
     try {
-      return { kcv: await aesKcv(hsm, handle), wrapped: await fx.keyring.wrapUnderMaster(handle) };
+      // As approval stores it: under the KEK store, bound to its row by the row MAC.
+      const id = randomUUID();
+      const kcv = await aesKcv(hsm, handle);
+      const wrapped = await fx.keyring.wrapRootKek(handle);
+      return { id, kcv, wrapped, mac: await fx.keyring.macRow(kekMacData({ id, listenerId, version: 1, kcv, wrapped })) };
     } finally {
       await hsm.destroy(handle);
     }
@@ -91,8 +112,13 @@ export async function insertActiveListeners(fx: HubFixture, ids: string[]): Prom
     const identity = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
     const fingerprint = enrollmentFingerprint(id, identity.toString('base64'), transport.toString('base64'));
     listenerRows.push([id, 'active', identity, transport, 'sha256', fingerprint, JSON.stringify([{ name: 'hsm', kind: 'pkcs11' }]), `${id}.bench.invalid`, now, now, 'bench', now, now]);
-    kekRows.push([randomUUID(), id, 1, keks[i].wrapped, keks[i].kcv, 'active', now]);
+    kekRows.push([keks[i].id, id, 1, keks[i].wrapped, keks[i].kcv, keks[i].mac, 'active', now]);
   });
-  await insertRows(ds.manager, 'listeners', ['id', 'state', 'identity_key', 'transport_key', 'oaep_hash', 'fingerprint', 'targets', 'hostname', 'requested_at', 'approved_at', 'approved_by', 'activated_at', 'last_seen_at'], listenerRows);
-  await insertRows(ds.manager, 'keks', ['id', 'listener_id', 'version', 'wrapped', 'kcv', 'state', 'activated_at'], kekRows);
+  await insertRows(
+    ds.manager,
+    'listeners',
+    ['id', 'state', 'identity_key', 'transport_key', 'oaep_hash', 'fingerprint', 'targets', 'hostname', 'requested_at', 'approved_at', 'approved_by', 'activated_at', 'last_seen_at'],
+    listenerRows,
+  );
+  await insertRows(ds.manager, 'keks', ['id', 'listener_id', 'version', 'wrapped', 'kcv', 'mac', 'state', 'activated_at'], kekRows);
 }

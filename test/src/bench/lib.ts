@@ -29,10 +29,7 @@ export interface RateResult {
  * Runs `op` from `concurrency` callers until `maxOps` operations completed or
  * `maxMs` elapsed, whichever comes first; `warmupOps` run before the clock starts.
  */
-export async function measureRate(
-  opts: { concurrency: number; maxOps: number; maxMs: number; warmupOps?: number },
-  op: (i: number) => Promise<unknown>,
-): Promise<RateResult> {
+export async function measureRate(opts: { concurrency: number; maxOps: number; maxMs: number; warmupOps?: number }, op: (i: number) => Promise<unknown>): Promise<RateResult> {
   const warm = opts.warmupOps ?? 0;
   for (let i = 0; i < warm; i++) await op(-1 - i);
   let started = 0;

@@ -58,7 +58,10 @@ async function main(): Promise<void> {
       const listenerFp = await d.enrollListener(id);
       show(`enrollment of ${id}`, `listener fingerprint ${listenerFp}\noperator compared it and approved; root KEK installed in ${id}'s token and confirmed by KCV`);
     }
-    for (const [name, alg] of [['payments-zmk', 'AES-256'], ['tokenization-key', 'AES-128']]) {
+    for (const [name, alg] of [
+      ['payments-zmk', 'AES-256'],
+      ['tokenization-key', 'AES-128'],
+    ]) {
       const r = await d.keyhub(['key', 'create', name, '--alg', alg]);
       show(`keyhub key create ${name} --alg ${alg}`, r.stdout + r.stderr);
       if (r.code !== 0) throw new Error(`key create exited ${r.code}`);

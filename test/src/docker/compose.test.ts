@@ -560,10 +560,7 @@ describe('docker deployment (static checks)', function () {
     });
 
     it('runs two hub replicas of `keyhub serve` with the same configuration', function () {
-      assert.deepEqual(
-        hubServices.map((s) => s.name).sort(),
-        ['hub-1', 'hub-2'],
-      );
+      assert.deepEqual(hubServices.map((s) => s.name).sort(), ['hub-1', 'hub-2']);
       const [a, b] = hubServices;
       assert.ok(a && b);
       assert.deepEqual(a.environment, b.environment, 'environment');
@@ -579,7 +576,7 @@ describe('docker deployment (static checks)', function () {
       }
     });
 
-    it('initializes the hub once, with the replicas\' configuration and token', function () {
+    it("initializes the hub once, with the replicas' configuration and token", function () {
       const init = compose.services.get('hub-init');
       const hub = hubServices[0];
       assert.ok(init && hub);
@@ -667,7 +664,9 @@ describe('docker deployment (static checks)', function () {
         assert.ok(!ids.has(id), `${s.name}: LISTENER_ID ${id} is used twice`);
         ids.add(id);
         assert.match(env.HUB_FINGERPRINT ?? '', /^\$\{HUB_FINGERPRINT[:}]/, `${s.name}: HUB_FINGERPRINT comes from the operator's environment`);
-        const urls = str(env.KEYHUB_NATS_URL, `${s.name}: KEYHUB_NATS_URL`).split(',').map((u) => new URL(u.trim()));
+        const urls = str(env.KEYHUB_NATS_URL, `${s.name}: KEYHUB_NATS_URL`)
+          .split(',')
+          .map((u) => new URL(u.trim()));
         sameSet(
           urls.map((u) => u.hostname),
           natsServices.map((n) => n.name),
@@ -731,7 +730,9 @@ describe('docker deployment (static checks)', function () {
         assert.ok(existsSync(`${host}.example`), `secret ${name}: ${file}.example exists`);
         assert.match(readFileSync(`${host}.example`, 'utf8'), /^CHANGE-ME/, `secret ${name}: the template holds a placeholder`);
       }
-      const ignore = readFileSync(path.join(DOCKER, 'secrets', '.gitignore'), 'utf8').split('\n').map((l) => l.trim());
+      const ignore = readFileSync(path.join(DOCKER, 'secrets', '.gitignore'), 'utf8')
+        .split('\n')
+        .map((l) => l.trim());
       assert.ok(ignore.includes('*') && ignore.includes('!*.example'), 'docker/secrets/.gitignore keeps real secrets out of git');
     });
 
@@ -864,14 +865,32 @@ describe('docker deployment (static checks)', function () {
         const build = stages[0];
         assert.ok(build);
         const buildRuns = build.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
-        assert.ok(buildRuns.some((r) => /\bnpm ci\b/.test(r)), 'npm ci');
+        assert.ok(
+          buildRuns.some((r) => /\bnpm ci\b/.test(r)),
+          'npm ci',
+        );
         assert.ok(!runs().some((r) => /\bnpm (install|i)\b/.test(r)), 'no npm install: the lock file decides');
-        assert.ok(buildRuns.some((r) => /\btsc -b\b/.test(r)), 'tsc -b');
-        assert.ok(buildRuns.some((r) => /\bnpm prune --omit=dev\b/.test(r)), 'npm prune --omit=dev');
-        assert.ok(buildRuns.some((r) => /apt-get install[^&]*\bpython3\b[^&]*\bmake\b[^&]*\bg\+\+/.test(r)), 'python3 make g++ for pkcs11js');
+        assert.ok(
+          buildRuns.some((r) => /\btsc -b\b/.test(r)),
+          'tsc -b',
+        );
+        assert.ok(
+          buildRuns.some((r) => /\bnpm prune --omit=dev\b/.test(r)),
+          'npm prune --omit=dev',
+        );
+        assert.ok(
+          buildRuns.some((r) => /apt-get install[^&]*\bpython3\b[^&]*\bmake\b[^&]*\bg\+\+/.test(r)),
+          'python3 make g++ for pkcs11js',
+        );
         const runtimeRuns = final.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
-        assert.ok(runtimeRuns.some((r) => /apt-get install[^&]*\bsofthsm2\b/.test(r)), 'softhsm2 in the runtime');
-        assert.ok(runtimeRuns.some((r) => /apt-get install[^&]*\bopensc\b/.test(r)), 'opensc in the runtime');
+        assert.ok(
+          runtimeRuns.some((r) => /apt-get install[^&]*\bsofthsm2\b/.test(r)),
+          'softhsm2 in the runtime',
+        );
+        assert.ok(
+          runtimeRuns.some((r) => /apt-get install[^&]*\bopensc\b/.test(r)),
+          'opensc in the runtime',
+        );
         for (const r of runs().filter((x) => /apt-get install/.test(x))) {
           assert.match(r, /--no-install-recommends/, 'apt-get install --no-install-recommends');
           assert.match(r, /rm -rf \/var\/lib\/apt\/lists/, 'apt lists cleaned in the same layer');

@@ -24,6 +24,15 @@ export interface StartNatsServerOptions {
   monitorPort?: number;
   /** Startup bound in ms (default 15000). */
   readyTimeoutMs?: number;
+  /** The project's auth configuration (`keyhub-server nats-config`); a plain server without it. */
+  auth?: NatsAuthFiles;
+}
+
+/** The fragments `keyhub-server nats-config` writes: operator and accounts, client TLS, route TLS. */
+export interface NatsAuthFiles {
+  accounts: string;
+  tls: string;
+  clusterTls: string;
 }
 
 export interface NatsServerHandle {
@@ -86,15 +95,17 @@ function renderConfig(o: {
   monitorPort: number;
   storeDir: string;
   cluster?: NatsClusterNodeOptions;
+  auth?: NatsAuthFiles;
+  resolverDir: string;
+  configDir: string;
 }): string {
-  const lines = [
-    `server_name: ${q(o.name)}`,
-    `listen: ${q(`127.0.0.1:${o.port}`)}`,
-    `http: ${q(`127.0.0.1:${o.monitorPort}`)}`,
-    'jetstream {',
-    `  store_dir: ${q(o.storeDir)}`,
-    '}',
-  ];
+  // nats-server resolves an include relative to the including file, even an absolute path.
+  const inc = (file: string): string => `include ${q(path.relative(o.configDir, file))}`;
+  const lines = [`server_name: ${q(o.name)}`, `listen: ${q(`127.0.0.1:${o.port}`)}`, `http: ${q(`127.0.0.1:${o.monitorPort}`)}`, 'jetstream {', `  store_dir: ${q(o.storeDir)}`, '}'];
+  if (o.auth !== undefined) {
+    // The project's auth: operator, accounts and TLS from the hub; the resolver directory is this node's own.
+    lines.push(inc(o.auth.accounts), 'resolver: {', '  type: full', `  dir: ${q(o.resolverDir)}`, '  allow_delete: false', '  interval: "2m"', '  timeout: "5s"', '}', inc(o.auth.tls));
+  }
   if (o.cluster !== undefined) {
     lines.push(
       'cluster {',
@@ -103,6 +114,7 @@ function renderConfig(o: {
       '  routes: [',
       ...o.cluster.routePorts.map((p) => `    ${q(`nats-route://127.0.0.1:${p}`)}`),
       '  ]',
+      ...(o.auth !== undefined ? [`  ${inc(o.auth.clusterTls)}`] : []),
       '}',
     );
   }
@@ -146,7 +158,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
   const configPath = path.join(tmp.path, 'nats.conf');
   const logPath = path.join(tmp.path, 'nats.log');
   await mkdir(storeDir);
-  await writeFile(configPath, renderConfig({ name, port, monitorPort, storeDir, cluster: opts.cluster }));
+  await writeFile(configPath, renderConfig({ name, port, monitorPort, storeDir, cluster: opts.cluster, auth: opts.auth, resolverDir: path.join(tmp.path, 'jwt'), configDir: tmp.path }));
 
   let current: RunningProcess | undefined;
   let lastPid = 0;
@@ -190,12 +202,7 @@ export async function startNatsServer(opts: StartNatsServerOptions = {}): Promis
     return proc;
   };
 
-  const waitUntil = async (
-    proc: RunningProcess,
-    timeoutMs: number,
-    what: string,
-    check: () => Promise<{ ok: boolean; detail: string }>,
-  ): Promise<void> => {
+  const waitUntil = async (proc: RunningProcess, timeoutMs: number, what: string, check: () => Promise<{ ok: boolean; detail: string }>): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (proc.exited) {
@@ -310,7 +317,7 @@ async function metaCluster(monitorUrl: string): Promise<MetaClusterInfo | null> 
  * Starts a JetStream cluster of `size` nodes on loopback and waits until every
  * node reports healthy and all agree on one meta leader (bounded at ~30 s).
  */
-export async function startNatsCluster(size = 3, opts: { readyTimeoutMs?: number } = {}): Promise<NatsClusterHandle> {
+export async function startNatsCluster(size = 3, opts: { readyTimeoutMs?: number; auth?: NatsAuthFiles } = {}): Promise<NatsClusterHandle> {
   if (!Number.isInteger(size) || size < 1) throw new Error(`invalid cluster size ${size}`);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   const ports = await freePorts(size * 3);
@@ -324,6 +331,7 @@ export async function startNatsCluster(size = 3, opts: { readyTimeoutMs?: number
         port: ports[i],
         monitorPort: ports[size + i],
         readyTimeoutMs,
+        auth: opts.auth,
         cluster: {
           name: clusterName,
           port: routePorts[i],
@@ -351,9 +359,7 @@ export async function startNatsCluster(size = 3, opts: { readyTimeoutMs?: number
         const leaders = new Set(metas.map((m) => m?.leader ?? ''));
         const agreed = leaders.size === 1 && !leaders.has('');
         if (live.length > 0 && agreed && health.every((h) => h.ok)) return;
-        const detail = live
-          .map((n, i) => `${n.name}: healthz ${health[i].detail}, meta leader ${JSON.stringify(metas[i]?.leader ?? null)}`)
-          .join('; ');
+        const detail = live.map((n, i) => `${n.name}: healthz ${health[i].detail}, meta leader ${JSON.stringify(metas[i]?.leader ?? null)}`).join('; ');
         if (Date.now() > deadline) {
           const logs = await Promise.all(live.map(async (n) => `--- ${n.name} ---\n${await logTail(n.logPath, 10)}`));
           throw new Error(`NATS cluster not healthy after ${timeoutMs} ms: ${detail}\n${logs.join('\n')}`);

@@ -2,10 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 
 export interface TestDatabase {
-  /** Connection URL for the new database (same credentials as the admin URL). */
+  /** Connection URL for the new database with the admin URL's credentials: the owner role, which runs migrations. */
   url: string;
+  /**
+   * The same database as a role of its own with no rights yet: what the
+   * hub's service connects as (`databaseUrl`); `keyhub-server init` grants it
+   * what it may do (on the audit tables: INSERT and SELECT only).
+   */
+  serviceUrl: string;
+  serviceRole: string;
   name: string;
-  /** Terminates leftover sessions and drops the database; safe to call twice. */
+  /** Terminates leftover sessions, drops the database and the service role; safe to call twice. */
   drop(): Promise<void>;
 }
 
@@ -50,7 +57,15 @@ async function withAdmin<T>(fn: (client: Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** Creates an empty database named <prefix>_<random> owned by the admin URL's role. */
+/** SQLSTATE 42501: the admin role may not create roles. */
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+/**
+ * Creates an empty database named <prefix>_<random> owned by the admin URL's
+ * role, and a login role `keyhub_svc_<random>` (no other attributes) for the
+ * hub's service. The admin role needs CREATEDB and CREATEROLE
+ * (test/scripts/prepare.sh gives the local `keyhub` role both).
+ */
 export async function createTestDatabase(prefix = 'keyhub_test'): Promise<TestDatabase> {
   // Identifiers are interpolated into DDL (no bind parameters there), so only
   // allow plain lowercase names; 63 bytes is PostgreSQL's identifier limit.
@@ -58,14 +73,35 @@ export async function createTestDatabase(prefix = 'keyhub_test'): Promise<TestDa
     throw new Error(`invalid database prefix ${JSON.stringify(prefix)}`);
   }
   const name = `${prefix}_${randomBytes(8).toString('hex')}`;
-  await withAdmin((c) => c.query(`CREATE DATABASE ${quoteIdent(name)}`));
+  const serviceRole = `keyhub_svc_${name.slice(-16)}`;
+  const servicePassword = randomBytes(18).toString('hex');
+  await withAdmin(async (c) => {
+    await c.query(`CREATE DATABASE ${quoteIdent(name)}`);
+    try {
+      // The password is hex, so it can sit in the statement (CREATE ROLE takes no bind parameters).
+      await c.query(`CREATE ROLE ${quoteIdent(serviceRole)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD '${servicePassword}'`);
+    } catch (err) {
+      await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`).catch(() => undefined);
+      if ((err as { code?: unknown }).code === INSUFFICIENT_PRIVILEGE) {
+        throw new Error(`the PostgreSQL role of ${redact(adminDatabaseUrl())} may not create roles: run test/scripts/prepare.sh, or use a DATABASE_URL whose role has CREATEDB and CREATEROLE`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  });
 
   const url = new URL(adminDatabaseUrl());
   url.pathname = `/${name}`;
+  const serviceUrl = new URL(url.toString());
+  serviceUrl.username = serviceRole;
+  serviceUrl.password = servicePassword;
 
   let dropped = false;
   return {
     url: url.toString(),
+    serviceUrl: serviceUrl.toString(),
+    serviceRole,
     name,
     async drop(): Promise<void> {
       if (dropped) return;
@@ -77,6 +113,8 @@ export async function createTestDatabase(prefix = 'keyhub_test'): Promise<TestDa
           await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
           try {
             await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
+            // Its privileges lived in the dropped database only, so nothing else holds the role.
+            await c.query(`DROP ROLE IF EXISTS ${quoteIdent(serviceRole)}`);
             return;
           } catch (err) {
             const inUse = (err as { code?: unknown }).code === OBJECT_IN_USE;

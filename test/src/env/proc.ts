@@ -15,11 +15,7 @@ export interface ExecResult {
  * rejecting, because callers (e.g. pkcs11-tool checks) often expect non-zero codes.
  * Spawn failures such as ENOENT still reject: they mean the environment is broken.
  */
-export function run(
-  file: string,
-  args: readonly string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; cwd?: string } = {},
-): Promise<ExecResult> {
+export function run(file: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string; cwd?: string } = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       file,

@@ -24,11 +24,7 @@ export interface SoftHsmEnv {
   cleanup(): Promise<void>;
 }
 
-const MODULE_CANDIDATES = [
-  '/usr/lib/softhsm/libsofthsm2.so',
-  '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
-  '/usr/local/lib/softhsm/libsofthsm2.so',
-];
+const MODULE_CANDIDATES = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so'];
 
 export function softHsmModulePath(): string {
   const fromEnv = process.env.SOFTHSM2_MODULE;
@@ -38,9 +34,7 @@ export function softHsmModulePath(): string {
   }
   const found = MODULE_CANDIDATES.find((p) => existsSync(p));
   if (found === undefined) {
-    throw new Error(
-      `SoftHSM2 PKCS#11 module not found (tried ${MODULE_CANDIDATES.join(', ')}); run test/scripts/prepare.sh or set SOFTHSM2_MODULE`,
-    );
+    throw new Error(`SoftHSM2 PKCS#11 module not found (tried ${MODULE_CANDIDATES.join(', ')}); run test/scripts/prepare.sh or set SOFTHSM2_MODULE`);
   }
   return found;
 }
@@ -74,11 +68,7 @@ export async function createSoftHsm(tokenLabels: string[]): Promise<SoftHsmEnv> 
     }
     if (tokens.some((t) => t.label === label)) throw new Error(`duplicate token label ${label}`);
     const token: SoftHsmToken = { label, pin: randomPin(), soPin: randomPin() };
-    const res = await run(
-      util,
-      ['--init-token', '--free', '--label', label, '--pin', token.pin, '--so-pin', token.soPin],
-      { env: withConf(confPath) },
-    );
+    const res = await run(util, ['--init-token', '--free', '--label', label, '--pin', token.pin, '--so-pin', token.soPin], { env: withConf(confPath) });
     if (res.code !== 0) {
       throw new Error(`softhsm2-util --init-token ${label} failed (${res.code}): ${res.stderr || res.stdout}`);
     }
@@ -90,16 +80,7 @@ export async function createSoftHsm(tokenLabels: string[]): Promise<SoftHsmEnv> 
 
   try {
     await mkdir(tokenDir, { mode: 0o700 });
-    await writeFile(
-      confPath,
-      [
-        `directories.tokendir = ${tokenDir}`,
-        'objectstore.backend = file',
-        'log.level = ERROR',
-        'slots.removable = false',
-        '',
-      ].join('\n'),
-    );
+    await writeFile(confPath, [`directories.tokendir = ${tokenDir}`, 'objectstore.backend = file', 'log.level = ERROR', 'slots.removable = false', ''].join('\n'));
     for (const label of tokenLabels) await addToken(label);
   } catch (err) {
     await tmp.remove();

@@ -29,7 +29,10 @@ function installExitHooks(): void {
   process.on('exit', runExitCleanups);
   // Node's default for these signals skips 'exit' handlers, which would leave
   // nats-server processes and temp dirs behind.
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
     process.once(signal, () => {
       runExitCleanups();
       process.exit(code);

@@ -47,9 +47,7 @@ describe('fault suite: no key lost, duplicated or unaccounted for', function () 
     await g.createKeys('pg-kill', 334);
     await g.push('pg-kill', 'all');
     await g.waitConfirmed('pg-kill', 100);
-    const killed = await pg.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'keyhub%'`,
-    );
+    const killed = await pg.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'keyhub%'`);
     assert.ok(killed.rows.length >= 1, 'the hub had connections to terminate');
     await g.assertAll('pg-kill', 334, LISTENERS);
   });

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { connect, type NatsConnection } from 'nats';
+import type { NatsConnection } from 'nats';
 import type { Client } from 'pg';
 import { decodeEnvelope, MESSAGE_TYPES, subjects, type Receipt } from '@keyhub/protocol';
 import type { Deployment } from '../harness/deployment';
@@ -31,7 +31,7 @@ describe('scale-out: two hub replicas', function () {
   before(async () => {
     rig = await startFaultRig(LISTENERS, { replicas: 1 });
     ({ d, pg, g } = rig);
-    nc = await connect({ servers: d.natsUrls });
+    nc = await d.natsConnect();
   });
 
   after(async () => {

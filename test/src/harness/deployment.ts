@@ -1,7 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { createSoftHsm, createTestDatabase, makeTempDir, onProcessExit, run, startNatsCluster, startNatsServer, type ExecResult, type NatsClusterHandle, type NatsServerHandle, type SoftHsmEnv, type SoftHsmToken, type TempDir } from '../env';
+import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from 'nats';
+import {
+  createSoftHsm,
+  createTestDatabase,
+  makeTempDir,
+  onProcessExit,
+  run,
+  startNatsCluster,
+  startNatsServer,
+  type ExecResult,
+  type NatsAuthFiles,
+  type NatsClusterHandle,
+  type NatsServerHandle,
+  type SoftHsmEnv,
+  type SoftHsmToken,
+  type TempDir,
+} from '../env';
 
 const REPO = path.resolve(__dirname, '../../..');
 /** The operators' client: talks only to the API, never gets a database URL or a PIN. */
@@ -17,7 +33,12 @@ export class ManagedProcess {
   readonly exited: Promise<number | null>;
   private readonly removeExitHook: () => void;
 
-  constructor(file: string, args: string[], env: NodeJS.ProcessEnv, readonly label: string) {
+  constructor(
+    file: string,
+    args: string[],
+    env: NodeJS.ProcessEnv,
+    readonly label: string,
+  ) {
     this.child = spawn(process.execPath, [file, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.on('data', (d: Buffer) => (this.output += d.toString('utf8')));
     this.child.stderr?.on('data', (d: Buffer) => (this.output += d.toString('utf8')));
@@ -71,37 +92,60 @@ export class Deployment {
   readonly tokens = new Map<string, string>();
   private readonly replicaAddrs: string[] = [];
 
+  /** The only server, or the first node of the cluster (started in `create`, after the hub's NATS keys exist). */
+  nats!: NatsServerHandle;
+  natsUrls: string[] = [];
+  natsCluster: NatsClusterHandle | undefined;
+  /** The fragments `keyhub-server nats-config` wrote; undefined for a plain server (`plainNats`). */
+  natsAuth?: NatsAuthFiles;
+  private adminCreds?: string;
+
   private constructor(
     readonly dir: TempDir,
-    /** The only server, or the first node of the cluster. */
-    readonly nats: NatsServerHandle,
-    readonly natsUrls: string[],
-    readonly natsCluster: NatsClusterHandle | undefined,
     readonly hsm: SoftHsmEnv,
-    readonly db: { url: string; name: string; drop(): Promise<void> },
+    /** `url` is the owner role (migrations, and tests that play the attacker with owner rights); `serviceUrl` what `keyhub serve` connects as. */
+    readonly db: { url: string; serviceUrl: string; serviceRole: string; name: string; drop(): Promise<void> },
     readonly hubConfigPath: string,
   ) {}
 
-  static async create(listenerIds: string[], options: { delivery?: Record<string, number>; natsCluster?: boolean } = {}): Promise<Deployment> {
+  /**
+   * With the project's NATS auth and TLS unless `plainNats`: the hub is
+   * initialized first (its NATS operator and account keys live in its HSM),
+   * `keyhub-server nats-config` writes what the servers trust, then the
+   * servers start with it.
+   */
+  static async create(listenerIds: string[], options: { delivery?: Record<string, number>; natsCluster?: boolean; plainNats?: boolean } = {}): Promise<Deployment> {
     const dir = await makeTempDir('deployment');
-    const cluster = options.natsCluster ? await startNatsCluster(3) : undefined;
-    const nats = cluster ? cluster.nodes[0] : await startNatsServer({ name: 'keyhub-test' });
-    const natsUrls = cluster ? cluster.urls : [nats.url];
     const hsm = await createSoftHsm(['hub', ...listenerIds]);
     const db = await createTestDatabase();
     const hubConfigPath = path.join(dir.path, 'hub.json');
     await writeFile(
       hubConfigPath,
       JSON.stringify({
-        databaseUrl: db.url,
-        nats: { servers: natsUrls, replicas: cluster ? 3 : 1 },
+        databaseUrl: db.serviceUrl,
+        ownerDatabaseUrl: db.url,
+        nats: { servers: ['nats://127.0.0.1:4222'], replicas: options.natsCluster ? 3 : 1, ...(options.plainNats ? { auth: 'none', tls: false } : {}) },
         hsm: { module: hsm.modulePath, tokenLabel: 'hub', pinEnv: 'KEYHUB_HSM_PIN', sessions: 4 },
         delivery: { resendAfterSeconds: 5, ...(options.delivery ?? {}) },
         audit: { checkpointEverySeconds: 2 },
         api: { port: 0 },
       }),
     );
-    const d = new Deployment(dir, nats, natsUrls, cluster, hsm, db, hubConfigPath);
+    const d = new Deployment(dir, hsm, db, hubConfigPath);
+    if (!options.plainNats) {
+      await d.initHub();
+      const out = path.join(dir.path, 'nats-auth');
+      const r = await d.keyhubServer(['--json', 'nats-config', '--out', out]);
+      if (r.code !== 0) throw new Error(`keyhub-server nats-config exited ${r.code}: ${r.stdout}${r.stderr}`);
+      d.natsAuth = (JSON.parse(r.stdout) as { files: NatsAuthFiles }).files;
+    }
+    const cluster = options.natsCluster ? await startNatsCluster(3, { auth: d.natsAuth }) : undefined;
+    d.natsCluster = cluster;
+    d.nats = cluster ? cluster.nodes[0] : await startNatsServer({ name: 'keyhub-test', auth: d.natsAuth });
+    d.natsUrls = cluster ? cluster.urls : [d.nats.url];
+    const config = JSON.parse(await readFile(hubConfigPath, 'utf8')) as { nats: { servers: string[] } };
+    config.nats.servers = d.natsUrls;
+    await writeFile(hubConfigPath, JSON.stringify(config));
     for (const id of listenerIds) {
       const token = hsm.tokens.find((t) => t.label === id)!;
       const home = path.join(dir.path, `listener-${id}`);
@@ -166,7 +210,9 @@ export class Deployment {
     return s;
   }
 
+  /** Idempotent: `create` runs it first when NATS needs the hub's keys. */
   async initHub(): Promise<string> {
+    if (this.hubFingerprint) return this.hubFingerprint;
     const tokenFile = path.join(this.dir.path, 'admin.token');
     const r = await this.keyhubServer(['--json', 'init', '--admin-token-file', tokenFile, '--ca-cert-out', this.caCertPath]);
     if (r.code !== 0) throw new Error(`keyhub-server init exited ${r.code}: ${r.stdout}${r.stderr}`);
@@ -192,7 +238,10 @@ export class Deployment {
     const { process: p, addr } = await this.startServer('keyhub serve');
     this.hub = p;
     this.apiAddr = addr;
-    for (const [name, role] of [['officer', 'key-officer'], ['auditor', 'auditor']] as const) {
+    for (const [name, role] of [
+      ['officer', 'key-officer'],
+      ['auditor', 'auditor'],
+    ] as const) {
       if (!this.tokens.has(name)) await this.createOperator(name, [role]);
     }
     return p;
@@ -222,10 +271,55 @@ export class Deployment {
     if (this.replicaAddrs.length) this.apiAddr = this.replicaAddrs[0];
   }
 
+  /** `keyhub listener register`: the site's bootstrap credential, written where the site can pick it up. */
+  async registerListener(id: string, ttl?: string): Promise<string> {
+    const file = path.join(this.dir.path, `${id}-${Date.now().toString(36)}.bootstrap.creds`);
+    const r = await this.keyhub(['--json', 'listener', 'register', id, '--out', file, ...(ttl ? ['--ttl', ttl] : [])]);
+    if (r.code !== 0) throw new Error(`listener register ${id} exited ${r.code}: ${r.stdout}${r.stderr}`);
+    return file;
+  }
+
+  /** What `keyhub-listener init` needs for NATS here: the hub CA and a fresh bootstrap credential (registers the id). */
+  async listenerNatsArgs(id: string): Promise<string[]> {
+    return this.natsAuth ? ['--nats-ca', this.caCertPath, '--bootstrap-creds', await this.registerListener(id)] : [];
+  }
+
+  /** Options for nats.js to reach this deployment's servers (TLS with the hub CA), without a credential. */
+  natsTransport(): { servers: string[]; tls?: { caFile: string } } {
+    return { servers: this.natsUrls, ...(this.natsAuth ? { tls: { caFile: this.caCertPath } } : {}) };
+  }
+
+  /** A test's own connection with every right in the Keyhub account (`keyhub-server nats-creds --as admin`). */
+  async natsConnect(extra: Partial<ConnectionOptions> = {}): Promise<NatsConnection> {
+    if (this.natsAuth && !this.adminCreds) {
+      const file = path.join(this.dir.path, 'nats-admin.creds');
+      const r = await this.keyhubServer(['nats-creds', '--as', 'admin', '--out', file, '--ttl', '86400']);
+      if (r.code !== 0) throw new Error(`keyhub-server nats-creds exited ${r.code}: ${r.stdout}${r.stderr}`);
+      this.adminCreds = await readFile(file, 'utf8');
+    }
+    return connect({ ...this.natsTransport(), ...(this.adminCreds ? { authenticator: credsAuthenticator(new TextEncoder().encode(this.adminCreds)) } : {}), ...extra });
+  }
+
   /** init + enroll + operator approval with the fingerprint the listener printed. */
   async enrollListener(id: string, options: { start?: boolean } = {}): Promise<string> {
     const site = this.site(id);
-    const init = await this.listenerCli(id, ['init', '--id', id, '--nats', this.natsUrls.join(','), '--hub-fingerprint', this.hubFingerprint, '--hsm-module', this.hsm.modulePath, '--token-label', site.token.label, '--target', 'hsm']);
+    const natsArgs = await this.listenerNatsArgs(id);
+    const init = await this.listenerCli(id, [
+      'init',
+      '--id',
+      id,
+      '--nats',
+      this.natsUrls.join(','),
+      '--hub-fingerprint',
+      this.hubFingerprint,
+      '--hsm-module',
+      this.hsm.modulePath,
+      '--token-label',
+      site.token.label,
+      '--target',
+      'hsm',
+      ...natsArgs,
+    ]);
     if (init.code !== 0) throw new Error(`listener init failed: ${init.stderr}`);
     const enroll = await this.listenerCli(id, ['--json', 'enroll']);
     if (enroll.code !== 0) throw new Error(`listener enroll failed: ${enroll.stdout}${enroll.stderr}`);

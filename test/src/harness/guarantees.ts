@@ -10,7 +10,10 @@ import { Deployment } from './deployment';
  * with pkcs11-tool) and that the audit chain verifies.
  */
 export class Guarantees {
-  constructor(private readonly d: Deployment, private readonly pg: Client) {}
+  constructor(
+    private readonly d: Deployment,
+    private readonly pg: Client,
+  ) {}
 
   async createKeys(prefix: string, count: number): Promise<void> {
     const r = await this.d.keyhub(['key', 'create', prefix, '--alg', 'AES-128', '--count', String(count)]);
@@ -62,7 +65,11 @@ export class Guarantees {
       [`${prefix}-%`],
     );
     assert.equal(once.rows.length, total);
-    assert.deepEqual(once.rows.filter((r: { n: number }) => r.n !== 1), [], 'each distribution is confirmed exactly once');
+    assert.deepEqual(
+      once.rows.filter((r: { n: number }) => r.n !== 1),
+      [],
+      'each distribution is confirmed exactly once',
+    );
 
     for (const id of listeners) {
       const token = this.d.site(id).token;

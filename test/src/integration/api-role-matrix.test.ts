@@ -98,6 +98,10 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
     allowed: 409,
     request: (w) => ({ path: `/v1/listeners/${w.listenerId}/approve`, body: { fingerprint: 'ab'.repeat(16) } }),
   },
+  // Active already: registering it again is refused for its state (a new bootstrap needs a revocation first).
+  'POST /v1/listeners/:id/register': { access: ['key-officer'], allowed: 409, request: (w) => ({ path: `/v1/listeners/${w.listenerId}/register`, body: {} }) },
+  // An id nobody knows: an allowed caller learns that, and nothing is revoked.
+  'POST /v1/listeners/:id/revoke': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/revoke', body: {} }) },
 
   'POST /v1/distributions': {
     access: ['key-officer'],

@@ -68,7 +68,11 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
     fx.rt.container.register(TOKENS.config, { useValue: hubConfigSchema.parse({ ...fx.config, delivery: { ...fx.config.delivery, issueBatch: CHUNK } }) });
     distribute = fx.rt.container.resolve(Distribute);
     const createKey = fx.rt.container.resolve(CreateKey);
-    await mapPool(Array.from({ length: KEYS }, (_, i) => `dist-${String(i).padStart(3, '0')}`), 4, (name) => createKey.execute({ name, algorithm: 'AES-256', actor: 'test' }));
+    await mapPool(
+      Array.from({ length: KEYS }, (_, i) => `dist-${String(i).padStart(3, '0')}`),
+      4,
+      (name) => createKey.execute({ name, algorithm: 'AES-256', actor: 'test' }),
+    );
   });
 
   after(async function () {
@@ -112,15 +116,24 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
       assert.equal(verifyEnvelope({ ...e, payload: { ...e.payload, target: 'other' } }, spki), false);
     }
     assert.equal(batches.size, Math.ceil(120 / CHUNK), 'one HSM signature per chunk');
-    assert.equal([...batches.values()].reduce((a, b) => a + b, 0), 120);
+    assert.equal(
+      [...batches.values()].reduce((a, b) => a + b, 0),
+      120,
+    );
     // A proof moved to another package of the same batch fails.
     const [a, b] = envelopes;
     assert.equal(verifyEnvelope({ payload: a.payload, signature: b.signature }, spki), false);
 
     // Per listener, sequences 1..40 each used once.
     for (const site of sites) {
-      const seqs = envelopes.filter((e) => e.payload.listenerId === site).map((e) => e.payload.sequence).sort((x, y) => x - y);
-      assert.deepEqual(seqs, Array.from({ length: 40 }, (_, i) => i + 1));
+      const seqs = envelopes
+        .filter((e) => e.payload.listenerId === site)
+        .map((e) => e.payload.sequence)
+        .sort((x, y) => x - y);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 40 }, (_, i) => i + 1),
+      );
     }
 
     // Python checks every one of them independently (batches of 50, 50 and 20: full and ragged trees).
@@ -185,13 +198,19 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
       await new Promise((r) => setTimeout(r, 500));
       await other.commitTransaction();
       const r = await call;
-      assert.deepEqual(r.queued.map((q) => q.key), ['dist-121']);
-      assert.deepEqual(r.skipped.map((q) => [q.key, q.state]), [['dist-120', 'queued elsewhere']]);
+      assert.deepEqual(
+        r.queued.map((q) => q.key),
+        ['dist-121'],
+      );
+      assert.deepEqual(
+        r.skipped.map((q) => [q.key, q.state]),
+        [['dist-120', 'queued elsewhere']],
+      );
     } finally {
       if (other.isTransactionActive) await other.rollbackTransaction();
       await other.release();
     }
-    const [{ n }] = await fx.rt.ds.query("SELECT count(*)::int AS n FROM outbox o JOIN distributions d ON d.id = o.distribution_id WHERE d.key_version_id = $1", [kv]);
+    const [{ n }] = await fx.rt.ds.query('SELECT count(*)::int AS n FROM outbox o JOIN distributions d ON d.id = o.distribution_id WHERE d.key_version_id = $1', [kv]);
     assert.equal(n, 0, 'no package for the distribution the other transaction owns');
     const [{ m }] = await fx.rt.ds.query("SELECT count(*)::int AS m FROM distributions WHERE created_by = 'frank'");
     assert.equal(m, 1);
@@ -202,9 +221,9 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
     const keys = Array.from({ length: 40 }, (_, i) => ({ name: `dist-${String(80 + i).padStart(3, '0')}` }));
     // The database refuses distributions of one key in the middle of the call (the 4th chunk of 50 with 3 sites).
     const [{ id: poisoned }] = await fx.rt.ds.query("SELECT v.id FROM key_versions v JOIN keys k ON k.id = v.key_id WHERE k.name = 'dist-110'");
-    await fx.rt.ds.query(`CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+    await fx.asOwner(`CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.key_version_id = '${poisoned}' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$`);
-    await fx.rt.ds.query('CREATE TRIGGER test_refuse BEFORE INSERT ON distributions FOR EACH ROW EXECUTE FUNCTION test_refuse()');
+    await fx.asOwner('CREATE TRIGGER test_refuse BEFORE INSERT ON distributions FOR EACH ROW EXECUTE FUNCTION test_refuse()');
     const err = await distribute.execute({ keys, to: 'all', actor: 'dave' }).then(
       () => undefined,
       (e: unknown) => e,
@@ -227,7 +246,7 @@ describe('distribute: chunked pipeline, batch signatures, concurrent calls, part
     );
     assert.equal(chunk2, 0, 'nothing of the failed chunk was committed');
 
-    await fx.rt.ds.query('DROP TRIGGER test_refuse ON distributions');
+    await fx.asOwner('DROP TRIGGER test_refuse ON distributions');
     const again = await distribute.execute({ keys, to: 'all', actor: 'dave' });
     assert.equal(again.queued.length, 120 - queuedBefore);
     assert.equal(again.skipped.length, queuedBefore);

@@ -2,9 +2,9 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { aesKcv, hsmError, KeyhubError, Pkcs11Hsm, type KwpTranslation } from '@keyhub/shared';
+import { aesKcv, hsmError, KeyhubError, Pkcs11Hsm } from '@keyhub/shared';
 import { KwpTranslator } from '@keyhub/shared/dist/hsm/pkcs11/kwp-translator';
-import { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
+import { HMK_LABEL, HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { createSoftHsm, pkcs11Tool, run, type SoftHsmEnv } from '../env';
 
 /** Python's `cryptography`: an implementation of RFC 5649 and CMAC independent of OpenSSL's CLI and of SoftHSM. */
@@ -15,8 +15,10 @@ async function python(code: string, ...args: string[]): Promise<string> {
 }
 const PY_WRAP = 'import sys;from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding as w;print(w(bytes.fromhex(sys.argv[1]),bytes.fromhex(sys.argv[2])).hex())';
 /** Many RFC 5649 wraps in one run: argv[1] is a JSON list of [kek hex, key hex]; prints one blob hex per line. */
-const PY_WRAP_MANY = 'import sys,json;from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding as w;print(chr(10).join(w(bytes.fromhex(k),bytes.fromhex(v)).hex() for k,v in json.loads(sys.argv[1])))';
-const PY_CMAC = 'import sys;from cryptography.hazmat.primitives.cmac import CMAC;from cryptography.hazmat.primitives.ciphers import algorithms;c=CMAC(algorithms.AES(bytes.fromhex(sys.argv[1])));c.update(bytes(16));print(c.finalize()[:3].hex())';
+const PY_WRAP_MANY =
+  'import sys,json;from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding as w;print(chr(10).join(w(bytes.fromhex(k),bytes.fromhex(v)).hex() for k,v in json.loads(sys.argv[1])))';
+const PY_CMAC =
+  'import sys;from cryptography.hazmat.primitives.cmac import CMAC;from cryptography.hazmat.primitives.ciphers import algorithms;c=CMAC(algorithms.AES(bytes.fromhex(sys.argv[1])));c.update(bytes(16));print(c.finalize()[:3].hex())';
 
 describe('PKCS#11 adapter against SoftHSM2', function () {
   this.timeout(60_000);
@@ -40,7 +42,24 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     const file = path.join(env.dir, `${label}.bin`);
     await writeFile(file, value);
     const t = env.tokens[0];
-    const r = await pkcs11Tool(env, ['--token-label', t.label, '--login', '--pin', t.pin, '--write-object', file, '--type', 'secrkey', '--key-type', `AES:${value.length}`, '--label', label, '--id', id, ...flags]);
+    const r = await pkcs11Tool(env, [
+      '--token-label',
+      t.label,
+      '--login',
+      '--pin',
+      t.pin,
+      '--write-object',
+      file,
+      '--type',
+      'secrkey',
+      '--key-type',
+      `AES:${value.length}`,
+      '--label',
+      label,
+      '--id',
+      id,
+      ...flags,
+    ]);
     assert.equal(r.code, 0, r.stderr);
   }
 
@@ -121,54 +140,42 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     assert.equal(info.sensitive, true);
   });
 
-  it("the hub keyring works through the master key's session copy, and through the token object when a token refuses the copy", async () => {
+  it('the hub keyring re-wraps through its two master keys as token objects (not copyable, not modifiable), only blobs whose row MAC verifies', async () => {
     await HubKeyring.ensure(hsm);
-    // Records which key the keyring wraps under (C_WrapKey) and unwraps from (translateKwp), and the copy it made.
-    const copies: Buffer[] = [];
-    const used: Buffer[] = [];
-    const watching = new Proxy(hsm, {
-      get(target, prop, receiver) {
-        if (prop === 'copyToSession') return async (h: Buffer) => copies[copies.push(await target.copyToSession(h)) - 1];
-        if (prop === 'wrapKwp') return async (kek: Buffer, k: Buffer) => (used.push(kek), target.wrapKwp(kek, k));
-        if (prop === 'translateKwp') return async (t: KwpTranslation) => (used.push(t.unwrappingKey), target.translateKwp(t));
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    const keyring = await HubKeyring.load(watching);
+    const keyring = await HubKeyring.load(hsm);
+    const [hmk] = await hsm.findKeys({ class: 'secret', label: HMK_LABEL, token: true });
+    // The token refuses a session copy of the master key (CKA_COPYABLE false), so the keyring uses the token object.
+    await assert.rejects(hsm.copyToSession(hmk), (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && e.ckr === 'CKR_ACTION_PROHIBITED');
     const key = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
     const kek = await hsm.generateAesKey(32, { token: false, extractable: true, wrap: true, unwrap: true });
-    const blob = await keyring.wrapUnderMaster(key);
-    const kekBlob = await keyring.wrapUnderMaster(kek);
-    used.length = 0;
-    // The key re-wrapped under the KEK, both unwrapped from the master key: the same blob as wrapping directly.
-    const rewrap = async (k: HubKeyring): Promise<Buffer> => (await k.translate([{ blob: kekBlob, lengthBytes: 32 }], [{ blob, lengthBytes: 32 }], new Uint32Array([0, 0])))[0];
-    const direct = await hsm.wrapKwp(kek, key);
-    assert.deepEqual(await rewrap(keyring), direct);
-    assert.equal(copies.length, 1, 'one copy, made on first use');
-    assert.deepEqual(used, [copies[0]], 'the unwraps went through the session copy');
-    used.length = 0;
-    await keyring.wrapUnderMaster(key);
-    assert.deepEqual(used, [copies[0]], 'and so did the wrap');
-    assert.equal((await hsm.keyInfo(copies[0])).token, false);
-    // A token that refuses C_CopyObject (CKA_COPYABLE false): the keyring quietly keeps the token object.
-    let copyAttempts = 0;
-    const refusing = new Proxy(hsm, {
-      get(target, prop, receiver) {
-        if (prop === 'copyToSession') {
-          return async () => {
-            copyAttempts++;
-            throw new KeyhubError('HSM_ERROR', 'C_CopyObject: CKR_ACTION_PROHIBITED');
-          };
-        }
-        const v = Reflect.get(target, prop, receiver) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    const strict = await HubKeyring.load(refusing);
-    assert.deepEqual(await strict.wrapUnderMaster(key), blob);
-    assert.deepEqual(await rewrap(strict), direct);
-    assert.equal(copyAttempts, 1, 'asked once, then the token object is used');
+    const blob = await keyring.wrapKeyVersion(key);
+    const kekBlob = await keyring.wrapRootKek(kek);
+    const keyMac = { data: Buffer.from('key row'), tag: await keyring.macRow(Buffer.from('key row')) };
+    const kekMac = { data: Buffer.from('kek row'), tag: await keyring.macRow(Buffer.from('kek row')) };
+    assert.ok(await keyring.verifyRow(keyMac.data, keyMac.tag));
+    assert.ok(!(await keyring.verifyRow(Buffer.from('other row'), keyMac.tag)));
+    // The key re-wrapped under the KEK, both unwrapped from their master keys: the same blob as wrapping directly.
+    const [out] = await keyring.translate([{ blob: kekBlob, lengthBytes: 32, mac: kekMac }], [{ blob, lengthBytes: 32, mac: keyMac }], new Uint32Array([0, 0]));
+    assert.deepEqual(out, await hsm.wrapKwp(kek, key));
+    // Each blob only under its own master key, and only with its MAC.
+    const swapped = keyring.translate([{ blob, lengthBytes: 32, mac: keyMac }], [{ blob, lengthBytes: 32, mac: keyMac }], new Uint32Array([0, 0]));
+    await assert.rejects(swapped, (e: unknown) => KeyhubError.is(e, 'HSM_ERROR'));
+    const noMac = keyring.translate([{ blob: kekBlob, lengthBytes: 32, mac: kekMac }], [{ blob, lengthBytes: 32 }], new Uint32Array([0, 0]));
+    await assert.rejects(noMac, (e: unknown) => KeyhubError.is(e, 'ROW_MAC_INVALID'));
+    // The tag of another row over this row's data (what a blob moved between rows amounts to).
+    const wrongMac = keyring.translate([{ blob: kekBlob, lengthBytes: 32, mac: { data: kekMac.data, tag: keyMac.tag } }], [{ blob, lengthBytes: 32, mac: keyMac }], new Uint32Array([0, 0]));
+    await assert.rejects(wrongMac, (e: unknown) => KeyhubError.is(e, 'ROW_MAC_INVALID') && e.details?.side === 'kek' && e.details?.index === 0);
+    // The same checks on the pool path (modules kept off the worker thread).
+    const pooled = await Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_ADAPTER_PIN', translateWorker: false });
+    try {
+      const onPool = await HubKeyring.load(pooled);
+      const [again] = await onPool.translate([{ blob: kekBlob, lengthBytes: 32, mac: kekMac }], [{ blob, lengthBytes: 32, mac: keyMac }], new Uint32Array([0, 0]));
+      assert.deepEqual(again, out);
+      const badKey = onPool.translate([{ blob: kekBlob, lengthBytes: 32, mac: kekMac }], [{ blob, lengthBytes: 32, mac: { data: keyMac.data, tag: kekMac.tag } }], new Uint32Array([0, 0]));
+      await assert.rejects(badKey, (e: unknown) => KeyhubError.is(e, 'ROW_MAC_INVALID') && e.details?.side === 'key' && e.details?.index === 0);
+    } finally {
+      await pooled.close();
+    }
   });
 
   // translateKwp: many keys re-wrapped under many KEKs in one call. (Plain tests, not a nested
@@ -192,30 +199,42 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     const sessionObjects = async (h: Pkcs11Hsm): Promise<number> => (await h.findKeys({ token: false })).length;
 
     let planted: Promise<void> | undefined;
-    const setUp = (): Promise<void> => (planted ??= (async () => {
-      await plant('translate-master', '10', master, ['--usage-wrap']);
-      [masterHandle] = await hsm.findKeys({ label: 'translate-master', class: 'secret' });
-      const blobs = await wrapMany([...kekValues, ...keyValues].map((v) => [master, v]));
-      keks = kekValues.map((v, i) => ({ blob: blobs[i], lengthBytes: v.length }));
-      keys = keyValues.map((v, i) => ({ blob: blobs[3 + i], lengthBytes: v.length }));
-      const want: Array<[Buffer, Buffer]> = [];
-      for (let i = 0; i < pairs.length; i += 2) want.push([kekValues[pairs[i]], keyValues[pairs[i + 1]]]);
-      expected = (await wrapMany(want)).map((b) => b.toString('hex'));
-      const wantFew: Array<[Buffer, Buffer]> = [];
-      for (let i = 0; i < fewKekPairs.length; i += 2) wantFew.push([kekValues[fewKekPairs[i]], keyValues[fewKekPairs[i + 1]]]);
-      fewKekExpected = (await wrapMany(wantFew)).map((b) => b.toString('hex'));
-    })());
+    const setUp = (): Promise<void> =>
+      (planted ??= (async () => {
+        await plant('translate-master', '10', master, ['--usage-wrap']);
+        [masterHandle] = await hsm.findKeys({ label: 'translate-master', class: 'secret' });
+        const blobs = await wrapMany([...kekValues, ...keyValues].map((v) => [master, v]));
+        keks = kekValues.map((v, i) => ({ blob: blobs[i], lengthBytes: v.length }));
+        keys = keyValues.map((v, i) => ({ blob: blobs[3 + i], lengthBytes: v.length }));
+        const want: Array<[Buffer, Buffer]> = [];
+        for (let i = 0; i < pairs.length; i += 2) want.push([kekValues[pairs[i]], keyValues[pairs[i + 1]]]);
+        expected = (await wrapMany(want)).map((b) => b.toString('hex'));
+        const wantFew: Array<[Buffer, Buffer]> = [];
+        for (let i = 0; i < fewKekPairs.length; i += 2) wantFew.push([kekValues[fewKekPairs[i]], keyValues[fewKekPairs[i + 1]]]);
+        fewKekExpected = (await wrapMany(wantFew)).map((b) => b.toString('hex'));
+      })());
 
     it('translateKwp gives, on the worker thread and on the pool alike, the blobs Python cryptography makes, and leaves no object behind', async () => {
       await setUp();
       const pooled = await Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_ADAPTER_PIN', translateWorker: false });
       try {
-        for (const [name, h] of [['worker thread', hsm], ['async calls on the pool', pooled]] as const) {
+        for (const [name, h] of [
+          ['worker thread', hsm],
+          ['async calls on the pool', pooled],
+        ] as const) {
           const before = await sessionObjects(h);
           const out = await h.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs });
-          assert.deepEqual(out.map((b) => b.toString('hex')), expected, name);
+          assert.deepEqual(
+            out.map((b) => b.toString('hex')),
+            expected,
+            name,
+          );
           const few = await h.translateKwp({ unwrappingKey: masterHandle, keks: keks.slice(0, 2), keys, pairs: fewKekPairs });
-          assert.deepEqual(few.map((b) => b.toString('hex')), fewKekExpected, `${name}: fewer KEKs than keys`);
+          assert.deepEqual(
+            few.map((b) => b.toString('hex')),
+            fewKekExpected,
+            `${name}: fewer KEKs than keys`,
+          );
           assert.equal(await sessionObjects(h), before, `${name}: every unwrapped KEK and key is destroyed`);
         }
       } finally {
@@ -232,9 +251,15 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
         return copy;
       };
       try {
-        for (const [name, h] of [['worker thread', hsm], ['async calls on the pool', pooled]] as const) {
+        for (const [name, h] of [
+          ['worker thread', hsm],
+          ['async calls on the pool', pooled],
+        ] as const) {
           // 3 KEKs and 3 keys: the keys are held for the call, the KEKs streamed. One bad blob on each side.
-          for (const [side, input] of [['a held key', { keks, keys: tamper(keys, 2) }], ['a streamed KEK', { keks: tamper(keks, 1), keys }]] as const) {
+          for (const [side, input] of [
+            ['a held key', { keks, keys: tamper(keys, 2) }],
+            ['a streamed KEK', { keks: tamper(keks, 1), keys }],
+          ] as const) {
             const before = await sessionObjects(h);
             await assert.rejects(
               h.translateKwp({ unwrappingKey: masterHandle, ...input, pairs }),
@@ -247,11 +272,16 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
       } finally {
         await pooled.close();
       }
-      await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: [{ ...keys[0], lengthBytes: 24 }], pairs: new Uint32Array([0, 0]) }), (e: unknown) => KeyhubError.is(e, 'KEY_LENGTH_INVALID'));
+      await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys: [{ ...keys[0], lengthBytes: 24 }], pairs: new Uint32Array([0, 0]) }), (e: unknown) =>
+        KeyhubError.is(e, 'KEY_LENGTH_INVALID'),
+      );
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0, 3]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
       await assert.rejects(hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs: new Uint32Array([0]) }), (e: unknown) => KeyhubError.is(e, 'INPUT_INVALID'));
       // Nothing wrong with the worker after failures: the next call succeeds.
-      assert.deepEqual((await hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs })).map((b) => b.toString('hex')), expected);
+      assert.deepEqual(
+        (await hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs })).map((b) => b.toString('hex')),
+        expected,
+      );
     });
 
     it('translateKwp fails the calls in flight when its worker thread dies, closes its session (its objects go) and starts a new one', async () => {
@@ -268,7 +298,10 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
       await running.thread.terminate();
       await assert.rejects(call, (e: unknown) => KeyhubError.is(e, 'HSM_ERROR') && /worker thread stopped/.test(e.message));
       assert.equal(await sessionObjects(hsm), before, "the dead worker's session was closed with the KEKs it had unwrapped");
-      assert.deepEqual((await hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs })).map((b) => b.toString('hex')), expected);
+      assert.deepEqual(
+        (await hsm.translateKwp({ unwrappingKey: masterHandle, keks, keys, pairs })).map((b) => b.toString('hex')),
+        expected,
+      );
     });
     it('translateKwp reports a worker thread that cannot open its session with the CKR code, and closes cleanly after', async () => {
       await setUp();
@@ -301,10 +334,14 @@ describe('PKCS#11 adapter against SoftHSM2', function () {
     await hsm.close();
     await assert.rejects(hsm.ping(), (e: unknown) => KeyhubError.is(e, 'HSM_ERROR'));
     process.env.KEYHUB_TEST_WRONG_PIN = '0000000000000000';
-    await assert.rejects(Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_WRONG_PIN' }), (e: unknown) => KeyhubError.is(e, 'HSM_PIN_INCORRECT') && e.ckr === 'CKR_PIN_INCORRECT');
+    await assert.rejects(
+      Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_WRONG_PIN' }),
+      (e: unknown) => KeyhubError.is(e, 'HSM_PIN_INCORRECT') && e.ckr === 'CKR_PIN_INCORRECT',
+    );
     await assert.rejects(Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_UNSET_PIN' }), (e: unknown) => KeyhubError.is(e, 'HSM_PIN_MISSING'));
     await assert.rejects(Pkcs11Hsm.open({ module: env.modulePath, tokenLabel: 'nope', pinEnv: 'KEYHUB_TEST_ADAPTER_PIN' }), (e: unknown) => KeyhubError.is(e, 'HSM_TOKEN_NOT_FOUND'));
-    await assert.rejects(Pkcs11Hsm.open({ module: '/nonexistent/libpkcs11.so', tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_ADAPTER_PIN' }), (e: unknown) => KeyhubError.is(e, 'HSM_MODULE_LOAD_FAILED'));
+    await assert.rejects(Pkcs11Hsm.open({ module: '/nonexistent/libpkcs11.so', tokenLabel: 'adapter', pinEnv: 'KEYHUB_TEST_ADAPTER_PIN' }), (e: unknown) =>
+      KeyhubError.is(e, 'HSM_MODULE_LOAD_FAILED'),
+    );
   });
-
 });

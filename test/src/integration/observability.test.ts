@@ -118,8 +118,14 @@ describe('observability: metrics, health and readiness endpoint', function () {
     assert.deepEqual(httpEndpointFromEnv(9464, {}), { host: '127.0.0.1', port: 9464, explicit: false });
     assert.deepEqual(httpEndpointFromEnv(9464, { KEYHUB_HTTP_PORT: '9999', KEYHUB_HTTP_HOST: '0.0.0.0' }), { host: '0.0.0.0', port: 9999, explicit: true });
     assert.equal(httpEndpointFromEnv(9464, { KEYHUB_HTTP_PORT: '0' }), undefined);
-    assert.throws(() => httpEndpointFromEnv(9464, { KEYHUB_HTTP_PORT: 'http' }), (e: unknown) => KeyhubError.is(e, 'CONFIG_INVALID'));
-    assert.throws(() => httpEndpointFromEnv(9464, { KEYHUB_HTTP_PORT: '70000' }), (e: unknown) => KeyhubError.is(e, 'CONFIG_INVALID'));
+    assert.throws(
+      () => httpEndpointFromEnv(9464, { KEYHUB_HTTP_PORT: 'http' }),
+      (e: unknown) => KeyhubError.is(e, 'CONFIG_INVALID'),
+    );
+    assert.throws(
+      () => httpEndpointFromEnv(9464, { KEYHUB_HTTP_PORT: '70000' }),
+      (e: unknown) => KeyhubError.is(e, 'CONFIG_INVALID'),
+    );
   });
 
   it('fails with CONFIG_INVALID when the port is taken', async () => {
@@ -223,7 +229,7 @@ describe('observability: keyhub serve and keyhub-listener run expose metrics', f
     assert.ok(Math.abs(Date.now() / 1000 - lastSeen) < 60, `last heartbeat ${lastSeen}`);
     // Heartbeats are flushed every 2 s once one has arrived; a push can finish before the first flush.
     let flushes = sample(hub, 'keyhub_db_query_seconds_count{query="heartbeat_flush",outcome="ok"}') ?? 0;
-    for (const deadline = Date.now() + 15_000; flushes < 1 && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 15_000; flushes < 1 && Date.now() < deadline;) {
       await new Promise((r) => setTimeout(r, 250));
       flushes = sample((await request(`${hubUrl}/metrics`)).body, 'keyhub_db_query_seconds_count{query="heartbeat_flush",outcome="ok"}') ?? 0;
     }

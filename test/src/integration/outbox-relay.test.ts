@@ -72,7 +72,7 @@ describe('outbox relay (real PostgreSQL and nats-server)', function () {
       await relay.stop();
     }
     const jsm = await bus.connection.jetstreamManager();
-    const stored = await jsm.streams.getMessage((await jsm.streams.find(subject)), { last_by_subj: subject });
+    const stored = await jsm.streams.getMessage(await jsm.streams.find(subject), { last_by_subj: subject });
     assert.ok(stored.header.get('Nats-Msg-Id'), 'stored with its message id');
   });
 });

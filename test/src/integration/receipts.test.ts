@@ -19,6 +19,8 @@ interface Row {
   target_kcv: string | null;
   error_code: string | null;
   kcv: string;
+  /** SHA-256 (hex) of the distribution's current package, as the hub kept it. */
+  sha: string | null;
 }
 
 describe('receipts: one batch, every outcome, applied with set-based SQL', function () {
@@ -43,8 +45,8 @@ describe('receipts: one batch, every outcome, applied with set-based SQL', funct
 
   const rows = async (): Promise<Map<string, Row>> => {
     const r: Row[] = await fx.rt.ds.query(
-      `SELECT d.id, d.listener_id, k.name AS key, d.state, d.attempts, d.last_package_id, d.target_kcv, d.error_code, v.kcv
-         FROM distributions d JOIN key_versions v ON v.id = d.key_version_id JOIN keys k ON k.id = v.key_id`,
+      `SELECT d.id, d.listener_id, k.name AS key, d.state, d.attempts, d.last_package_id, d.target_kcv, d.error_code, v.kcv, encode(p.envelope_sha256, 'hex') AS sha
+         FROM distributions d JOIN key_versions v ON v.id = d.key_version_id JOIN keys k ON k.id = v.key_id LEFT JOIN packages p ON p.id = d.last_package_id`,
     );
     return new Map(r.map((x) => [`${x.key}@${x.listener_id}`, x]));
   };
@@ -54,6 +56,7 @@ describe('receipts: one batch, every outcome, applied with set-based SQL', funct
     listenerId: row.listener_id,
     issuedAt: new Date().toISOString(),
     packageId: row.last_package_id,
+    packageSha256: row.sha ?? '00'.repeat(32),
     target: 'hsm',
     outcome,
     ...extra,
@@ -132,16 +135,16 @@ describe('receipts: one batch, every outcome, applied with set-based SQL', funct
     const d = await rows();
     const ok = d.get(`r-1@${siteB}`)!;
     const refused = d.get(`r-6@${siteB}`)!;
-    await fx.rt.ds.query(`CREATE FUNCTION test_refuse_confirm() RETURNS trigger LANGUAGE plpgsql AS $$
+    await fx.asOwner(`CREATE FUNCTION test_refuse_confirm() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.id = '${refused.id}' AND NEW.state = 'confirmed' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$`);
-    await fx.rt.ds.query('CREATE TRIGGER test_refuse_confirm BEFORE UPDATE ON distributions FOR EACH ROW EXECUTE FUNCTION test_refuse_confirm()');
+    await fx.asOwner('CREATE TRIGGER test_refuse_confirm BEFORE UPDATE ON distributions FOR EACH ROW EXECUTE FUNCTION test_refuse_confirm()');
     try {
       const effects = await apply.executeBatch([receipt(refused, 'imported', { kcv: refused.kcv }), receipt(ok, 'imported', { kcv: ok.kcv })]);
       assert.ok(effects[0] instanceof Error);
       assert.match((effects[0] as Error).message, /refused by test/);
       assert.equal(effects[1], 'confirmed');
     } finally {
-      await fx.rt.ds.query('DROP TRIGGER test_refuse_confirm ON distributions');
+      await fx.asOwner('DROP TRIGGER test_refuse_confirm ON distributions');
     }
     const after = await rows();
     assert.equal(after.get(`r-1@${siteB}`)!.state, 'confirmed');

@@ -47,7 +47,6 @@ describe('audit hash chain verification', () => {
     }
   });
 
-
   it('accepts an intact chain with checkpoints', async () => {
     const events = chain(20);
     const r = await verifyAuditChain(events, [checkpoint(events[9]), checkpoint(events[19])], hubKey);

@@ -17,7 +17,17 @@ import {
 } from '@keyhub/protocol';
 
 function receipt(i: number): Receipt {
-  return { type: MESSAGE_TYPES.receipt, id: randomUUID(), listenerId: 'site-a', issuedAt: new Date(0).toISOString(), packageId: randomUUID(), target: `t${i}`, outcome: 'imported', kcv: 'abcdef' };
+  return {
+    type: MESSAGE_TYPES.receipt,
+    id: randomUUID(),
+    listenerId: 'site-a',
+    issuedAt: new Date(0).toISOString(),
+    packageId: randomUUID(),
+    packageSha256: 'ab'.repeat(32),
+    target: `t${i}`,
+    outcome: 'imported',
+    kcv: 'abcdef',
+  };
 }
 
 /** Signs payloads as one batch, the way the hub keyring does, with a Node key instead of an HSM. */
@@ -34,14 +44,28 @@ describe('protocol: Merkle batch signatures (RFC 9162 tree, ES256-MERKLE envelop
   it('builds the RFC 9162 tree: small trees match the definition computed by hand', () => {
     const d = [0, 1, 2, 3, 4].map((i) => Buffer.from([i]));
     const l = d.map((x) => leafHash(x));
-    assert.deepEqual(l[0], createHash('sha256').update(Buffer.from([0, 0])).digest(), 'leaf = H(0x00 || data)');
+    assert.deepEqual(
+      l[0],
+      createHash('sha256')
+        .update(Buffer.from([0, 0]))
+        .digest(),
+      'leaf = H(0x00 || data)',
+    );
     assert.deepEqual(buildMerkleBatch([l[0]]).root, l[0]);
     assert.deepEqual(buildMerkleBatch(l.slice(0, 2)).root, nodeHash(l[0], l[1]));
     // Three leaves split 2 + 1; five split 4 + 1.
     assert.deepEqual(buildMerkleBatch(l.slice(0, 3)).root, nodeHash(nodeHash(l[0], l[1]), l[2]));
     const four = nodeHash(nodeHash(l[0], l[1]), nodeHash(l[2], l[3]));
     assert.deepEqual(buildMerkleBatch(l).root, nodeHash(four, l[4]));
-    assert.deepEqual(nodeHash(l[0], l[1]), createHash('sha256').update(Buffer.from([1])).update(l[0]).update(l[1]).digest(), 'node = H(0x01 || left || right)');
+    assert.deepEqual(
+      nodeHash(l[0], l[1]),
+      createHash('sha256')
+        .update(Buffer.from([1]))
+        .update(l[0])
+        .update(l[1])
+        .digest(),
+      'node = H(0x01 || left || right)',
+    );
     assert.throws(() => buildMerkleBatch([]), RangeError);
   });
 
@@ -69,7 +93,10 @@ describe('protocol: Merkle batch signatures (RFC 9162 tree, ES256-MERKLE envelop
 
   it('verifies each envelope of a signed batch on its own, after a round trip on the wire', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const batch = signBatch(Array.from({ length: 13 }, (_, i) => receipt(i)), privateKey);
+    const batch = signBatch(
+      Array.from({ length: 13 }, (_, i) => receipt(i)),
+      privateKey,
+    );
     for (const e of batch) {
       const d = decodeEnvelope(encodeEnvelope(e));
       assert.ok(d.ok);
@@ -81,7 +108,10 @@ describe('protocol: Merkle batch signatures (RFC 9162 tree, ES256-MERKLE envelop
 
   it('rejects a changed payload, a borrowed proof, a wrong size and a plain signature passed off as a batch one', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const batch = signBatch(Array.from({ length: 6 }, (_, i) => receipt(i)), privateKey);
+    const batch = signBatch(
+      Array.from({ length: 6 }, (_, i) => receipt(i)),
+      privateKey,
+    );
     const cache = new VerifiedBatches();
     assert.equal(verifyEnvelope(batch[2], publicKey, cache), true);
     // With the batch already in the cache, the payload still has to hash to its place in the tree.
@@ -97,7 +127,12 @@ describe('protocol: Merkle batch signatures (RFC 9162 tree, ES256-MERKLE envelop
     assert.equal(decoded.ok, false);
     if (!decoded.ok) assert.equal(decoded.code, 'MESSAGE_MALFORMED');
     // Oversized or malformed proofs are malformed messages, with a stable code.
-    for (const batchField of [{ ...sig.batch, path: Array(33).fill(sig.batch.path[0]) }, { ...sig.batch, path: ['abc'] }, { ...sig.batch, index: -1 }, { ...sig.batch, extra: 1 }]) {
+    for (const batchField of [
+      { ...sig.batch, path: Array(33).fill(sig.batch.path[0]) },
+      { ...sig.batch, path: ['abc'] },
+      { ...sig.batch, index: -1 },
+      { ...sig.batch, extra: 1 },
+    ]) {
       const d = decodeEnvelope(Buffer.from(JSON.stringify({ payload: batch[2].payload, signature: { ...sig, batch: batchField } })));
       assert.equal(d.ok, false);
       if (!d.ok) assert.equal(d.code, 'MESSAGE_MALFORMED');

@@ -22,6 +22,7 @@ function receipt(overrides: Partial<Receipt> = {}): Receipt {
     listenerId: 'site-a',
     issuedAt: new Date().toISOString(),
     packageId: randomUUID(),
+    packageSha256: 'ab'.repeat(32),
     target: 'hsm',
     outcome: 'imported',
     kcv: 'abcdef',
@@ -37,7 +38,7 @@ function signed(payload: Receipt): { envelope: SignedEnvelope<Receipt>; publicKe
 
 describe('protocol: canonical encoding, envelopes, schemas', () => {
   it('canonicalizes as RFC 8785 (sorted keys, no whitespace, ES number form)', () => {
-    assert.equal(canonicalBytes({ b: [1, 2e0, 'x'], a: { d: true, c: null }, n: 1e21 }).toString(), '{"a":{"c":null,"d":true},"b":[1,2,"x"],"n":1e+21}');
+    assert.equal(canonicalBytes({ b: [1, 2, 'x'], a: { d: true, c: null }, n: 1e21 }).toString(), '{"a":{"c":null,"d":true},"b":[1,2,"x"],"n":1e+21}');
   });
 
   it('verifies a signature over the canonical bytes, whatever the key order on the wire', () => {

@@ -10,6 +10,7 @@ const receipt = (target: string): Receipt => ({
   listenerId: 'site-a',
   issuedAt: new Date().toISOString(),
   packageId: randomUUID(),
+  packageSha256: 'ab'.repeat(32),
   target,
   outcome: 'imported',
   kcv: 'abcdef',
@@ -33,25 +34,41 @@ describe('receipt batcher: group commit, one transaction at a time', () => {
     const first = [batcher.submit(receipt('a')), batcher.submit(receipt('b'))];
     await new Promise((r) => setTimeout(r, 20));
     // The first batch is still running: these wait, then go together (at most 3 per batch).
-    const later = ['c', 'bad', 'e', 'f', 'g'].map((t) => batcher.submit(receipt(t)).then((e) => e, (err: Error) => err.message));
+    const later = ['c', 'bad', 'e', 'f', 'g'].map((t) =>
+      batcher.submit(receipt(t)).then(
+        (e) => e,
+        (err: Error) => err.message,
+      ),
+    );
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(batches, [['a', 'b']]);
     release();
     assert.deepEqual(await Promise.all(first), ['confirmed', 'confirmed']);
     assert.deepEqual(await Promise.all(later), ['confirmed', 'refused', 'confirmed', 'confirmed', 'confirmed']);
-    assert.deepEqual(batches, [['a', 'b'], ['c', 'bad', 'e'], ['f', 'g']]);
+    assert.deepEqual(batches, [
+      ['a', 'b'],
+      ['c', 'bad', 'e'],
+      ['f', 'g'],
+    ]);
     assert.equal(maxInFlight, 1);
   });
 
   it('rejects every receipt of a batch whose transaction fails, and goes on with the next', async () => {
     let calls = 0;
-    const batcher = new ReceiptBatcher(async (rs) => {
-      calls++;
-      if (calls === 1) throw new Error('database gone');
-      return rs.map(() => 'duplicate' as const);
-    }, 10, 1);
+    const batcher = new ReceiptBatcher(
+      async (rs) => {
+        calls++;
+        if (calls === 1) throw new Error('database gone');
+        return rs.map(() => 'duplicate' as const);
+      },
+      10,
+      1,
+    );
     const a = await Promise.allSettled([batcher.submit(receipt('a')), batcher.submit(receipt('b'))]);
-    assert.deepEqual(a.map((r) => r.status), ['rejected', 'rejected']);
+    assert.deepEqual(
+      a.map((r) => r.status),
+      ['rejected', 'rejected'],
+    );
     assert.equal(await batcher.submit(receipt('c')), 'duplicate');
   });
 });

@@ -1,34 +1,71 @@
 import type { Command } from 'commander';
-import { api, fingerprintsEqual, publicKeyFingerprint, verifyAuditChain, type AuditVerification } from '@keyhub/protocol';
-import { apiAuditEvents, readAuditExport, writeAuditExport } from '../audit-file';
+import { api, fingerprintsEqual, publicKeyFingerprint, verifyAuditChain, type AuditVerification, type StoredAuditEvent, type StoredCheckpoint } from '@keyhub/protocol';
+import { apiAuditEvents, readAuditExport, readWitnessCopy, writeAuditExport, type WitnessCopy } from '../audit-file';
 import { client, globals } from '../context';
 import { CliError } from '../errors';
 import { printFields, printJson, printLine } from '../output';
 
 interface VerifyReport extends AuditVerification {
   source: string;
+  /** The key the checkpoints were checked with: pinned by fingerprint, or the one the sites pinned. */
   fingerprint: string;
+  trust: 'fingerprint' | 'witness';
   /** Events after the last checkpoint: linked by hashes but not yet covered by a signature. */
   unsigned: number;
+  /** With --witness: the sites compared, and the events after the last checkpoint any of them holds (the window no site vouches for). */
+  sites?: string[];
+  unwitnessed?: number;
 }
 
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
-/**
- * Whoever can rewrite the whole database or file can also swap in a key of
- * their own and re-sign; only a fingerprint known from elsewhere rules that out.
- */
-function checkPin(fingerprint: string, pinned: string | undefined): void {
-  if (pinned !== undefined && !fingerprintsEqual(pinned, fingerprint)) {
-    throw new CliError('HUB_KEY_NOT_PINNED', `audit is signed by hub key ${fingerprint}, not by the expected ${pinned}`);
-  }
+/** What the data says: its signing key, checkpoints and events, from the hub's API or an export file. */
+interface AuditSource {
+  name: string;
+  signingKey: Buffer;
+  checkpoints: StoredCheckpoint[];
+  events(): AsyncIterable<StoredAuditEvent>;
 }
 
-function report(source: string, fingerprint: string, checkpointSeqs: number[], v: AuditVerification): VerifyReport {
-  const covered = checkpointSeqs.length ? Math.max(...checkpointSeqs) : 0;
-  return { source, fingerprint, ...v, unsigned: v.head ? Math.max(0, v.head.seq - covered) : 0 };
+/**
+ * The key the checkpoints are checked with never comes from the data being
+ * verified: whoever can rewrite the database or the file can also swap in a
+ * key of their own and re-sign. It is the key the sites pinned (--witness:
+ * their copies carry it), or the data's key only once it matches a
+ * fingerprint known from elsewhere (--fingerprint or KEYHUB_HUB_FINGERPRINT).
+ * One of the two is required.
+ */
+function trustedKey(source: AuditSource, pinned: string | undefined, witnesses: WitnessCopy[]): { key: Buffer; fingerprint: string; trust: VerifyReport['trust'] } {
+  const dataFingerprint = publicKeyFingerprint(source.signingKey);
+  if (witnesses.length) {
+    const [first] = witnesses;
+    for (const w of witnesses) {
+      if (!w.hubKey.equals(first.hubKey)) throw new CliError('HUB_KEY_NOT_PINNED', `sites ${first.listenerId} and ${w.listenerId} pinned different hub keys (${first.fingerprint}, ${w.fingerprint})`);
+    }
+    if (pinned !== undefined && !fingerprintsEqual(pinned, first.fingerprint))
+      throw new CliError('HUB_KEY_NOT_PINNED', `site ${first.listenerId} pinned hub key ${first.fingerprint}, not the expected ${pinned}`);
+    return { key: first.hubKey, fingerprint: first.fingerprint, trust: 'witness' };
+  }
+  if (pinned === undefined) {
+    throw new CliError(
+      'HUB_KEY_NOT_PINNED',
+      "nothing to check the signatures against: give --fingerprint <hub fingerprint> (from `keyhub-server init`, compared out of band; or set KEYHUB_HUB_FINGERPRINT) or --witness <a site's `keyhub-listener checkpoints export`>",
+    );
+  }
+  if (!fingerprintsEqual(pinned, dataFingerprint)) throw new CliError('HUB_KEY_NOT_PINNED', `audit is signed by hub key ${dataFingerprint}, not by the expected ${pinned}`);
+  return { key: source.signingKey, fingerprint: dataFingerprint, trust: 'fingerprint' };
+}
+
+async function openSource(file: string | undefined): Promise<AuditSource> {
+  if (file !== undefined) {
+    const f = await readAuditExport(file);
+    return { name: file, signingKey: f.signingKey, checkpoints: f.checkpoints, events: () => f.events() };
+  }
+  const c = await client();
+  const cps = await c.get('/v1/audit/checkpoints', api.checkpointList);
+  return { name: 'hub', signingKey: Buffer.from(cps.signingKey, 'base64'), checkpoints: cps.checkpoints, events: () => apiAuditEvents(c) };
 }
 
 export function registerAuditCommands(program: Command): void {
@@ -36,37 +73,62 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('verify')
-    .description('check the hash chain and the signed checkpoints here, in this process: fetched through the API, or from an export file (offline)')
+    .description(
+      "check the hash chain, the checkpoint chain and the checkpoints' signatures here, in this process, against a pinned fingerprint or sites' checkpoint copies: fetched through the API, or from an export file (offline)",
+    )
     .option('--file <export.jsonl>', 'verify an export written by `keyhub audit export` (no hub needed)')
-    .option('--fingerprint <fp>', 'require the checkpoints to be signed by the hub key with this fingerprint')
-    .action(async (opts: { file?: string; fingerprint?: string }, cmd: Command) => {
+    .option('--fingerprint <fp>', 'the hub signing key fingerprint, known out of band (default: $KEYHUB_HUB_FINGERPRINT)')
+    .option(
+      '--witness <file>',
+      "a site's checkpoint copy (`keyhub-listener checkpoints export`); repeatable. The hub's history must hold every checkpoint in it",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .action(async (opts: { file?: string; fingerprint?: string; witness: string[] }, cmd: Command) => {
       const g = globals(cmd);
-      let result: VerifyReport;
-      if (opts.file !== undefined) {
-        const file = await readAuditExport(opts.file);
-        checkPin(file.fingerprint, opts.fingerprint);
-        const v = await verifyAuditChain(file.events(), file.checkpoints, file.signingKey);
-        result = report(opts.file, file.fingerprint, file.checkpoints.map((c) => c.seq), v);
-      } else {
-        const c = await client();
-        const cps = await c.get('/v1/audit/checkpoints', api.checkpointList);
-        const key = Buffer.from(cps.signingKey, 'base64');
-        const fingerprint = publicKeyFingerprint(key);
-        checkPin(fingerprint, opts.fingerprint);
-        const v = await verifyAuditChain(apiAuditEvents(c), cps.checkpoints, key);
-        result = report('hub', fingerprint, cps.checkpoints.map((cp) => cp.seq), v);
-      }
+      const pinned = opts.fingerprint ?? (process.env.KEYHUB_HUB_FINGERPRINT || undefined);
+      const witnesses = await Promise.all(opts.witness.map((w) => readWitnessCopy(w)));
+      const source = await openSource(opts.file);
+      const trust = trustedKey(source, pinned, witnesses);
+      const witnessCheckpoints = witnesses.flatMap((w) => w.checkpoints);
+      const v = await verifyAuditChain(source.events(), source.checkpoints, trust.key, witnesses.length ? { witness: witnessCheckpoints } : {});
+      const covered = source.checkpoints.reduce((m, c) => Math.max(m, c.seq), 0);
+      const head = v.head?.seq ?? 0;
+      const result: VerifyReport = {
+        source: source.name,
+        fingerprint: trust.fingerprint,
+        trust: trust.trust,
+        ...v,
+        unsigned: Math.max(0, head - covered),
+        ...(witnesses.length ? { sites: witnesses.map((w) => w.listenerId), unwitnessed: Math.max(0, head - (v.witnessed?.lastSeq ?? 0)) } : {}),
+      };
+      const keyReplaced = !source.signingKey.equals(trust.key);
       if (!result.ok && result.firstBad) {
         const { seq, reason } = result.firstBad;
-        throw new CliError('AUDIT_CHAIN_BROKEN', `audit chain broken at event ${seq}: ${reason}`, { seq, reason, verifiedEvents: result.events, source: result.source });
+        throw new CliError(
+          'AUDIT_CHAIN_BROKEN',
+          `audit chain broken at event ${seq}: ${reason}${keyReplaced ? ` (and the hub's stored signing key ${publicKeyFingerprint(source.signingKey)} is not the pinned one)` : ''}`,
+          {
+            seq,
+            reason,
+            verifiedEvents: result.events,
+            source: result.source,
+            trust: result.trust,
+            hubKeyReplaced: keyReplaced,
+          },
+        );
       }
+      if (keyReplaced)
+        throw new CliError('HUB_KEY_NOT_PINNED', `the chain verifies under the pinned key, but the hub's stored signing key ${publicKeyFingerprint(source.signingKey)} is not ${trust.fingerprint}`);
       if (g.json) return printJson(result);
       printLine(`audit chain ok (${result.source}): ${count(result.events, 'event')}, ${count(result.checkpoints, 'checkpoint')}`);
       printFields([
         ['head', result.head ? `seq ${result.head.seq} ${result.head.hash}` : 'none (empty chain)'],
-        ['hub key', result.fingerprint],
+        ['hub key', `${result.fingerprint} (${result.trust === 'witness' ? `pinned by ${result.sites?.join(', ')}` : 'pinned fingerprint'})`],
+        ...(result.witnessed ? ([['witnessed', `${count(result.witnessed.checkpoints, 'checkpoint')} held by the sites, up to event ${result.witnessed.lastSeq}`]] as Array<[string, string]>) : []),
       ]);
       if (result.unsigned > 0) printLine(`note: ${count(result.unsigned, 'event')} after the last checkpoint ${result.unsigned === 1 ? 'is' : 'are'} not yet covered by a signature`);
+      if (result.unwitnessed) printLine(`note: ${count(result.unwitnessed, 'event')} after the last checkpoint the sites hold ${result.unwitnessed === 1 ? 'is' : 'are'} not yet witnessed`);
     });
 
   audit

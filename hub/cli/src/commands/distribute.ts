@@ -97,7 +97,7 @@ export function registerDistributeCommand(program: Command): void {
     .option('--timeout <seconds>', 'with --wait: give up after this long', positiveSeconds, 60)
     .action(async (keyNames: string[], opts: DistributeOptions, cmd: Command) => {
       const g = globals(cmd);
-      if ((keyNames.length > 0) === (opts.keyPrefix !== undefined)) throw new CliError('INPUT_INVALID', 'give key names or --key-prefix, not both');
+      if (keyNames.length > 0 === (opts.keyPrefix !== undefined)) throw new CliError('INPUT_INVALID', 'give key names or --key-prefix, not both');
       if (opts.version !== undefined && keyNames.length !== 1) throw new CliError('INPUT_INVALID', '--version needs exactly one key name');
       if (!opts.toAll && !opts.to?.length) throw new CliError('INPUT_INVALID', 'give --to <listener>[/<target>] (repeatable) or --to-all');
       const to = opts.toAll ? ('all' as const) : opts.to!;

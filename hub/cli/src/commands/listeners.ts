@@ -1,7 +1,9 @@
+import { open } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { api } from '@keyhub/protocol';
 import { printPending } from '../approval-output';
 import { client, globals } from '../context';
+import { CliError } from '../errors';
 import { printFields, printJson, printLine, printTable, terminalSafe } from '../output';
 
 /** Enough of the fingerprint to tell listeners apart in a table; `listener show` prints all of it for the comparison. */
@@ -72,4 +74,58 @@ export function registerListenerCommands(program: Command): void {
       ]);
       printLine('The listener becomes active once it confirms this KCV.');
     });
+
+  listener
+    .command('register')
+    .description("register a site id before it enrolls, and write its bootstrap NATS credential (hand it to the site; it can only send that site's enrollment)")
+    .argument('<id>', 'listener id')
+    .option('--ttl <ttl>', 'lifetime of the bootstrap credential (seconds, or 90m, 12h, 30d; default from the hub)')
+    .option('--out <file>', 'where to write the .creds file (mode 0600, must not exist)', undefined)
+    .action(async (id: string, opts: { ttl?: string; out?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const out = opts.out ?? `${id}.bootstrap.creds`;
+      // Opened before the request: a path that cannot be written stops us before a credential exists that nobody holds.
+      const file = await open(out, 'wx', 0o600).catch((err: unknown) => {
+        throw new CliError('INPUT_INVALID', `cannot create ${out} (it must not exist yet): ${(err as Error).message}`);
+      });
+      try {
+        const r = await (await client()).post(`/v1/listeners/${encodeURIComponent(id)}/register`, api.registerListenerResult, { ttlSeconds: durationSeconds(opts.ttl) }, 201);
+        await file.writeFile(r.creds);
+        await file.sync();
+        const { creds: _secret, ...shown } = r;
+        if (g.json) return printJson({ ...shown, credsFile: out });
+        printFields([
+          ['listener', id],
+          ['bootstrap key', r.bootstrapKey],
+          ['expires', r.expiresAt],
+          ['credential', out],
+        ]);
+        printLine('Hand the file to the site (keyhub-listener init --bootstrap-creds); it allows nothing but that enrollment.');
+      } finally {
+        await file.close();
+      }
+    });
+
+  listener
+    .command('revoke')
+    .description('revoke a listener: its NATS user and any bootstrap credential are cut off at once')
+    .argument('<id>', 'listener id')
+    .option('--reason <text>', 'why, for the audit trail')
+    .action(async (id: string, opts: { reason?: string }, cmd: Command) => {
+      const g = globals(cmd);
+      const r = await (await client()).post(`/v1/listeners/${encodeURIComponent(id)}/revoke`, api.revokeListenerResult, opts.reason ? { reason: opts.reason } : {});
+      if (g.json) return printJson(r);
+      printFields([
+        ['listener', id],
+        ['state', r.state],
+        ['NATS keys revoked', r.revokedNatsKeys],
+      ]);
+    });
+}
+
+function durationSeconds(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)([smhd]?)$/.exec(value.trim());
+  if (!m) throw new CliError('INPUT_INVALID', '--ttl is a number of seconds, or with a unit: 90m, 12h, 30d');
+  return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];
 }

@@ -10,7 +10,7 @@ function printToken(t: api.IssuedToken): void {
   printFields([
     ['operator', t.operator],
     ['token id', t.id],
-    ['scope', t.roles ? t.roles.join(', ') : 'all of the operator\'s roles'],
+    ['scope', t.roles ? t.roles.join(', ') : "all of the operator's roles"],
     ['expires', t.expiresAt],
   ]);
   printLine('token (shown once, store it now):');
@@ -87,7 +87,9 @@ export function registerOperatorCommands(program: Command): void {
     .addOption(new Option('--remove <role...>', 'roles to take away').choices(api.ROLES))
     .action(async (name: string, opts: { add?: api.Role[]; remove?: api.Role[] }, cmd: Command) => {
       const g = globals(cmd);
-      const r = await (await client()).call('PATCH', `/v1/operators/${encodeURIComponent(name)}/roles`, { 200: z.strictObject({ operator: api.operatorView }), 202: api.approvalPending }, { add: opts.add, remove: opts.remove });
+      const r = await (
+        await client()
+      ).call('PATCH', `/v1/operators/${encodeURIComponent(name)}/roles`, { 200: z.strictObject({ operator: api.operatorView }), 202: api.approvalPending }, { add: opts.add, remove: opts.remove });
       if (g.json) return printJson(r.body);
       if (r.status === 202) return printPending(r.body.approval);
       printLine(`operator ${r.body.operator.name}: roles ${r.body.operator.roles.join(', ') || 'none'}`);
@@ -127,8 +129,8 @@ export function registerOperatorCommands(program: Command): void {
 
   token
     .command('list')
-    .description('your tokens (with --all: everyone\'s, for admins and auditors)')
-    .option('--all', 'every operator\'s tokens')
+    .description("your tokens (with --all: everyone's, for admins and auditors)")
+    .option('--all', "every operator's tokens")
     .action(async (opts: { all?: boolean }, cmd: Command) => {
       const g = globals(cmd);
       const { tokens } = await (await client()).get(`/v1/tokens${opts.all ? '?all=true' : ''}`, api.tokenList);

@@ -9,19 +9,17 @@ import { printJson, printLine, printTable } from '../output';
 export function registerPolicyCommands(program: Command): void {
   const policy = program.command('policy').description('approval policies: which actions need M approvals from the approvers');
 
-  policy
-    .command('list')
-    .action(async (_opts: unknown, cmd: Command) => {
-      const g = globals(cmd);
-      const { policies } = await (await client()).get('/v1/policies', api.policyList);
-      if (g.json) return printJson(policies);
-      printTable(policies, [
-        { header: 'action', value: (p) => p.action },
-        { header: 'state', value: (p) => (p.enabled ? 'on' : 'off') },
-        { header: 'approvals', value: (p) => `${p.required} of ${p.approvers}` },
-        { header: 'updated', value: (p) => (p.updatedAt ? `${p.updatedAt} by ${p.updatedBy}` : '') },
-      ]);
-    });
+  policy.command('list').action(async (_opts: unknown, cmd: Command) => {
+    const g = globals(cmd);
+    const { policies } = await (await client()).get('/v1/policies', api.policyList);
+    if (g.json) return printJson(policies);
+    printTable(policies, [
+      { header: 'action', value: (p) => p.action },
+      { header: 'state', value: (p) => (p.enabled ? 'on' : 'off') },
+      { header: 'approvals', value: (p) => `${p.required} of ${p.approvers}` },
+      { header: 'updated', value: (p) => (p.updatedAt ? `${p.updatedAt} by ${p.updatedBy}` : '') },
+    ]);
+  });
 
   policy
     .command('set')

@@ -79,13 +79,14 @@ function leafKeyUsage(rsa: boolean): object {
 }
 
 /** serverAuth with the names clients will check; RFC 6125 wants them in the SAN, not the CN. */
-export function tlsServerExtensions(subjectKeyId: Buffer, authorityKeyId: Buffer, san: SubjectAltNames, rsa: boolean): FilledExtension[] {
+export function tlsServerExtensions(subjectKeyId: Buffer, authorityKeyId: Buffer, san: SubjectAltNames, rsa: boolean, clientAuth = false): FilledExtension[] {
   const names = altNames(san);
   if (names.length === 0) throw new KeyhubError('INPUT_INVALID', 'a TLS server certificate needs at least one DNS name or IP address');
   return encodeExtensions([
     { name: 'basicConstraints', critical: true, cA: false },
     leafKeyUsage(rsa),
-    { name: 'extKeyUsage', serverAuth: true },
+    // clientAuth too only for NATS cluster routes, where each server dials its peers with the same certificate.
+    { name: 'extKeyUsage', serverAuth: true, ...(clientAuth ? { clientAuth: true } : {}) },
     { name: 'subjectAltName', altNames: names },
     ...identifiers(subjectKeyId, authorityKeyId),
   ]);

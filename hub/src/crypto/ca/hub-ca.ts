@@ -106,7 +106,7 @@ export class HubCa {
   }
 
   /** serverAuth certificate for the hub's own TLS endpoints, under the TLS issuing CA. */
-  async issueTlsServerCertificate(spkiDer: Buffer, options: IssueOptions & { dnsNames?: string[]; ipAddresses?: string[] }): Promise<IssuedLeaf> {
+  async issueTlsServerCertificate(spkiDer: Buffer, options: IssueOptions & { dnsNames?: string[]; ipAddresses?: string[]; clusterRoute?: boolean }): Promise<IssuedLeaf> {
     const issuer = this.issuers['tls-issuing'];
     const names = [...(options.dnsNames ?? []), ...(options.ipAddresses ?? [])];
     const issued = await issueUnder(options.tx ?? this.store, issuer, {
@@ -114,7 +114,7 @@ export class HubCa {
       subject: { organization: 'Keyhub', commonName: (names[0] ?? 'keyhub').slice(0, 64) },
       spki: spkiDer,
       days: options.validityDays ?? defaultDays(this.validity, 'tls-server'),
-      extensions: (ski, aki, keyType) => tlsServerExtensions(ski, aki, { dnsNames: options.dnsNames, ipAddresses: options.ipAddresses }, keyType === 'rsa'),
+      extensions: (ski, aki, keyType) => tlsServerExtensions(ski, aki, { dnsNames: options.dnsNames, ipAddresses: options.ipAddresses }, keyType === 'rsa', options.clusterRoute === true),
       actor: options.actor,
     });
     return this.leaf(issued, issuer);

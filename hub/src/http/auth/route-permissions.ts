@@ -22,6 +22,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/listeners': 'listeners:read',
   'GET /v1/listeners/:id': 'listeners:read',
   'POST /v1/listeners/:id/approve': 'listeners:approve',
+  'POST /v1/listeners/:id/register': 'listeners:register',
+  'POST /v1/listeners/:id/revoke': 'listeners:revoke',
 
   'POST /v1/distributions': 'distributions:write',
   'POST /v1/distributions/progress': 'keys:read',

@@ -31,11 +31,17 @@ export function registerApprovalRoutes(app: ZodApp, { resolve }: RouteDeps): voi
     },
   );
 
-  app.get('/v1/approvals', { schema: { summary: 'approval requests, newest first', tags: ['approvals'], querystring: api.approvalListQuery, response: responses({ 200: api.approvalList }) } }, async (req) => ({
-    requests: await resolve(ListApprovals).execute(req.query),
-  }));
-  app.get('/v1/approvals/:id', { schema: { summary: 'one request with its canonical bytes and hash', tags: ['approvals'], params: idParams, response: responses({ 200: api.approvalRequestView }) } }, async (req) =>
-    resolve(ListApprovals).show(req.params.id),
+  app.get(
+    '/v1/approvals',
+    { schema: { summary: 'approval requests, newest first', tags: ['approvals'], querystring: api.approvalListQuery, response: responses({ 200: api.approvalList }) } },
+    async (req) => ({
+      requests: await resolve(ListApprovals).execute(req.query),
+    }),
+  );
+  app.get(
+    '/v1/approvals/:id',
+    { schema: { summary: 'one request with its canonical bytes and hash', tags: ['approvals'], params: idParams, response: responses({ 200: api.approvalRequestView }) } },
+    async (req) => resolve(ListApprovals).show(req.params.id),
   );
   for (const decision of ['approve', 'reject'] as const) {
     app.post(
@@ -44,12 +50,21 @@ export function registerApprovalRoutes(app: ZodApp, { resolve }: RouteDeps): voi
       async (req) => resolve(DecideApproval).execute({ requestId: req.params.id, decision, hash: req.body.hash, comment: req.body.comment }, principalOf(req)),
     );
   }
-  app.post('/v1/approvals/:id/cancel', { schema: { summary: 'withdraw your own pending request', tags: ['approvals'], params: idParams, response: responses({ 200: api.approvalRequestView }) } }, async (req) =>
-    resolve(CancelApproval).execute(req.params.id, principalOf(req)),
+  app.post(
+    '/v1/approvals/:id/cancel',
+    { schema: { summary: 'withdraw your own pending request', tags: ['approvals'], params: idParams, response: responses({ 200: api.approvalRequestView }) } },
+    async (req) => resolve(CancelApproval).execute(req.params.id, principalOf(req)),
   );
   app.post(
     '/v1/approvals/:id/pickup',
-    { schema: { summary: 'pick up, once, the token an approved request created (requester only)', tags: ['approvals'], params: idParams, response: responses({ 200: z.strictObject({ token: api.issuedToken }) }) } },
+    {
+      schema: {
+        summary: 'pick up, once, the token an approved request created (requester only)',
+        tags: ['approvals'],
+        params: idParams,
+        response: responses({ 200: z.strictObject({ token: api.issuedToken }) }),
+      },
+    },
     async (req) => ({ token: await resolve(PickupToken).execute(req.params.id, principalOf(req)) }),
   );
 }

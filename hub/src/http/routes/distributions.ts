@@ -23,7 +23,14 @@ export function registerDistributionRoutes(app: ZodApp, { resolve }: RouteDeps):
 
   app.post(
     '/v1/distributions/progress',
-    { schema: { summary: 'how far the distributions of these key versions to these destinations have got', tags: ['distributions'], body: api.progressBody, response: responses({ 200: api.progressResult }) } },
+    {
+      schema: {
+        summary: 'how far the distributions of these key versions to these destinations have got',
+        tags: ['distributions'],
+        body: api.progressBody,
+        response: responses({ 200: api.progressResult }),
+      },
+    },
     async (req) => resolve(FollowProgress).execute(req.body),
   );
 }

@@ -7,8 +7,10 @@ import { ListKeys } from '../../operations/keys/list-keys';
 import { responses, type RouteDeps, type ZodApp } from './index';
 
 export function registerKeyRoutes(app: ZodApp, { resolve }: RouteDeps): void {
-  app.get('/v1/keys', { schema: { summary: 'keys with their current version and its KCV, paged by name', tags: ['keys'], querystring: api.keyListQuery, response: responses({ 200: api.keyList }) } }, async (req) =>
-    resolve(ListKeys).page(req.query),
+  app.get(
+    '/v1/keys',
+    { schema: { summary: 'keys with their current version and its KCV, paged by name', tags: ['keys'], querystring: api.keyListQuery, response: responses({ 200: api.keyList }) } },
+    async (req) => resolve(ListKeys).page(req.query),
   );
 
   app.post(

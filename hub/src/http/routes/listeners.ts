@@ -3,6 +3,8 @@ import { KeyhubError } from '@keyhub/shared';
 import { principalOf } from '../auth/authenticate';
 import { ListListeners } from '../../operations/listeners/list-listeners';
 import { RequestListenerApproval } from '../../operations/listeners/request-listener-approval';
+import { RegisterListener } from '../../operations/listeners/register-listener';
+import { RevokeListener } from '../../operations/listeners/revoke-listener';
 import { responses, type RouteDeps, type ZodApp } from './index';
 
 export function registerListenerRoutes(app: ZodApp, { resolve }: RouteDeps): void {
@@ -35,5 +37,33 @@ export function registerListenerRoutes(app: ZodApp, { resolve }: RouteDeps): voi
       const out = await resolve(RequestListenerApproval).execute(req.params.id, req.body.fingerprint, principalOf(req));
       return 'approval' in out ? reply.code(202).send(out) : out;
     },
+  );
+
+  app.post(
+    '/v1/listeners/:id/register',
+    {
+      schema: {
+        summary: 'register a site id before it enrolls: returns its bootstrap NATS credential (shown once)',
+        tags: ['listeners'],
+        params: api.listenerParams,
+        body: api.registerListenerBody,
+        response: responses({ 201: api.registerListenerResult }),
+      },
+    },
+    async (req, reply) => reply.code(201).send(await resolve(RegisterListener).execute(req.params.id, req.body.ttlSeconds, principalOf(req))),
+  );
+
+  app.post(
+    '/v1/listeners/:id/revoke',
+    {
+      schema: {
+        summary: 'revoke a listener: its NATS identities are cut off at once',
+        tags: ['listeners'],
+        params: api.listenerParams,
+        body: api.revokeListenerBody,
+        response: responses({ 200: api.revokeListenerResult }),
+      },
+    },
+    async (req) => resolve(RevokeListener).execute(req.params.id, req.body.reason, principalOf(req)),
   );
 }

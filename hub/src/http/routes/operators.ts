@@ -72,7 +72,14 @@ export function registerOperatorRoutes(app: ZodApp, { resolve }: RouteDeps): voi
 
   app.get(
     '/v1/tokens',
-    { schema: { summary: 'tokens (never their secrets): your own, or with all=true everyone\'s', tags: ['tokens'], querystring: z.strictObject({ all: z.enum(['true', 'false']).optional() }), response: responses({ 200: api.tokenList }) } },
+    {
+      schema: {
+        summary: "tokens (never their secrets): your own, or with all=true everyone's",
+        tags: ['tokens'],
+        querystring: z.strictObject({ all: z.enum(['true', 'false']).optional() }),
+        response: responses({ 200: api.tokenList }),
+      },
+    },
     async (req) => resolve(ListTokens).execute(principalOf(req), req.query.all === 'true'),
   );
   app.post(

@@ -35,9 +35,7 @@ export class DualControl {
     const hash = createHash('sha256').update(canonical).digest('hex');
     const expiresAt = new Date(Date.now() + this.ctx.config.approvals.requestTtlSeconds * 1000);
     await insertRequest(m, { id, action: doc.action, canonical, hash, required, requestedBy: principal.operatorId, expiresAt });
-    await appendAudit(m, [
-      { actor: principal.name, action: 'approval.requested', subject: `approval:${id}`, details: { action: doc.action, hash, required, summary: summarize(doc) } },
-    ]);
+    await appendAudit(m, [{ actor: principal.name, action: 'approval.requested', subject: `approval:${id}`, details: { action: doc.action, hash, required, summary: summarize(doc) } }]);
     const row = await requestById(m, id);
     return approvalView(row!, []);
   }

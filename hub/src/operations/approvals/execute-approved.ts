@@ -42,7 +42,11 @@ export class ExecuteApproved {
       }
       const decisions = (await decisionsFor(m, [r.id])).map((d) => ({ row: d, facts: decisionFacts(d) }));
       const facts = requestFacts(r, hash);
-      const verdict = quorumVerdict(decisions.map((d) => d.facts), facts, now);
+      const verdict = quorumVerdict(
+        decisions.map((d) => d.facts),
+        facts,
+        now,
+      );
       if (verdict === 'wait') return;
       if (verdict !== 'run') {
         await finishRequest(m, r.id, verdict, null, null);
@@ -69,7 +73,17 @@ export class ExecuteApproved {
           actor: r.requested_by_name,
           action: 'approval.executed',
           subject: `approval:${r.id}`,
-          details: { action: doc.action, hash, approvals: countValidApprovals(decisions.map((d) => d.facts), facts, now), approvers: approvers.join(','), ...result },
+          details: {
+            action: doc.action,
+            hash,
+            approvals: countValidApprovals(
+              decisions.map((d) => d.facts),
+              facts,
+              now,
+            ),
+            approvers: approvers.join(','),
+            ...result,
+          },
         },
       ]);
       if (runner.runAfterCommit) after = { run, go: () => runner.runAfterCommit!(doc, run) };

@@ -14,8 +14,16 @@ export class ListApprovals {
     const m = this.ctx.ds.manager;
     // Expired requests are still stored as pending until someone touches them; select them as what they are.
     const rows = await listRequests(m, query.state === 'expired' ? 'pending' : (query.state ?? null), query.limit);
-    const decisions = await decisionsFor(m, rows.map((r) => r.id));
-    const views = rows.map((r) => approvalView(r, decisions.filter((d) => d.request_id === r.id)));
+    const decisions = await decisionsFor(
+      m,
+      rows.map((r) => r.id),
+    );
+    const views = rows.map((r) =>
+      approvalView(
+        r,
+        decisions.filter((d) => d.request_id === r.id),
+      ),
+    );
     return query.state ? views.filter((v) => v.state === query.state) : views;
   }
 

@@ -3,7 +3,8 @@ import type { EntityManager } from 'typeorm';
 import type { Receipt } from '@keyhub/protocol';
 import { appendAudit, lockAuditChain, type AuditInput } from '../../audit/audit-log';
 import { HubContext } from '../../context';
-import { applyReceiptEffect, type DistributionInBatch, type ReceiptEffect } from '../../domain/receipt-effects';
+import { freshness } from '../../domain/liveness';
+import { applyReceiptEffect, receiptMatchesPackage, type DistributionInBatch, type ReceiptEffect } from '../../domain/receipt-effects';
 import { DistributionEntity } from '../../store/entities';
 import { confirmDistributions, failDistributions, lockReceiptDistributions, requeueAfterReceipt, type ReceiptDistributionRow } from '../../store/queries/distributions';
 import { loadVersionsAndKeys } from '../../store/queries/keys';
@@ -13,10 +14,14 @@ import { issuePackages } from './issue-packages';
 export type { ReceiptEffect };
 
 /**
- * Applies verified receipts. Rule (domain/receipt-effects.ts): a distribution
- * is confirmed only when the KCV computed at the target equals the key
- * version's KCV; a second receipt for the same distribution changes nothing;
- * a failure a fresh package can cure is re-issued while attempts are left.
+ * Applies verified receipts. Rules (domain/receipt-effects.ts): a receipt
+ * applies only to the package whose envelope hash it names (another
+ * package's hash, or a package of another listener, changes nothing); a
+ * distribution is confirmed only when the KCV computed at the target equals
+ * the key version's KCV; a second receipt for the same distribution changes
+ * nothing; a failure a fresh package can cure is re-issued while attempts
+ * are left; a KCV mismatch is terminal. Only a fresh receipt
+ * (domain/liveness.ts) counts as a sign of life of its listener.
  */
 @injectable()
 export class ApplyReceipt {
@@ -64,15 +69,20 @@ export class ApplyReceipt {
     receipts.forEach((receipt, idx) => {
       const f = byIdx.get(idx);
       if (!f) return effects.push('ignored');
+      if (!receiptMatchesPackage(receipt.packageSha256, f.envelope_sha256)) {
+        byIdx.delete(idx);
+        return effects.push('package_mismatch');
+      }
       let d = current.get(f.id);
-      if (!d) current.set(f.id, (d = { state: f.state, lastPackageId: f.last_package_id, attempts: f.attempts }));
+      if (!d) current.set(f.id, (d = { state: f.state, lastPackageId: f.last_package_id, attempts: f.attempts, errorCode: f.error_code }));
       const effect = applyReceiptEffect(d, receipt, f.kcv, this.ctx.config.delivery.maxAttempts);
       if (effect === 'reissued') reissues.push(f);
       return effects.push(effect);
     });
     const issuedFor = await this.reissue(m, receipts, reissues, current);
     await this.writeFinals(m, current, issuedFor);
-    const seen = [...new Set(found.map((f) => receipts[f.idx].listenerId))];
+    const now = new Date();
+    const seen = [...new Set([...byIdx.values()].filter((f) => freshness(receipts[f.idx].issuedAt, now) === 'fresh').map((f) => receipts[f.idx].listenerId))];
     if (seen.length) await markListenersSeenThrottled(m, seen);
     await appendAudit(m, auditEvents(receipts, byIdx, effects, issuedFor));
     return effects;

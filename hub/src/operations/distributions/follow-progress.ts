@@ -13,7 +13,11 @@ export class FollowProgress {
     const m = this.ctx.ds.manager;
     const selected = await resolveKeys(m, body.keys);
     const pairs = body.to === 'all' ? null : await resolveDestinations(m, body.to);
-    const p = await distributionProgress(m, selected.map((s) => s.version.id), pairs);
+    const p = await distributionProgress(
+      m,
+      selected.map((s) => s.version.id),
+      pairs,
+    );
     return {
       total: p.total,
       confirmed: p.confirmed,

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { KeyhubError, type Hsm } from '@keyhub/shared';
 import { appendAudit } from '../../audit/audit-log';
 import { HubKeyring } from '../../crypto/hub-keyring';
+import { backfillRowMacs } from '../keys/backfill-row-macs';
 import { HubIdentityEntity } from '../../store/entities';
 
 export interface InitResult {
@@ -29,6 +30,8 @@ export async function initHub(hsm: Hsm, ds: DataSource, actor: string): Promise<
       await appendAudit(m, [{ actor, action: 'hub.initialized', subject: `hub:${keyring.fingerprint}`, details: { token: hsm.tokenLabel, createdKeys: created.join(',') } }]);
     }
   });
+  // After the identity check: only this hub's own database gets MACs from this token.
+  await backfillRowMacs(keyring, ds, actor);
   return { fingerprint: keyring.fingerprint, createdKeys: created, migrations };
 }
 

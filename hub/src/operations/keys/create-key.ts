@@ -4,6 +4,7 @@ import type { KeyAlgorithm } from '@keyhub/protocol';
 import { aesKcv, KeyhubError, mapConcurrent } from '@keyhub/shared';
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
+import { keyVersionMacData } from '../../crypto/row-mac';
 import { assertDistinctNames, keySpec, type KeySpec } from '../../domain/key-spec';
 import { findTakenKeyName, insertKeys, insertKeyVersions } from '../../store/queries/keys';
 
@@ -31,12 +32,16 @@ interface MadeKey {
   versionId: string;
   kcv: string;
   wrapped: Buffer;
+  /** Row MAC over the version and its key's policy (crypto/row-mac.ts). */
+  mac: Buffer;
 }
 
 /**
- * Generates a key in the hub HSM and stores it only wrapped under the master
- * key. Rule: a key name is unique; the key leaves the HSM only wrapped, and
- * its KCV is computed by the HSM.
+ * Generates a key in the hub HSM and stores it only wrapped under the key
+ * store master key, bound to its row by an HSM MAC. Rule: a key name is
+ * unique; usages that enable wrap/decrypt attacks are refused
+ * (KEY_USAGE_CONFLICT, domain/key-spec.ts); the key leaves the HSM only
+ * wrapped, and its KCV and row MAC are computed by the HSM.
  */
 @injectable()
 export class CreateKey {
@@ -65,7 +70,7 @@ export class CreateKey {
       );
       await insertKeyVersions(
         m,
-        made.map((k) => [k.versionId, k.id, 1, k.wrapped, k.spec.length, k.kcv, 'active']),
+        made.map((k) => [k.versionId, k.id, 1, k.wrapped, k.spec.length, k.kcv, 'active', k.mac]),
       );
       await appendAudit(
         m,
@@ -88,7 +93,15 @@ export class CreateKey {
       // CKA_SIGN only so the HSM can compute its CMAC KCV. It is destroyed right after.
       const handle = await hsm.generateAesKey(spec.length, { token: false, extractable: true, sign: true });
       try {
-        return { spec, id: randomUUID(), versionId: randomUUID(), kcv: await aesKcv(hsm, handle), wrapped: await keyring.wrapUnderMaster(handle) };
+        const id = randomUUID();
+        const versionId = randomUUID();
+        const kcv = await aesKcv(hsm, handle);
+        const wrapped = await keyring.wrapKeyVersion(handle);
+        const data = keyVersionMacData({
+          key: { id, algorithm: spec.algorithm, usages: spec.usages, exportable: spec.exportable, sensitive: spec.sensitive },
+          version: { id: versionId, version: 1, length: spec.length, kcv, wrapped },
+        });
+        return { spec, id, versionId, kcv, wrapped, mac: await keyring.macRow(data) };
       } finally {
         await hsm.destroy(handle);
       }

@@ -1,14 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { injectable } from 'tsyringe';
 import type { EntityManager } from 'typeorm';
-import { encodeEnvelope, fingerprintsEqual, MESSAGE_TYPES, subjects, type OaepHash, type RootKekMessage } from '@keyhub/protocol';
+import { encodeEnvelope, enrollmentFingerprint, fingerprintsEqual, MESSAGE_TYPES, subjects, type OaepHash, type RootKekMessage } from '@keyhub/protocol';
 import { aesKcv, KeyhubError } from '@keyhub/shared';
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
+import { kekMacData } from '../../crypto/row-mac';
 import { KekEntity, ListenerEntity } from '../../store/entities';
 import { insertOutboxMessages, notifyOutbox } from '../../store/queries/outbox';
+import { listenerCredentialsOutboxRow } from '../../nats/listener-identity';
 
-/** A new root KEK as the HSM made it: its KCV, its blob under the master key, and under the listener's transport key. */
+/** The fingerprint of what is stored for a listener: its id, identity key and transport key (as the listener computes it). */
+function storedKeysFingerprint(l: ListenerEntity): string {
+  return enrollmentFingerprint(l.id, l.identityKey.toString('base64'), l.transportKey.toString('base64'));
+}
+
+/** A new root KEK as the HSM made it: its KCV, its blob under the KEK store, and under the listener's transport key. */
 interface NewRootKek {
   kcv: string;
   wrapped: Buffer;
@@ -33,10 +40,14 @@ export class ApproveListener {
     return outcome;
   }
 
-  /** The enrollment fingerprint of a listener waiting for approval, read under the caller's lock. */
+  /**
+   * The enrollment fingerprint of a listener waiting for approval, under the
+   * caller's lock: recomputed from the stored identity and transport keys,
+   * never read from the fingerprint column (the database is not trusted: a
+   * transport key swapped in the row must not match what the operator saw).
+   */
   async pendingFingerprint(m: EntityManager, listenerId: string): Promise<string> {
-    const listener = await this.lockPending(m, listenerId);
-    return listener.fingerprint;
+    return storedKeysFingerprint(await this.lockPending(m, listenerId));
   }
 
   /**
@@ -48,8 +59,11 @@ export class ApproveListener {
   async executeIn(m: EntityManager, listenerId: string, fingerprint: string, actor: string, approvers: string[]): Promise<{ kekId: string; kcv: string } | { refused: true }> {
     const { keyring } = this.ctx;
     const listener = await this.lockPending(m, listenerId);
-    if (!fingerprintsEqual(fingerprint, listener.fingerprint)) {
-      await appendAudit(m, [{ actor, action: 'listener.approval_refused', subject: `listener:${listenerId}`, details: { reason: 'FINGERPRINT_MISMATCH' } }]);
+    // Recomputed here, in the approval's transaction, from the keys the root KEK will be wrapped to.
+    const recomputed = storedKeysFingerprint(listener);
+    if (!fingerprintsEqual(fingerprint, recomputed)) {
+      const columnAltered = !fingerprintsEqual(listener.fingerprint, recomputed);
+      await appendAudit(m, [{ actor, action: 'listener.approval_refused', subject: `listener:${listenerId}`, details: { reason: 'FINGERPRINT_MISMATCH', storedKeysChanged: columnAltered } }]);
       return { refused: true };
     }
     const { kcv, wrapped, transportBlob } = await this.createRootKek(listener);
@@ -64,13 +78,15 @@ export class ApproveListener {
       kek: { id: kekId, version: 1, kcv, mechanism: 'RSA-OAEP', oaepHash: listener.oaepHash as OaepHash, blob: transportBlob.toString('base64') },
     };
     const envelope = await keyring.sign(message);
-    await m.insert(KekEntity, { id: kekId, listenerId, version: 1, wrapped, kcv, state: 'pending_confirmation', activatedAt: null });
+    const mac = await keyring.macRow(kekMacData({ id: kekId, listenerId, version: 1, kcv, wrapped }));
+    await m.insert(KekEntity, { id: kekId, listenerId, version: 1, wrapped, kcv, mac, state: 'pending_confirmation', activatedAt: null });
     await m.update(ListenerEntity, { id: listenerId }, { state: 'approved', approvedAt: now, approvedBy: actor });
-    await insertOutboxMessages(m, [[subjects.toListener(listenerId, 'root_kek'), message.id, Buffer.from(encodeEnvelope(envelope)), null]]);
+    // The site's own NATS user JWT goes with its root KEK: the answer its bootstrap credential reads.
+    await insertOutboxMessages(m, [await listenerCredentialsOutboxRow(m, keyring, listenerId), [subjects.toListener(listenerId, 'root_kek'), message.id, Buffer.from(encodeEnvelope(envelope)), null]]);
     await notifyOutbox(m);
     const who: Record<string, string> = approvers.length ? { approvers: approvers.join(',') } : {};
     await appendAudit(m, [
-      { actor, action: 'listener.approved', subject: `listener:${listenerId}`, details: { fingerprint: listener.fingerprint, ...who } },
+      { actor, action: 'listener.approved', subject: `listener:${listenerId}`, details: { fingerprint: recomputed, ...who } },
       { actor, action: 'kek.created', subject: `listener:${listenerId}`, details: { kekId, version: 1, kcv } },
     ]);
     return { kekId, kcv };
@@ -90,7 +106,7 @@ export class ApproveListener {
     const kek = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });
     try {
       const kcv = await aesKcv(hsm, kek);
-      const wrapped = await keyring.wrapUnderMaster(kek);
+      const wrapped = await keyring.wrapRootKek(kek);
       const transport = await hsm.importRsaWrappingKey(listener.transportKey);
       try {
         return { kcv, wrapped, transportBlob: await hsm.wrapRsaOaep(transport, kek, listener.oaepHash as OaepHash) };

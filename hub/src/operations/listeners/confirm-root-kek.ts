@@ -4,6 +4,7 @@ import { KeyhubError } from '@keyhub/shared';
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
 import { KekEntity, ListenerEntity } from '../../store/entities';
+import { revokeBootstrap } from '../../nats/listener-identity';
 
 /**
  * The listener proves it holds the root KEK by reproducing its KCV. Rule:
@@ -31,6 +32,7 @@ export class ConfirmRootKek {
         { actor, action: 'kek.activated', subject: `listener:${msg.listenerId}`, details: { kekId: kek.id, version: kek.version, kcv: kek.kcv } },
         { actor, action: 'listener.activated', subject: `listener:${msg.listenerId}`, details: {} },
       ]);
+      await revokeBootstrap(m, msg.listenerId, actor);
       return 'activated';
     });
   }

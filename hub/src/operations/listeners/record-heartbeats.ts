@@ -1,16 +1,20 @@
 import type { DataSource } from 'typeorm';
+import type { HeartbeatSeen } from '../../domain/liveness';
 import { markListenersSeen } from '../../store/queries/listeners';
 
 /**
- * Records that listeners were heard from (verified heartbeats gathered since
- * the last call). Rule: only a verified heartbeat counts; a listener's
- * last-seen time decides whether it is online for re-sends.
+ * Records that listeners were heard from (verified, fresh heartbeats gathered
+ * since the last call). Rules (domain/liveness.ts): only a verified heartbeat
+ * counts, and only one whose sequence is greater than the last one stored
+ * for its listener, so a replay keeps no dead site online; a listener's
+ * last-seen time decides whether it is online for re-sends. Returns the
+ * listeners whose last-seen time moved.
  */
 export class RecordHeartbeats {
   constructor(private readonly ds: DataSource) {}
 
-  async execute(listenerIds: string[]): Promise<void> {
-    if (listenerIds.length === 0) return;
-    await markListenersSeen(this.ds, listenerIds);
+  async execute(seen: HeartbeatSeen[]): Promise<string[]> {
+    if (seen.length === 0) return [];
+    return markListenersSeen(this.ds, seen);
   }
 }

@@ -4,6 +4,11 @@ import { assertEcP256, assertRsa, KeyhubError, parseSpki } from '@keyhub/shared'
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
 import { ListenerEntity } from '../../store/entities';
+import { findRegistration, setEnrolledUserKey } from '../../store/queries/nats-identities';
+import { RateLimitedLog } from '../../nats/rate-limited-log';
+
+/** Shared by every instance: one flood, one line per window. */
+const unregistered = new RateLimitedLog();
 
 /**
  * Records an enrollment request for an operator to approve. The request must
@@ -19,6 +24,12 @@ export class RegisterEnrollment {
   async execute(envelope: SignedEnvelope<EnrollmentRequest>, subjectListenerId: string): Promise<{ fingerprint: string; replaced: boolean }> {
     const req = envelope.payload;
     if (req.listenerId !== subjectListenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', 'enrollment subject and listener id differ');
+    // Ids nobody registered are dropped first: one indexed read, no crypto, no audit row, no audit-chain lock.
+    const registration = await findRegistration(this.ctx.ds, req.listenerId);
+    if (!registration || registration.state !== 'open' || registration.expires_at.getTime() <= Date.now()) {
+      unregistered.warn(this.ctx.logger, { event: 'enrollment_unregistered', listenerId: req.listenerId }, 'enrollment for an id without an open registration dropped');
+      throw new KeyhubError('LISTENER_NOT_REGISTERED', `listener ${req.listenerId} has no open registration`);
+    }
     const identity = parseSpki(Buffer.from(req.identityKey, 'base64'), 'identity key');
     assertEcP256(identity, 'identity key');
     assertRsa(parseSpki(Buffer.from(req.transportKey, 'base64'), 'transport key'), 2048, 'transport key');
@@ -27,7 +38,7 @@ export class RegisterEnrollment {
 
     return this.ctx.ds.transaction(async (m) => {
       const existing = await m.findOne(ListenerEntity, { where: { id: req.listenerId }, lock: { mode: 'pessimistic_write' } });
-      if (existing && existing.fingerprint === fingerprint) return { fingerprint, replaced: false };
+      if (existing && existing.fingerprint === fingerprint && registration.nats_user_key === req.natsUserKey) return { fingerprint, replaced: false };
       if (existing && existing.state !== 'pending_approval') {
         await appendAudit(m, [
           { actor: `listener:${req.listenerId}`, action: 'listener.enrollment_refused', subject: `listener:${req.listenerId}`, details: { reason: `listener is ${existing.state}`, fingerprint } },
@@ -48,6 +59,7 @@ export class RegisterEnrollment {
       };
       if (existing) await m.update(ListenerEntity, { id: req.listenerId }, row);
       else await m.insert(ListenerEntity, row);
+      await setEnrolledUserKey(m, req.listenerId, req.natsUserKey);
       await appendAudit(m, [
         {
           actor: `listener:${req.listenerId}`,

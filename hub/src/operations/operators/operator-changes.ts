@@ -66,7 +66,12 @@ export class OperatorChanges implements ApprovedActionRunner {
     const minted = mintNow ? mintApiToken() : { id: newTokenId(), token: undefined, secretHash: null };
     await insertToken(m, { id: minted.id, operatorId: t.operatorId, secretHash: minted.secretHash, roles: t.roles, description: t.description, createdBy: actor, expiresAt });
     await appendAudit(m, [
-      { actor, action: 'token.created', subject: `token:${minted.id}`, details: { operator: t.name, scope: t.roles?.join(',') ?? 'all', expiresAt: expiresAt.toISOString(), pickup: !mintNow, ...who } },
+      {
+        actor,
+        action: 'token.created',
+        subject: `token:${minted.id}`,
+        details: { operator: t.name, scope: t.roles?.join(',') ?? 'all', expiresAt: expiresAt.toISOString(), pickup: !mintNow, ...who },
+      },
     ]);
     const issued = minted.token ? { id: minted.id, token: minted.token, operator: t.name, roles: t.roles, expiresAt: expiresAt.toISOString() } : undefined;
     return { id: minted.id, issued };

@@ -1,3 +1,4 @@
+import type { HeartbeatSeen } from '../../domain/liveness';
 import type { RecordHeartbeats } from '../../operations/listeners/record-heartbeats';
 import type { Job } from '../scheduler';
 import { untimed, type TimeJob } from './timing';
@@ -8,7 +9,7 @@ export class HeartbeatFlushJob implements Job {
   readonly intervalMs = 2_000;
 
   constructor(
-    private readonly takeSeen: () => string[],
+    private readonly takeSeen: () => HeartbeatSeen[],
     private readonly recordHeartbeats: RecordHeartbeats,
     private readonly time: TimeJob = untimed,
   ) {}

@@ -18,15 +18,4 @@ export * from './listener.entity';
 export * from './outbox.entity';
 export * from './package.entity';
 
-export const ENTITIES = [
-  KeyEntity,
-  KeyVersionEntity,
-  ListenerEntity,
-  KekEntity,
-  DistributionEntity,
-  PackageEntity,
-  OutboxEntity,
-  AuditEventEntity,
-  AuditCheckpointEntity,
-  HubIdentityEntity,
-];
+export const ENTITIES = [KeyEntity, KeyVersionEntity, ListenerEntity, KekEntity, DistributionEntity, PackageEntity, OutboxEntity, AuditEventEntity, AuditCheckpointEntity, HubIdentityEntity];

@@ -11,6 +11,8 @@ export class KekEntity {
   @Column('int') version!: number;
   @Column('bytea') wrapped!: Buffer;
   @Column('text') kcv!: string;
+  /** HMAC-SHA256 from the hub HSM over what this row is (crypto/row-mac.ts); NULL only before its one-time backfill. */
+  @Column('bytea', { nullable: true }) mac!: Buffer | null;
   @Column('text') state!: KekState;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @Column('timestamptz', { name: 'activated_at', nullable: true }) activatedAt!: Date | null;

@@ -10,6 +10,8 @@ export class KeyVersionEntity {
   @Column('bytea') wrapped!: Buffer;
   @Column('int') length!: number;
   @Column('text') kcv!: string;
+  /** HMAC-SHA256 from the hub HSM over what this row is (crypto/row-mac.ts); NULL only before its one-time backfill. */
+  @Column('bytea', { nullable: true }) mac!: Buffer | null;
   @Column('text') state!: string;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }

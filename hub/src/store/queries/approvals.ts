@@ -57,14 +57,16 @@ export async function upsertPolicy(m: Queryable, p: { action: string; required: 
   );
 }
 
-export async function insertRequest(
-  m: Queryable,
-  r: { id: string; action: string; canonical: Buffer; hash: string; required: number; requestedBy: string; expiresAt: Date },
-): Promise<void> {
-  await m.query(
-    `INSERT INTO approval_requests (id, action, canonical, hash, required, requested_by, expires_at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')`,
-    [r.id, r.action, r.canonical, r.hash, r.required, r.requestedBy, r.expiresAt],
-  );
+export async function insertRequest(m: Queryable, r: { id: string; action: string; canonical: Buffer; hash: string; required: number; requestedBy: string; expiresAt: Date }): Promise<void> {
+  await m.query(`INSERT INTO approval_requests (id, action, canonical, hash, required, requested_by, expires_at, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')`, [
+    r.id,
+    r.action,
+    r.canonical,
+    r.hash,
+    r.required,
+    r.requestedBy,
+    r.expiresAt,
+  ]);
 }
 
 const REQUEST_COLUMNS = `r.id, r.action, r.canonical, r.hash, r.required, r.requested_by, o.name AS requested_by_name, r.created_at, r.expires_at, r.state, r.decided_at, r.result, r.error_code`;
@@ -93,10 +95,7 @@ export async function decisionsFor(m: Queryable, requestIds: string[]): Promise<
 }
 
 /** False when this operator has decided on this request already. */
-export async function insertDecision(
-  m: Queryable,
-  d: { requestId: string; operatorId: string; decision: 'approve' | 'reject'; requestHash: string; expiresAt: Date },
-): Promise<boolean> {
+export async function insertDecision(m: Queryable, d: { requestId: string; operatorId: string; decision: 'approve' | 'reject'; requestHash: string; expiresAt: Date }): Promise<boolean> {
   const rows: unknown[] = await m.query(
     `INSERT INTO approval_decisions (request_id, operator_id, decision, request_hash, expires_at) VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (request_id, operator_id) DO NOTHING RETURNING request_id`,

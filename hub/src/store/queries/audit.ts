@@ -15,25 +15,25 @@ export async function takeAuditChainLock(m: Queryable): Promise<void> {
   await m.query('SELECT pg_advisory_xact_lock($1)', [AUDIT_LOCK]);
 }
 
-/** The chain's last event (sequence number as PostgreSQL returns a bigint: text). */
-export async function auditHead(m: Queryable): Promise<{ seq: string; hash: string } | undefined> {
-  const last: Array<{ seq: string; hash: string }> = await m.query('SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1');
+/** The chain's last event (sequence number as PostgreSQL returns a bigint: text) and its HSM seal, if it has one. */
+export async function auditHead(m: Queryable): Promise<{ seq: string; hash: string; seal: Buffer | null } | undefined> {
+  const last: Array<{ seq: string; hash: string; seal: Buffer | null }> = await m.query('SELECT seq, hash, seal FROM audit_events ORDER BY seq DESC LIMIT 1');
   return last[0];
 }
 
 /** One event: scalars, not one-element arrays, so a large details document is sent as is, not escaped into an array literal. */
 export async function insertAuditEvent(m: Queryable, row: unknown[]): Promise<void> {
-  await m.query('INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)', row);
+  await m.query('INSERT INTO audit_events (seq, at, actor, action, subject, details, prev_hash, hash, seal) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)', row);
 }
 
-/** Many events in one statement; each row is (seq, at, actor, action, subject, details JSON, prev_hash, hash). */
+/** Many events in one statement; each row is (seq, at, actor, action, subject, details JSON, prev_hash, hash, seal or null). */
 export async function insertAuditEvents(m: EntityManager, rows: unknown[][]): Promise<void> {
-  await insertUnnest(m, 'audit_events', { seq: 'bigint', at: 'timestamptz', actor: 'text', action: 'text', subject: 'text', details: 'jsonb', prev_hash: 'text', hash: 'text' }, rows);
+  await insertUnnest(m, 'audit_events', { seq: 'bigint', at: 'timestamptz', actor: 'text', action: 'text', subject: 'text', details: 'jsonb', prev_hash: 'text', hash: 'text', seal: 'bytea' }, rows);
 }
 
-/** Reads the chain in pages, oldest first, so verification runs in bounded memory. */
-export async function* readAuditEvents(m: Queryable): AsyncGenerator<StoredAuditEvent> {
-  let after = 0;
+/** Reads the chain after event `from` in pages, oldest first, so verification runs in bounded memory. */
+export async function* readAuditEvents(m: Queryable, from = 0): AsyncGenerator<StoredAuditEvent> {
+  let after = from;
   for (;;) {
     const rows: Array<Record<string, unknown>> = await m.query('SELECT seq, at, actor, action, subject, details, prev_hash, hash FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2', [
       after,
@@ -56,9 +56,18 @@ export async function* readAuditEvents(m: Queryable): AsyncGenerator<StoredAudit
   }
 }
 
+const CHECKPOINT_COLUMNS = 'seq, hash, at, signature, prev_seq, prev_digest';
+
+/** A checkpoint row; chained rows get their signed time and link back, legacy rows (NULL link) only (seq, hash). */
+export function checkpointFromRow(r: Record<string, unknown>): StoredCheckpoint {
+  const cp: StoredCheckpoint = { seq: Number(r.seq), hash: r.hash as string, signature: r.signature as string };
+  if (r.prev_seq === null || r.prev_seq === undefined) return cp;
+  return { ...cp, at: (r.at as Date).toISOString(), prevSeq: Number(r.prev_seq), prevDigest: r.prev_digest as string };
+}
+
 export async function readCheckpoints(m: Queryable): Promise<StoredCheckpoint[]> {
-  const rows: Array<Record<string, unknown>> = await m.query('SELECT seq, hash, signature FROM audit_checkpoints ORDER BY seq');
-  return rows.map((r) => ({ seq: Number(r.seq), hash: r.hash as string, signature: r.signature as string }));
+  const rows: Array<Record<string, unknown>> = await m.query(`SELECT ${CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq`);
+  return rows.map(checkpointFromRow);
 }
 
 export async function hubSigningKey(m: Queryable): Promise<Buffer> {
@@ -67,11 +76,8 @@ export async function hubSigningKey(m: Queryable): Promise<Buffer> {
   return row.signing_key as Buffer;
 }
 
-export async function checkpointExists(m: Queryable, seq: number): Promise<boolean> {
-  const [done] = await m.query('SELECT 1 FROM audit_checkpoints WHERE seq = $1', [seq]);
-  return !!done;
-}
-
-export async function insertCheckpoint(m: Queryable, seq: number, hash: string, signature: string): Promise<void> {
-  await m.query('INSERT INTO audit_checkpoints (seq, hash, at, signature) VALUES ($1, $2, now(), $3) ON CONFLICT (seq) DO NOTHING', [seq, hash, signature]);
+/** Whether seals are in use here: any sealed event, or any chained checkpoint (made only on a sealed head). */
+export async function auditSealsInUse(m: Queryable): Promise<boolean> {
+  const [row] = await m.query('SELECT EXISTS (SELECT 1 FROM audit_events WHERE seal IS NOT NULL) OR EXISTS (SELECT 1 FROM audit_checkpoints WHERE prev_seq IS NOT NULL) AS used');
+  return row.used === true;
 }

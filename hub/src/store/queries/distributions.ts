@@ -18,6 +18,9 @@ export interface ReceiptDistributionRow {
   target: string;
   key_version_id: string;
   kcv: string;
+  error_code: string | null;
+  /** SHA-256 of the receipt's package as the hub signed it; null for packages issued before hashes were kept. */
+  envelope_sha256: Buffer | null;
 }
 
 /** Raw rows, not entities: with thousands of destinations, hydration was a visible share of the call. */
@@ -78,7 +81,7 @@ export async function requeueFailedDistributions(m: Queryable, ids: string[], pa
  */
 export async function lockReceiptDistributions(m: Queryable, packageIds: string[], listenerIds: string[], idx: number[]): Promise<ReceiptDistributionRow[]> {
   return m.query(
-    `SELECT r.idx, d.id, d.state, d.last_package_id, d.attempts, d.target, d.key_version_id, v.kcv
+    `SELECT r.idx, d.id, d.state, d.last_package_id, d.attempts, d.target, d.key_version_id, v.kcv, d.error_code, p.envelope_sha256
          FROM unnest($1::uuid[], $2::text[], $3::int[]) AS r(package_id, listener_id, idx)
          JOIN packages p ON p.id = r.package_id AND p.listener_id = r.listener_id
          JOIN distributions d ON d.id = p.distribution_id

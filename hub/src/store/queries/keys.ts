@@ -14,9 +14,25 @@ export async function insertKeys(m: EntityManager, rows: unknown[][]): Promise<v
   await insertRows(m, 'keys', ['id', 'name', 'algorithm', 'usages', 'exportable', 'sensitive', 'state', 'current_version', 'created_by'], rows);
 }
 
-/** Rows of (id, key_id, version, wrapped, length, kcv, state). */
+/** Rows of (id, key_id, version, wrapped, length, kcv, state, mac). */
 export async function insertKeyVersions(m: EntityManager, rows: unknown[][]): Promise<void> {
-  await insertRows(m, 'key_versions', ['id', 'key_id', 'version', 'wrapped', 'length', 'kcv', 'state'], rows);
+  await insertRows(m, 'key_versions', ['id', 'key_id', 'version', 'wrapped', 'length', 'kcv', 'state', 'mac'], rows);
+}
+
+/** Key versions without a row MAC, with what their MAC binds (the one-time backfill). */
+export async function keyVersionsWithoutMac(m: Queryable): Promise<Array<{ key: KeyEntity; version: KeyVersionEntity }>> {
+  const rows: Array<Record<string, unknown>> = await m.query(
+    `SELECT v.id, v.version, v.wrapped, v.length, v.kcv, k.id AS key_id, k.algorithm, k.usages, k.exportable, k.sensitive
+       FROM key_versions v JOIN keys k ON k.id = v.key_id WHERE v.mac IS NULL ORDER BY v.id`,
+  );
+  return rows.map((r) => ({
+    key: Object.assign(new KeyEntity(), { id: r.key_id, algorithm: r.algorithm, usages: r.usages, exportable: r.exportable, sensitive: r.sensitive }),
+    version: Object.assign(new KeyVersionEntity(), { id: r.id, keyId: r.key_id, version: r.version, wrapped: r.wrapped, length: r.length, kcv: r.kcv }),
+  }));
+}
+
+export async function setKeyVersionMac(m: Queryable, id: string, mac: Buffer): Promise<void> {
+  await m.query('UPDATE key_versions SET mac = $2 WHERE id = $1 AND mac IS NULL', [id, mac]);
 }
 
 /** Every key with its current version's KCV, by name. */
@@ -61,7 +77,7 @@ export async function findKeysByName(m: EntityManager, names: string[]): Promise
 /** The versions named by (key id, version) pairs, as raw rows (no hydration); pairs without such a version are left out. */
 export async function findKeyVersions(m: Queryable, keyIds: string[], versions: number[]): Promise<KeyVersionEntity[]> {
   return m.query(
-    `SELECT v.id, v.key_id AS "keyId", v.version, v.wrapped, v.length, v.kcv, v.state
+    `SELECT v.id, v.key_id AS "keyId", v.version, v.wrapped, v.length, v.kcv, v.state, v.mac
          FROM key_versions v JOIN (SELECT unnest($1::uuid[]) AS key_id, unnest($2::int[]) AS version) w
            ON v.key_id = w.key_id AND v.version = w.version`,
     [keyIds, versions],

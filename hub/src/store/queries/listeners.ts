@@ -9,6 +9,9 @@ export interface StoredKek {
   id: string;
   version: number;
   wrapped: Buffer;
+  kcv: string;
+  /** Row MAC (crypto/row-mac.ts); checked in the HSM before the blob is unwrapped. */
+  mac: Buffer | null;
 }
 
 /** What distribute needs to know of a listener to expand its destinations. */
@@ -49,9 +52,21 @@ export async function listenerIdentityKey(m: Queryable, listenerId: string): Pro
   return row ? (row.identity_key as Buffer) : undefined;
 }
 
-/** Heartbeats: the listeners heard from since the last flush. */
-export async function markListenersSeen(m: Queryable, ids: string[]): Promise<void> {
-  await m.query('UPDATE listeners SET last_seen_at = now() WHERE id = ANY($1)', [ids]);
+/**
+ * Heartbeats: the listeners heard from since the last flush, each with the
+ * highest heartbeat sequence heard. A row moves only when that sequence is
+ * greater than the one stored, so a replayed heartbeat (whichever hub
+ * replica it reaches) moves nothing. Returns the ids that moved.
+ */
+export async function markListenersSeen(m: Queryable, seen: Array<{ listenerId: string; sequence: number }>): Promise<string[]> {
+  const rows: Array<{ id: string }> = await m.query(
+    `WITH u AS (UPDATE listeners l SET last_seen_at = now(), heartbeat_seq = v.seq
+                  FROM (SELECT unnest($1::text[]) AS id, unnest($2::bigint[]) AS seq) v
+                 WHERE l.id = v.id AND (l.heartbeat_seq IS NULL OR l.heartbeat_seq < v.seq) RETURNING l.id)
+     SELECT id FROM u`,
+    [seen.map((s) => s.listenerId), seen.map((s) => s.sequence)],
+  );
+  return rows.map((r) => r.id);
 }
 
 /** Receipts: at most once a second per listener, as concurrent batches would otherwise queue on these row locks. */
@@ -83,7 +98,7 @@ export async function allocateSequences(m: EntityManager, counts: Map<string, nu
 /** The active root KEK of each listener; NOT_ENROLLED when one has none. */
 export async function loadKeks(m: Queryable, listenerIds: string[]): Promise<Map<string, StoredKek>> {
   const keks: StoredKek[] = await m.query(
-    `SELECT DISTINCT ON (listener_id) listener_id, id, version, wrapped FROM keks
+    `SELECT DISTINCT ON (listener_id) listener_id, id, version, wrapped, kcv, mac FROM keks
       WHERE listener_id = ANY($1) AND state = 'active' ORDER BY listener_id, version DESC`,
     [listenerIds],
   );
@@ -91,4 +106,14 @@ export async function loadKeks(m: Queryable, listenerIds: string[]): Promise<Map
   const missing = listenerIds.find((id) => !byListener.has(id));
   if (missing) throw new KeyhubError('NOT_ENROLLED', `listener ${missing} has no active root KEK`);
   return byListener;
+}
+
+/** Root KEK rows without a row MAC (the one-time backfill). */
+export async function keksWithoutMac(m: Queryable): Promise<StoredKek[]> {
+  return m.query('SELECT listener_id, id, version, wrapped, kcv, mac FROM keks WHERE mac IS NULL ORDER BY id');
+}
+
+/** A legacy KEK row's blob moved under the KEK store, with its MAC (the one-time backfill). */
+export async function setKekBlobAndMac(m: Queryable, id: string, wrapped: Buffer, mac: Buffer): Promise<void> {
+  await m.query('UPDATE keks SET wrapped = $2, mac = $3 WHERE id = $1 AND mac IS NULL', [id, wrapped, mac]);
 }

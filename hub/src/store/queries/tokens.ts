@@ -38,10 +38,15 @@ export async function insertToken(
   m: Queryable,
   t: { id: string; operatorId: string; secretHash: Buffer | null; roles: string[] | null; description: string; createdBy: string; expiresAt: Date },
 ): Promise<void> {
-  await m.query(
-    `INSERT INTO api_tokens (id, operator_id, secret_hash, roles, description, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [t.id, t.operatorId, t.secretHash, t.roles, t.description, t.createdBy, t.expiresAt],
-  );
+  await m.query(`INSERT INTO api_tokens (id, operator_id, secret_hash, roles, description, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+    t.id,
+    t.operatorId,
+    t.secretHash,
+    t.roles,
+    t.description,
+    t.createdBy,
+    t.expiresAt,
+  ]);
 }
 
 /**

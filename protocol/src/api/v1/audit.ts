@@ -18,7 +18,15 @@ export const auditEventsQuery = z.strictObject({
 });
 export const auditEventsPage = z.strictObject({ events: z.array(auditEventView), next: z.number().int().nullable() });
 
-export const checkpointView = z.strictObject({ seq: z.number().int().min(1), hash: sha256Hex, signature: z.string() });
+export const checkpointView = z.strictObject({
+  seq: z.number().int().min(1),
+  hash: sha256Hex,
+  signature: z.string(),
+  /** The checkpoint chain (absent on checkpoints made before it existed): when signed, and the previous checkpoint's event and digest. */
+  at: timestamp.optional(),
+  prevSeq: z.number().int().min(0).optional(),
+  prevDigest: sha256Hex.optional(),
+});
 export const checkpointList = z.strictObject({
   checkpoints: z.array(checkpointView),
   /** The hub signing key as stored (base64 DER SPKI): a verifier checks it against a pinned fingerprint, never trusts it alone. */

@@ -16,7 +16,11 @@ export const timestamp = z.iso.datetime({ offset: false });
 export const kcv = z.string().regex(/^[0-9a-f]{6}$/);
 export const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 export const listenerId = z.string().regex(LISTENER_ID_PATTERN);
-export const targetName = z.string().min(1).max(LIMITS.maxNameChars).regex(/^[A-Za-z0-9._:/-]+$/);
+export const targetName = z
+  .string()
+  .min(1)
+  .max(LIMITS.maxNameChars)
+  .regex(/^[A-Za-z0-9._:/-]+$/);
 export const shortText = z.string().max(LIMITS.maxTextChars);
 
 /**

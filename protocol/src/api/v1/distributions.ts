@@ -27,7 +27,10 @@ export type DistributeResultBody = z.infer<typeof distributeResult>;
 
 /** Progress of the distributions of these key versions to these destinations (what `distribute --wait` follows). */
 export const progressBody = z.strictObject({
-  keys: z.array(z.strictObject({ name: keyName, version: z.number().int().min(1) })).min(1).max(100_000),
+  keys: z
+    .array(z.strictObject({ name: keyName, version: z.number().int().min(1) }))
+    .min(1)
+    .max(100_000),
   to: destinations,
 });
 export type ProgressBody = z.infer<typeof progressBody>;

@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
-import type { KeyHandle, KeyPairHandles, KeyPolicy } from '../hsm';
+import type { KeyHandle, KeyPairHandles, KeyPolicy, UnwrapTemplate } from '../hsm';
 import { policyAttributes } from './templates';
 
 const P = pkcs11js;
@@ -9,9 +9,41 @@ const P = pkcs11js;
 /** DER of OID 1.2.840.10045.3.1.7 (prime256v1). */
 const P256_PARAMS = Buffer.from('06082a8648ce3d030107', 'hex');
 
-export function generateAesKey(lib: pkcs11js.PKCS11, s: Buffer, lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
-  const template = [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, { type: P.CKA_VALUE_LEN, value: lengthBytes }, ...policyAttributes(policy)];
+export function generateAesKey(lib: pkcs11js.PKCS11, s: Buffer, lengthBytes: number, policy: KeyPolicy, kwpMechanism: number): Promise<KeyHandle> {
+  const template = [
+    { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
+    { type: P.CKA_KEY_TYPE, value: P.CKK_AES },
+    { type: P.CKA_VALUE_LEN, value: lengthBytes },
+    ...policyAttributes(policy, false, kwpMechanism),
+  ];
   return lib.C_GenerateKeyAsync(s, { mechanism: P.CKM_AES_KEY_GEN }, template);
+}
+
+/**
+ * A generic secret for HMAC-SHA256 (tokens refuse CKK_SHA256_HMAC with
+ * C_GenerateKey): sign and verify only, HMAC-SHA256 only, whatever else the
+ * policy says about usages.
+ */
+export function generateHmacKey(lib: pkcs11js.PKCS11, s: Buffer, lengthBytes: number, policy: KeyPolicy, kwpMechanism: number): Promise<KeyHandle> {
+  const only: KeyPolicy = {
+    ...policy,
+    encrypt: false,
+    decrypt: false,
+    wrap: false,
+    unwrap: false,
+    derive: false,
+    sign: true,
+    verify: true,
+    allowedMechanisms: ['hmac-sha256'],
+    unwrapTemplate: undefined,
+  };
+  const template = [
+    { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
+    { type: P.CKA_KEY_TYPE, value: P.CKK_GENERIC_SECRET },
+    { type: P.CKA_VALUE_LEN, value: lengthBytes },
+    ...policyAttributes(only, false, kwpMechanism),
+  ];
+  return lib.C_GenerateKeyAsync(s, { mechanism: P.CKM_GENERIC_SECRET_KEY_GEN }, template);
 }
 
 export function generateEcP256KeyPair(lib: pkcs11js.PKCS11, s: Buffer, policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
@@ -26,8 +58,17 @@ export function generateEcP256KeyPair(lib: pkcs11js.PKCS11, s: Buffer, policy: {
   return lib.C_GenerateKeyPairAsync(s, { mechanism: P.CKM_EC_KEY_PAIR_GEN }, pub, priv);
 }
 
-/** An RSA pair whose private half can only unwrap, and whose public half can only wrap. */
-export function generateRsaTransportKeyPair(lib: pkcs11js.PKCS11, s: Buffer, bits: number, policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
+/**
+ * An RSA pair whose private half can only unwrap (RSA-OAEP), and whose public
+ * half can only wrap. `unwrapTemplate` fixes what the private half may unwrap.
+ */
+export function generateRsaTransportKeyPair(
+  lib: pkcs11js.PKCS11,
+  s: Buffer,
+  bits: number,
+  policy: { token: boolean; label: string; id: Buffer; unwrapTemplate?: UnwrapTemplate },
+  kwpMechanism: number,
+): Promise<KeyPairHandles> {
   const pub = [
     { type: P.CKA_TOKEN, value: policy.token },
     { type: P.CKA_LABEL, value: policy.label },
@@ -38,7 +79,21 @@ export function generateRsaTransportKeyPair(lib: pkcs11js.PKCS11, s: Buffer, bit
     { type: P.CKA_ENCRYPT, value: false },
     { type: P.CKA_VERIFY, value: false },
   ];
-  const priv = policyAttributes({ token: policy.token, label: policy.label, id: policy.id, unwrap: true }, true);
+  const priv = policyAttributes(
+    // Not modifiable: CKA_DECRYPT switched on would let RSA-OAEP decrypt a root KEK message to clear.
+    {
+      token: policy.token,
+      label: policy.label,
+      id: policy.id,
+      unwrap: true,
+      modifiable: false,
+      copyable: false,
+      allowedMechanisms: ['rsa-oaep'],
+      ...(policy.unwrapTemplate ? { unwrapTemplate: policy.unwrapTemplate } : {}),
+    },
+    true,
+    kwpMechanism,
+  );
   return lib.C_GenerateKeyPairAsync(s, { mechanism: P.CKM_RSA_PKCS_KEY_PAIR_GEN }, pub, priv);
 }
 

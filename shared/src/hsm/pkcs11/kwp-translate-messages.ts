@@ -9,6 +9,8 @@ export interface WorkerInit {
 export interface WorkerFailure {
   /** The PKCS#11 function that failed. */
   fn: string;
+  /** Set when a blob's MAC did not verify (nothing was unwrapped): which one. */
+  macInvalid?: { side: 'kek' | 'key'; index: number };
   /** Its CK_RV, when it was a PKCS#11 error. */
   code?: number;
   message: string;
@@ -16,16 +18,22 @@ export interface WorkerFailure {
 
 export type WorkerReady = { type: 'ready'; session: Uint8Array } | { type: 'ready'; error: WorkerFailure };
 
+export interface WorkerBlob {
+  blob: Uint8Array;
+  mac?: { data: Uint8Array; tag: Uint8Array };
+}
+
 export interface TranslateRequest {
   type: 'translate';
   id: number;
   unwrappingKey: Uint8Array;
-  keks: Array<{ blob: Uint8Array }>;
-  keys: Array<{ blob: Uint8Array }>;
+  kekUnwrappingKey: Uint8Array;
+  macKey?: Uint8Array;
+  keks: WorkerBlob[];
+  keys: WorkerBlob[];
   pairs: Uint32Array;
 }
 
 export type TranslateReply =
   /** bytes: the blobs one after another; lengths: a Uint32Array's buffer, one length per blob. */
-  | { type: 'translated'; id: number; bytes: ArrayBuffer; lengths: ArrayBuffer }
-  | { type: 'translated'; id: number; error: WorkerFailure };
+  { type: 'translated'; id: number; bytes: ArrayBuffer; lengths: ArrayBuffer } | { type: 'translated'; id: number; error: WorkerFailure };

@@ -7,16 +7,14 @@
  * larger side is unwrapped, used for all its pairs and destroyed
  * ("streamed").
  */
-import type { KeyPolicy } from '../hsm';
-
 /**
- * The session objects a translation unwraps: not CKA_PRIVATE (the hub's
- * sessions are always logged in; SoftHSM2 then spares encrypting their values
- * in its memory on every use), sensitive, a KEK able only to wrap, a key only
- * to be wrapped.
+ * The session objects a translation unwraps (key-classes.ts): not
+ * CKA_PRIVATE (the hub's sessions are always logged in; SoftHSM2 then spares
+ * encrypting their values in its memory on every use), sensitive, a KEK able
+ * only to wrap, a key only to be wrapped, both AES-KWP only. The master keys'
+ * unwrap templates accept nothing else.
  */
-export const TRANSIENT_KEK_POLICY: KeyPolicy = { token: false, private: false, wrap: true };
-export const TRANSIENT_KEY_POLICY: KeyPolicy = { token: false, private: false, extractable: true };
+export { TRANSIENT_KEK_POLICY, TRANSIENT_KEY_POLICY } from '../key-classes';
 
 export interface TranslationPlan {
   /** True: KEKs are streamed and keys resident; false: the other way round. */

@@ -55,8 +55,10 @@ export class KwpTranslator {
         type: 'translate',
         id,
         unwrappingKey: t.unwrappingKey,
-        keks: t.keks.map((k) => ({ blob: k.blob })),
-        keys: t.keys.map((k) => ({ blob: k.blob })),
+        kekUnwrappingKey: t.kekUnwrappingKey ?? t.unwrappingKey,
+        ...(t.macKey ? { macKey: t.macKey } : {}),
+        keks: t.keks.map((k) => ({ blob: k.blob, ...(k.mac ? { mac: k.mac } : {}) })),
+        keys: t.keys.map((k) => ({ blob: k.blob, ...(k.mac ? { mac: k.mac } : {}) })),
         pairs: t.pairs,
       };
       return await new Promise<Buffer[]>((resolve, reject) => {
@@ -145,14 +147,28 @@ export class KwpTranslator {
   }
 
   private failure(f: WorkerFailure): KeyhubError {
+    if (f.macInvalid) return macInvalid(f.macInvalid.side, f.macInvalid.index);
     const cause = f.code === undefined ? new Error(f.message) : new pkcs11js.Pkcs11Error(f.message, f.code, f.fn);
     return this.host.toError(cause, f.fn);
   }
 }
 
+/** A blob whose MAC is missing or does not verify: nothing of the call was unwrapped. */
+export function macInvalid(side: 'kek' | 'key', index: number): KeyhubError {
+  return new KeyhubError('ROW_MAC_INVALID', `translateKwp: the MAC of ${side} ${index} is missing or does not verify; nothing was unwrapped`, { details: { side, index } });
+}
+
 /** The checks `unwrapKwp` makes, for every blob, and every pair in range; before anything reaches the token. */
 export function checkTranslation(t: KwpTranslation): void {
   for (const k of [...t.keks, ...t.keys]) checkKwpBlob(k.blob, k.lengthBytes);
+  if (t.macKey) {
+    t.keks.forEach((k, i) => {
+      if (!k.mac) throw macInvalid('kek', i);
+    });
+    t.keys.forEach((k, i) => {
+      if (!k.mac) throw macInvalid('key', i);
+    });
+  }
   if (t.pairs.length % 2 !== 0) throw new KeyhubError('INPUT_INVALID', 'translateKwp: pairs must hold two indexes each');
   for (let i = 0; i < t.pairs.length; i += 2) {
     if (t.pairs[i] >= t.keks.length || t.pairs[i + 1] >= t.keys.length) {

@@ -2,14 +2,15 @@ import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
 import { readSecret } from '../../secrets';
 import { hsmConfigSchema, type HsmConfig, type HsmConfigInput } from '../config';
-import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash } from '../hsm';
+import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash, UnwrapTemplate } from '../hsm';
 import { hsmError } from './errors';
-import { generateAesKey, generateEcP256KeyPair, generateRsaTransportKeyPair, importRsaWrappingKey } from './key-generation';
+import { generateAesKey, generateEcP256KeyPair, generateHmacKey, generateRsaTransportKeyPair, importRsaWrappingKey } from './key-generation';
 import { checkTranslation, KwpTranslator } from './kwp-translator';
 import { findObjects, readKeyInfo, readPublicKeySpki } from './objects';
 import { acquireModule, closeQuietly, openLoggedInSessions, releaseModule } from './sessions';
 import { SessionPool } from './session-pool';
-import { aesCmac, signDigestEcdsa } from './signing';
+import { aesCmac, aesEcb, hmacSha256, signDigestEcdsa, verifyHmacSha256Sync } from './signing';
+import { generateEd25519KeyPair, readEd25519PublicKey, signEddsa } from './eddsa';
 import { aesUnwrapTemplate, checkKwpBlob } from './templates';
 import { oaepMechanism, translateOnPool, WRAP_OUTPUT_MAX } from './wrapping';
 
@@ -65,15 +66,31 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   async generateAesKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
-    return this.run('C_GenerateKey', (s) => generateAesKey(this.lib, s, lengthBytes, policy));
+    return this.run('C_GenerateKey', (s) => generateAesKey(this.lib, s, lengthBytes, policy, this.config.kwpMechanism));
+  }
+
+  async aesEcb(key: KeyHandle, data: Buffer, direction: 'encrypt' | 'decrypt'): Promise<Buffer> {
+    return this.run(direction === 'encrypt' ? 'C_Encrypt' : 'C_Decrypt', async (s) => aesEcb(this.lib, s, key, data, direction));
+  }
+
+  async generateHmacKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.run('C_GenerateKey', (s) => generateHmacKey(this.lib, s, lengthBytes, policy, this.config.kwpMechanism));
+  }
+
+  async hmacSha256(key: KeyHandle, data: Buffer): Promise<Buffer> {
+    return this.run('C_Sign', (s) => hmacSha256(this.lib, s, key, data));
+  }
+
+  async verifyHmacSha256(key: KeyHandle, data: Buffer, tag: Buffer): Promise<boolean> {
+    return this.run('C_Verify', async (s) => verifyHmacSha256Sync(this.lib, s, key, data, tag));
   }
 
   async generateEcP256KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
     return this.run('C_GenerateKeyPair', (s) => generateEcP256KeyPair(this.lib, s, policy));
   }
 
-  async generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
-    return this.run('C_GenerateKeyPair', (s) => generateRsaTransportKeyPair(this.lib, s, bits, policy));
+  async generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer; unwrapTemplate?: UnwrapTemplate }): Promise<KeyPairHandles> {
+    return this.run('C_GenerateKeyPair', (s) => generateRsaTransportKeyPair(this.lib, s, bits, policy, this.config.kwpMechanism));
   }
 
   async publicKeySpki(publicKey: KeyHandle): Promise<Buffer> {
@@ -92,7 +109,7 @@ export class Pkcs11Hsm implements Hsm {
 
   async unwrapKwp(kek: KeyHandle, blob: Buffer, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
     checkKwpBlob(blob, keyLengthBytes);
-    return this.run('C_UnwrapKey', (s) => this.lib.C_UnwrapKeyAsync(s, { mechanism: this.config.kwpMechanism }, kek, blob, aesUnwrapTemplate(policy)));
+    return this.run('C_UnwrapKey', (s) => this.lib.C_UnwrapKeyAsync(s, { mechanism: this.config.kwpMechanism }, kek, blob, aesUnwrapTemplate(policy, this.config.kwpMechanism)));
   }
 
   async wrapRsaOaep(wrappingKey: KeyHandle, key: KeyHandle, hash: OaepHash): Promise<Buffer> {
@@ -100,7 +117,7 @@ export class Pkcs11Hsm implements Hsm {
   }
 
   async unwrapRsaOaep(unwrappingKey: KeyHandle, blob: Buffer, hash: OaepHash, policy: KeyPolicy): Promise<KeyHandle> {
-    return this.run('C_UnwrapKey', (s) => this.lib.C_UnwrapKeyAsync(s, oaepMechanism(hash), unwrappingKey, blob, aesUnwrapTemplate(policy)));
+    return this.run('C_UnwrapKey', (s) => this.lib.C_UnwrapKeyAsync(s, oaepMechanism(hash), unwrappingKey, blob, aesUnwrapTemplate(policy, this.config.kwpMechanism)));
   }
 
   async translateKwp(t: KwpTranslation): Promise<Buffer[]> {
@@ -112,6 +129,18 @@ export class Pkcs11Hsm implements Hsm {
 
   async signDigestEcdsa(privateKey: KeyHandle, digest: Buffer): Promise<Buffer> {
     return this.run('C_Sign', async (s) => signDigestEcdsa(this.lib, s, privateKey, digest));
+  }
+
+  async generateEd25519KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
+    return this.run('C_GenerateKeyPair', (s) => generateEd25519KeyPair(this.lib, s, policy));
+  }
+
+  async signEddsa(privateKey: KeyHandle, data: Buffer): Promise<Buffer> {
+    return this.run('C_Sign', async (s) => signEddsa(this.lib, s, privateKey, data));
+  }
+
+  async ed25519PublicKey(publicKey: KeyHandle): Promise<Buffer> {
+    return this.run('C_GetAttributeValue', async (s) => readEd25519PublicKey(this.lib, s, publicKey));
   }
 
   async aesCmac(key: KeyHandle, data: Buffer): Promise<Buffer> {

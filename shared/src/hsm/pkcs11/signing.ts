@@ -14,3 +14,33 @@ export function aesCmac(lib: pkcs11js.PKCS11, s: Buffer, key: KeyHandle, data: B
   lib.C_SignInit(s, { mechanism: P.CKM_AES_CMAC }, key);
   return lib.C_SignAsync(s, data, Buffer.alloc(16));
 }
+
+const HMAC_SHA256 = { mechanism: P.CKM_SHA256_HMAC };
+
+/** HMAC-SHA256 of `data` (32 bytes). */
+export function hmacSha256(lib: pkcs11js.PKCS11, s: Buffer, key: KeyHandle, data: Buffer): Promise<Buffer> {
+  lib.C_SignInit(s, HMAC_SHA256, key);
+  return lib.C_SignAsync(s, data, Buffer.alloc(32));
+}
+
+/** Synchronous on purpose where it runs on the translate worker; false for a tag that does not match. */
+export function verifyHmacSha256Sync(lib: pkcs11js.PKCS11, s: Buffer, key: KeyHandle, data: Buffer, tag: Buffer): boolean {
+  lib.C_VerifyInit(s, HMAC_SHA256, key);
+  try {
+    return lib.C_Verify(s, data, tag);
+  } catch (err) {
+    if (err instanceof P.Pkcs11Error && (err.code === P.CKR_SIGNATURE_INVALID || err.code === P.CKR_SIGNATURE_LEN_RANGE)) return false;
+    throw err;
+  }
+}
+
+/** AES-ECB over whole 16-byte blocks, one direction. */
+export function aesEcb(lib: pkcs11js.PKCS11, s: Buffer, key: KeyHandle, data: Buffer, direction: 'encrypt' | 'decrypt'): Promise<Buffer> {
+  const mechanism = { mechanism: P.CKM_AES_ECB };
+  if (direction === 'encrypt') {
+    lib.C_EncryptInit(s, mechanism, key);
+    return lib.C_EncryptAsync(s, data, Buffer.alloc(data.length));
+  }
+  lib.C_DecryptInit(s, mechanism, key);
+  return lib.C_DecryptAsync(s, data, Buffer.alloc(data.length));
+}

@@ -5,12 +5,62 @@
  */
 import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
-import type { KeyPolicy } from '../hsm';
+import type { KeyPolicy, MechanismName, UnwrapTemplate } from '../hsm';
+import { attributeArray, ulong } from './array-attributes';
 
 const P = pkcs11js;
 
-/** Attributes of a secret key (forPrivateKey: of a private key, which has no encrypt/verify/wrap). */
-export function policyAttributes(policy: KeyPolicy, forPrivateKey = false): pkcs11js.Template {
+/** The token's code for each mechanism the port names; only KWP differs between tokens (HsmConfig.kwpMechanism). */
+export function mechanismCode(name: MechanismName, kwpMechanism: number): number {
+  switch (name) {
+    case 'kwp':
+      return kwpMechanism;
+    case 'aes-cmac':
+      return P.CKM_AES_CMAC;
+    case 'rsa-oaep':
+      return P.CKM_RSA_PKCS_OAEP;
+    case 'hmac-sha256':
+      return P.CKM_SHA256_HMAC;
+  }
+}
+
+/** CKA_ALLOWED_MECHANISMS: an array of CK_MECHANISM_TYPE (no pointers, so a plain value). */
+function allowedMechanisms(names: MechanismName[], kwpMechanism: number): Buffer {
+  return Buffer.concat(names.map((n) => ulong(mechanismCode(n, kwpMechanism))));
+}
+
+/** The CK_ATTRIBUTE[] of an unwrap template; built once per distinct template (array-attributes.ts). */
+export function unwrapTemplateValue(t: UnwrapTemplate, kwpMechanism: number): Buffer {
+  const bool = (v: boolean) => Buffer.from([v ? 1 : 0]);
+  const raw = [{ type: P.CKA_CLASS, value: ulong(P.CKO_SECRET_KEY) }];
+  if (t.keyType === 'aes') raw.push({ type: P.CKA_KEY_TYPE, value: ulong(P.CKK_AES) });
+  const flags: Array<[keyof UnwrapTemplate, number]> = [
+    ['token', P.CKA_TOKEN],
+    ['private', P.CKA_PRIVATE],
+    ['sensitive', P.CKA_SENSITIVE],
+    ['extractable', P.CKA_EXTRACTABLE],
+    ['encrypt', P.CKA_ENCRYPT],
+    ['decrypt', P.CKA_DECRYPT],
+    ['sign', P.CKA_SIGN],
+    ['verify', P.CKA_VERIFY],
+    ['wrap', P.CKA_WRAP],
+    ['unwrap', P.CKA_UNWRAP],
+    ['derive', P.CKA_DERIVE],
+  ];
+  for (const [name, type] of flags) {
+    const v = t[name];
+    if (typeof v === 'boolean') raw.push({ type, value: bool(v) });
+  }
+  if (t.allowedMechanisms) raw.push({ type: P.CKA_ALLOWED_MECHANISMS, value: allowedMechanisms(t.allowedMechanisms, kwpMechanism) });
+  return attributeArray(`${kwpMechanism}:${JSON.stringify(t)}`, raw);
+}
+
+/**
+ * Attributes of a secret key (forPrivateKey: of a private key, which has no
+ * encrypt/verify/wrap). `kwpMechanism` is needed only when the policy names
+ * mechanisms or an unwrap template.
+ */
+export function policyAttributes(policy: KeyPolicy, forPrivateKey = false, kwpMechanism = 0x210a): pkcs11js.Template {
   const all: pkcs11js.Template = [
     { type: P.CKA_TOKEN, value: policy.token },
     { type: P.CKA_PRIVATE, value: policy.private ?? true },
@@ -28,12 +78,18 @@ export function policyAttributes(policy: KeyPolicy, forPrivateKey = false): pkcs
   const t = forPrivateKey ? all.filter((a) => !privateOnly.has(a.type)) : all;
   if (policy.label !== undefined) t.push({ type: P.CKA_LABEL, value: policy.label });
   if (policy.id !== undefined) t.push({ type: P.CKA_ID, value: policy.id });
+  // Only when asked: SoftHSM2 refuses these three in unwrap templates (CKR_ATTRIBUTE_READ_ONLY).
+  if (policy.modifiable !== undefined) t.push({ type: P.CKA_MODIFIABLE, value: policy.modifiable });
+  if (policy.copyable !== undefined) t.push({ type: P.CKA_COPYABLE, value: policy.copyable });
+  if (policy.destroyable !== undefined) t.push({ type: P.CKA_DESTROYABLE, value: policy.destroyable });
+  if (policy.allowedMechanisms) t.push({ type: P.CKA_ALLOWED_MECHANISMS, value: allowedMechanisms(policy.allowedMechanisms, kwpMechanism) });
+  if (policy.unwrapTemplate) t.push({ type: P.CKA_UNWRAP_TEMPLATE, value: unwrapTemplateValue(policy.unwrapTemplate, kwpMechanism) });
   return t;
 }
 
-export function aesUnwrapTemplate(policy: KeyPolicy): pkcs11js.Template {
+export function aesUnwrapTemplate(policy: KeyPolicy, kwpMechanism = 0x210a): pkcs11js.Template {
   // No CKA_VALUE_LEN / CKA_CHECK_VALUE: tokens reject them in unwrap templates.
-  return [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, ...policyAttributes(policy)];
+  return [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, ...policyAttributes(policy, false, kwpMechanism)];
 }
 
 /**

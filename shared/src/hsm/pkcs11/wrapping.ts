@@ -1,6 +1,7 @@
 import * as pkcs11js from 'pkcs11js';
 import { mapConcurrent } from '../../concurrency';
 import type { KeyHandle, KeyPolicy, KwpTranslation, OaepHash, WrappedAesKey } from '../hsm';
+import { macInvalid } from './kwp-translator';
 import { pairAt, planTranslation, TRANSIENT_KEK_POLICY, TRANSIENT_KEY_POLICY } from './kwp-translation-plan';
 
 const P = pkcs11js;
@@ -24,6 +25,7 @@ export function oaepMechanism(hash: OaepHash): pkcs11js.Mechanism {
 /** The single-key HSM calls that translating on the session pool is made of. */
 export interface KwpOperations {
   concurrency: number;
+  verifyHmacSha256(key: KeyHandle, data: Buffer, tag: Buffer): Promise<boolean>;
   unwrapKwp(kek: KeyHandle, blob: Buffer, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
   wrapKwp(kek: KeyHandle, key: KeyHandle): Promise<Buffer>;
   destroy(handle: KeyHandle): Promise<void>;
@@ -39,8 +41,20 @@ export async function translateOnPool(hsm: KwpOperations, t: KwpTranslation): Pr
   const kekPolicy = TRANSIENT_KEK_POLICY;
   const keyPolicy = TRANSIENT_KEY_POLICY;
   const live = new Set<KeyHandle>();
+  if (t.macKey) {
+    // Every MAC before the first unwrap, as on the worker thread.
+    const macKey = t.macKey;
+    const all: Array<{ side: 'kek' | 'key'; index: number; k: WrappedAesKey }> = [
+      ...t.keks.map((k, index) => ({ side: 'kek' as const, index, k })),
+      ...t.keys.map((k, index) => ({ side: 'key' as const, index, k })),
+    ];
+    const verified = await mapConcurrent(all, hsm.concurrency, async ({ k }) => (k.mac ? hsm.verifyHmacSha256(macKey, k.mac.data, k.mac.tag) : false));
+    const bad = verified.indexOf(false);
+    if (bad >= 0) throw macInvalid(all[bad].side, all[bad].index);
+  }
   const unwrap = async (k: WrappedAesKey, policy: KeyPolicy): Promise<KeyHandle> => {
-    const h = await hsm.unwrapKwp(t.unwrappingKey, k.blob, k.lengthBytes, policy);
+    const under = policy === kekPolicy ? (t.kekUnwrappingKey ?? t.unwrappingKey) : t.unwrappingKey;
+    const h = await hsm.unwrapKwp(under, k.blob, k.lengthBytes, policy);
     live.add(h);
     return h;
   };
