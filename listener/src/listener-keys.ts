@@ -55,8 +55,9 @@ export class ListenerKeys {
     return this.publicSpki(TRANSPORT_LABEL);
   }
 
-  async enrollmentFingerprint(listenerId: string): Promise<string> {
-    return enrollmentFingerprint(listenerId, (await this.identitySpki()).toString('base64'), (await this.transportSpki()).toString('base64'));
+  /** With the site's NATS user key, which the enrollment also binds (see protocol's enrollmentFingerprint). */
+  async enrollmentFingerprint(listenerId: string, natsUserKey?: string): Promise<string> {
+    return enrollmentFingerprint(listenerId, (await this.identitySpki()).toString('base64'), (await this.transportSpki()).toString('base64'), natsUserKey);
   }
 
   async sign<M extends Message>(payload: M): Promise<SignedEnvelope<M>> {

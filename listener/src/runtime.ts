@@ -65,5 +65,5 @@ export async function enroll(rt: ListenerRuntime): Promise<{ fingerprint: string
   } finally {
     await bus.close();
   }
-  return { fingerprint: await rt.keys.enrollmentFingerprint(rt.config.id), createdKeys: created };
+  return { fingerprint: await rt.keys.enrollmentFingerprint(rt.config.id, request.natsUserKey), createdKeys: created };
 }

@@ -24,12 +24,16 @@ export function publicKeyFingerprint(spkiDer: Buffer): string {
 }
 
 /**
- * Fingerprint of an enrollment: binds the listener id to both of its public
- * keys, so approving it approves exactly this identity and this transport key.
+ * Fingerprint of an enrollment: binds the listener id to its public keys, so
+ * approving it approves exactly this identity key, this transport key (what
+ * the root KEK is wrapped to) and this NATS user key (who the site's NATS
+ * credentials are issued to). A key swapped in the hub's database between
+ * enrollment and approval changes the fingerprint the hub recomputes.
  */
-export function enrollmentFingerprint(listenerId: string, identityKeyB64: string, transportKeyB64: string): string {
+export function enrollmentFingerprint(listenerId: string, identityKeyB64: string, transportKeyB64: string, natsUserKey?: string): string {
+  const bound = natsUserKey === undefined ? {} : { natsUserKey };
   const digest = createHash('sha256')
-    .update(canonicalBytes({ listenerId, identityKey: identityKeyB64, transportKey: transportKeyB64 }))
+    .update(canonicalBytes({ listenerId, identityKey: identityKeyB64, transportKey: transportKeyB64, ...bound }))
     .digest();
   return formatFingerprint(digest);
 }

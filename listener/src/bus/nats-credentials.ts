@@ -75,6 +75,12 @@ export class ListenerNatsCredentials {
     return user.getPublicKey();
   }
 
+  /** The site's user public key, if `enroll` has made it (nothing is created here). */
+  userKey(): string | undefined {
+    const existing = this.readSecretFile(USER_SEED);
+    return existing ? nkeys.fromSeed(encoder.encode(existing)).getPublicKey() : undefined;
+  }
+
   get hasUserJwt(): boolean {
     return existsSync(this.path(USER_JWT));
   }

@@ -146,7 +146,7 @@ program
       const s = {
         id: rt.config.id,
         enrolled: await rt.keys.hasIdentity(),
-        fingerprint: (await rt.keys.hasIdentity()) ? await rt.keys.enrollmentFingerprint(rt.config.id) : null,
+        fingerprint: (await rt.keys.hasIdentity()) ? await rt.keys.enrollmentFingerprint(rt.config.id, rt.nats.credentials?.userKey()) : null,
         hubKeyPinned: rt.hubKeys.load() !== undefined,
         rootKeks: await rt.keys.rootKekCount(),
         lastSequence: journal.lastSequence,

@@ -52,7 +52,7 @@ export class Journal {
           continue;
         }
         // A line that is not an entry (edited or damaged file) is skipped rather than trusted.
-        if (isJournalEntry(entry)) this.remember(entry);
+        if (isJournalEntry(entry)) this.entries.set(entry.packageId, entry);
       }
     }
     if (this.entries.size > keep) {
@@ -60,6 +60,9 @@ export class Journal {
       this.entries.clear();
       for (const e of kept) this.entries.set(e.packageId, e);
     }
+    // The replay window from the entries kept (the last line of each package), which is what the file
+    // written below holds: a superseded line must not move it until the next restart (found by test/src/fuzz).
+    for (const e of [...this.entries.values()]) this.remember(e);
     const body = [...this.entries.values()].map((e) => JSON.stringify(e)).join('\n');
     writeFileSync(`${path}.tmp`, body ? body + '\n' : '', { mode: 0o600 });
     renameSync(`${path}.tmp`, path);

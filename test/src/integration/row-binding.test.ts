@@ -6,6 +6,7 @@
  * object behind. Against the real hub code, PostgreSQL and a SoftHSM2 token.
  */
 import { strict as assert } from 'node:assert';
+import { nkeys } from 'nats';
 import { generateKeyPairSync } from 'node:crypto';
 import { enrollmentFingerprint } from '@keyhub/protocol';
 import { KeyhubError } from '@keyhub/shared';
@@ -145,6 +146,35 @@ describe('database attacks: rows bound to what they are, fingerprints recomputed
     assert.equal(state, 'pending_approval');
     const refusals = await sql<{ details: Record<string, unknown> }>(`SELECT details FROM audit_events WHERE action = 'listener.approval_refused' AND subject = 'listener:site-c'`);
     assert.equal(refusals.length, 2);
+  });
+
+  it("a site's NATS user key swapped in the database before approval: the fingerprint binds it, approval refused, no credentials issued", async () => {
+    const identity = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' });
+    const transport = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
+    const siteKey = nkeys.createUser().getPublicKey();
+    const attackerKey = nkeys.createUser().getPublicKey();
+    const seen = enrollmentFingerprint('site-d', identity.toString('base64'), transport.toString('base64'), siteKey);
+    assert.notEqual(seen, enrollmentFingerprint('site-d', identity.toString('base64'), transport.toString('base64'), attackerKey), 'the NATS key is part of the fingerprint');
+    const now = new Date();
+    await insertRows(
+      fx.rt.ds.manager,
+      'listeners',
+      ['id', 'state', 'identity_key', 'transport_key', 'oaep_hash', 'fingerprint', 'targets', 'hostname', 'requested_at', 'last_seen_at'],
+      [['site-d', 'pending_approval', identity, transport, 'sha1', seen, JSON.stringify([{ name: 'hsm', kind: 'pkcs11' }]), 'site-d.test.invalid', now, now]],
+    );
+    await sql(
+      `INSERT INTO listener_registrations (listener_id, bootstrap_key, nats_user_key, state, registered_by, registered_at, expires_at) VALUES ('site-d', $1, $2, 'open', 'alice', now(), now() + interval '1 day')`,
+      [nkeys.createUser().getPublicKey(), siteKey],
+    );
+    const approve = fx.rt.container.resolve(ApproveListener);
+    const before = await snapshot();
+    // Whoever can write the database puts their own NATS key in the registration, so the site's credentials would be issued to them.
+    await sql(`UPDATE listener_registrations SET nats_user_key = $1 WHERE listener_id = 'site-d'`, [attackerKey]);
+    await assert.rejects(approve.execute('site-d', seen, 'alice'), refusedWith('FINGERPRINT_MISMATCH'));
+    assert.deepEqual(await snapshot(), before, 'no root KEK, no outbox message (no credentials for the swapped key)');
+    // With the site's own key back in place, the hub recomputes exactly the fingerprint the operator saw.
+    await sql(`UPDATE listener_registrations SET nats_user_key = $1 WHERE listener_id = 'site-d'`, [siteKey]);
+    assert.equal(await fx.rt.ds.transaction((m) => approve.pendingFingerprint(m, 'site-d')), seen);
   });
 
   it('key creation refuses usages that enable wrap/decrypt attacks (KEY_USAGE_CONFLICT)', async () => {

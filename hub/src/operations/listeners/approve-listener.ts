@@ -9,10 +9,12 @@ import { kekMacData } from '../../crypto/row-mac';
 import { KekEntity, ListenerEntity } from '../../store/entities';
 import { insertOutboxMessages, notifyOutbox } from '../../store/queries/outbox';
 import { listenerCredentialsOutboxRow } from '../../nats/listener-identity';
+import { findRegistration } from '../../store/queries/nats-identities';
 
-/** The fingerprint of what is stored for a listener: its id, identity key and transport key (as the listener computes it). */
-function storedKeysFingerprint(l: ListenerEntity): string {
-  return enrollmentFingerprint(l.id, l.identityKey.toString('base64'), l.transportKey.toString('base64'));
+/** The fingerprint of what is stored for a listener: its id, identity, transport and NATS user keys (as the listener computes it). */
+async function storedKeysFingerprint(m: EntityManager, l: ListenerEntity): Promise<string> {
+  const registration = await findRegistration(m, l.id);
+  return enrollmentFingerprint(l.id, l.identityKey.toString('base64'), l.transportKey.toString('base64'), registration?.nats_user_key ?? undefined);
 }
 
 /** A new root KEK as the HSM made it: its KCV, its blob under the KEK store, and under the listener's transport key. */
@@ -47,7 +49,7 @@ export class ApproveListener {
    * transport key swapped in the row must not match what the operator saw).
    */
   async pendingFingerprint(m: EntityManager, listenerId: string): Promise<string> {
-    return storedKeysFingerprint(await this.lockPending(m, listenerId));
+    return storedKeysFingerprint(m, await this.lockPending(m, listenerId));
   }
 
   /**
@@ -60,7 +62,7 @@ export class ApproveListener {
     const { keyring } = this.ctx;
     const listener = await this.lockPending(m, listenerId);
     // Recomputed here, in the approval's transaction, from the keys the root KEK will be wrapped to.
-    const recomputed = storedKeysFingerprint(listener);
+    const recomputed = await storedKeysFingerprint(m, listener);
     if (!fingerprintsEqual(fingerprint, recomputed)) {
       const columnAltered = !fingerprintsEqual(listener.fingerprint, recomputed);
       await appendAudit(m, [{ actor, action: 'listener.approval_refused', subject: `listener:${listenerId}`, details: { reason: 'FINGERPRINT_MISMATCH', storedKeysChanged: columnAltered } }]);

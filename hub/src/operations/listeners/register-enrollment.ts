@@ -34,7 +34,7 @@ export class RegisterEnrollment {
     assertEcP256(identity, 'identity key');
     assertRsa(parseSpki(Buffer.from(req.transportKey, 'base64'), 'transport key'), 2048, 'transport key');
     if (!verifyEnvelope(envelope, identity)) throw new KeyhubError('SIGNATURE_INVALID', 'enrollment request is not signed by its identity key');
-    const fingerprint = enrollmentFingerprint(req.listenerId, req.identityKey, req.transportKey);
+    const fingerprint = enrollmentFingerprint(req.listenerId, req.identityKey, req.transportKey, req.natsUserKey);
 
     return this.ctx.ds.transaction(async (m) => {
       const existing = await m.findOne(ListenerEntity, { where: { id: req.listenerId }, lock: { mode: 'pessimistic_write' } });
