@@ -201,6 +201,22 @@ export class HubBus {
     return busy;
   }
 
+  /**
+   * Removes a listener's one-time messages from the DOWN stream once it has
+   * confirmed its root KEK: the root KEK wrapped to its transport key and its
+   * NATS credentials. Nothing can use them any more (the transport key is
+   * destroyed at the site), and they should not wait in the stream for its
+   * retention period. Purged by subject, so replicas doing it twice is harmless.
+   */
+  async purgeOneTimeMessages(listenerId: string): Promise<number> {
+    let purged = 0;
+    for (const kind of ['root_kek', 'nats_credentials'] as const) {
+      const r = await this.jsm.streams.purge(STREAMS.down.name, { filter: subjects.toListener(listenerId, kind) });
+      purged += r.purged;
+    }
+    return purged;
+  }
+
   /** Publishes with a message id: JetStream drops a second publish of the same id within its window. */
   publish(subject: string, payload: Uint8Array, msgId: string): Promise<StoredAck> {
     // A site's credentials are the answer to its enrollment: the consumer its bootstrap reads them from comes first.

@@ -31,6 +31,8 @@ export class UpHandler {
     applyReceipt: ApplyReceipt,
     private readonly logger: Logger,
     private readonly onReceipt?: (effect: string) => void,
+    /** After a root KEK is active: the bus removes the listener's one-time messages from the stream. */
+    private readonly onRootKekActive?: (listenerId: string) => Promise<void>,
   ) {
     this.receipts = new ReceiptBatcher((batch) => applyReceipt.executeBatch(batch));
     this.rejections = new RateLimitedLog(logger);
@@ -69,6 +71,7 @@ export class UpHandler {
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKekConfirm)) {
       const r = await this.confirmRootKek.execute(envelope.payload);
       this.logger.info({ listenerId, result: r }, 'root KEK confirmation');
+      if (r !== 'kcv_mismatch') await this.onRootKekActive?.(listenerId);
       return;
     }
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.receipt)) {

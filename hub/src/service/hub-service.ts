@@ -51,7 +51,18 @@ export class HubService {
     this.relay = new OutboxRelay(ds, this.bus, config.databaseUrl, config.delivery.relayBatch, logger);
     await this.relay.start();
     const verifySignature = new VerifyListenerSignature(ds);
-    const up = new UpHandler(verifySignature, this.ops.registerEnrollment, this.ops.confirmRootKek, this.ops.applyReceipt, logger, (effect) => this.metrics?.receiptApplied(effect));
+    const up = new UpHandler(
+      verifySignature,
+      this.ops.registerEnrollment,
+      this.ops.confirmRootKek,
+      this.ops.applyReceipt,
+      logger,
+      (effect) => this.metrics?.receiptApplied(effect),
+      async (listenerId) => {
+        const purged = await this.bus.purgeOneTimeMessages(listenerId);
+        logger.info({ listenerId, purged }, 'root KEK and credentials messages removed from the stream');
+      },
+    );
     this.upMessages = await this.bus.consumeUp((m) => up.handle(m));
     const heartbeats = new HeartbeatHandler(verifySignature, logger);
     this.heartbeatSub = this.bus.connection.subscribe(subjects.heartbeatAll, {

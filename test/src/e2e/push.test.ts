@@ -141,6 +141,25 @@ describe('end to end: enrollment, push into a PKCS#11 target, receipts, audit', 
     assert.equal(await kcvViaPkcs11Tool('site-a', expectedId), created.kcv);
   });
 
+  it('once a site confirms its root KEK, its root-KEK and credentials messages are gone from the stream', async () => {
+    const jsm = await nc.jetstreamManager();
+    for (const site of ['site-a', 'site-b']) {
+      for (const kind of ['root_kek', 'nats_credentials'] as const) {
+        const subject = subjects.toListener(site, kind);
+        // Purged after the confirmation; the hub may still be finishing that for the site enrolled last.
+        let found = true;
+        for (const deadline = Date.now() + 10_000; found && Date.now() < deadline;) {
+          found = await jsm.streams.getMessage(STREAMS.down.name, { last_by_subj: subject }).then(
+            () => true,
+            () => false,
+          );
+          if (found) await new Promise((r) => setTimeout(r, 200));
+        }
+        assert.equal(found, false, `${subject} still holds a message`);
+      }
+    }
+  });
+
   it('refuses approval with a wrong fingerprint and leaves the listener pending', async () => {
     const init = await d.listenerCli('site-c', [
       'init',
