@@ -23,6 +23,7 @@ export function configDir(): string {
 }
 
 const files = {
+  hubFingerprint: () => path.join(configDir(), 'hub-fingerprint'),
   token: () => path.join(configDir(), 'token'),
   addr: () => path.join(configDir(), 'addr'),
   ca: () => path.join(configDir(), 'ca.pem'),
@@ -72,6 +73,15 @@ export async function writePrivate(file: string, content: string): Promise<void>
   await writeFile(file, content, { mode: 0o600 });
   // writeFile keeps the mode of a file that already existed.
   await chmod(file, 0o600);
+}
+
+/** The hub signing key fingerprint pinned at login (compared out of band then), if any. */
+export async function pinnedHubFingerprint(): Promise<string | undefined> {
+  return (process.env.KEYHUB_HUB_FINGERPRINT || undefined) ?? (await readIfPresent(files.hubFingerprint()));
+}
+
+export async function storeHubFingerprint(fingerprint: string): Promise<void> {
+  await writePrivate(files.hubFingerprint(), `${fingerprint}\n`);
 }
 
 export async function storeLogin(addr: string, caPem: string, token: string): Promise<string> {

@@ -445,6 +445,27 @@ describe('end to end: the keyhub CLI is only a client of the hub API', function 
     });
   });
 
+  it('login --hub-fingerprint pins the hub key: a wrong one is refused, the right one makes audit verify work without --fingerprint', async () => {
+    const auditorToken = d.tokens.get('auditor')!;
+    const home = path.join(d.dir.path, 'login-pin', '.keyhub');
+    const env = { PATH: process.env.PATH, HOME: path.dirname(home), KEYHUB_CLI_HOME: home };
+    const login = (fp: string) => keyhubWith(env, ['--json', 'login', '--addr', d.apiAddr, '--ca-cert', d.caCertPath, '--token-stdin', '--hub-fingerprint', fp], `${auditorToken}\n`);
+    const wrongFp = d.hubFingerprint.replace(/[0-9a-f]/, (c) => (c === '0' ? '1' : '0'));
+    assertFails(await login(wrongFp), 5, 'HUB_KEY_NOT_PINNED', 'login pinning another hub key');
+    assert.equal(await exists(path.join(home, 'token')), false, 'nothing stored after the refusal');
+    assertFails(
+      await keyhubWith({ ...env, KEYHUB_ADDR: d.apiAddr, KEYHUB_CACERT: d.caCertPath, KEYHUB_TOKEN: auditorToken }, ['--json', 'audit', 'verify']),
+      5,
+      'HUB_KEY_NOT_PINNED',
+      'verify with nothing pinned',
+    );
+    const ok = await login(d.hubFingerprint);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const verify = await keyhubWith(env, ['--json', 'audit', 'verify']);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.equal((JSON.parse(verify.stdout) as { trust: string }).trust, 'fingerprint');
+  });
+
   describe('tokens', () => {
     it('token create prints the secret once; token list shows the id and never a secret', async () => {
       const r = await d.keyhub(['token', 'create', '--ttl', '1h', '--role', 'key-officer', '--description', 'listed']);

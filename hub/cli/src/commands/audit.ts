@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { api, fingerprintsEqual, publicKeyFingerprint, verifyAuditChain, type AuditVerification, type StoredAuditEvent, type StoredCheckpoint } from '@keyhub/protocol';
 import { apiAuditEvents, readAuditExport, readWitnessCopy, writeAuditExport, type WitnessCopy } from '../audit-file';
 import { client, globals } from '../context';
+import { pinnedHubFingerprint } from '../credentials';
 import { CliError } from '../errors';
 import { printFields, printJson, printLine } from '../output';
 
@@ -77,7 +78,7 @@ export function registerAuditCommands(program: Command): void {
       "check the hash chain, the checkpoint chain and the checkpoints' signatures here, in this process, against a pinned fingerprint or sites' checkpoint copies: fetched through the API, or from an export file (offline)",
     )
     .option('--file <export.jsonl>', 'verify an export written by `keyhub audit export` (no hub needed)')
-    .option('--fingerprint <fp>', 'the hub signing key fingerprint, known out of band (default: $KEYHUB_HUB_FINGERPRINT)')
+    .option('--fingerprint <fp>', 'the hub signing key fingerprint, known out of band (default: $KEYHUB_HUB_FINGERPRINT, or the one pinned by `keyhub login --hub-fingerprint`)')
     .option(
       '--witness <file>',
       "a site's checkpoint copy (`keyhub-listener checkpoints export`); repeatable. The hub's history must hold every checkpoint in it",
@@ -86,7 +87,7 @@ export function registerAuditCommands(program: Command): void {
     )
     .action(async (opts: { file?: string; fingerprint?: string; witness: string[] }, cmd: Command) => {
       const g = globals(cmd);
-      const pinned = opts.fingerprint ?? (process.env.KEYHUB_HUB_FINGERPRINT || undefined);
+      const pinned = opts.fingerprint ?? (await pinnedHubFingerprint());
       const witnesses = await Promise.all(opts.witness.map((w) => readWitnessCopy(w)));
       const source = await openSource(opts.file);
       const trust = trustedKey(source, pinned, witnesses);

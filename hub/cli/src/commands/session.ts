@@ -1,8 +1,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { api } from '@keyhub/protocol';
+import { api, fingerprintsEqual } from '@keyhub/protocol';
 import { HubClient } from '../client';
-import { configDir, loginFiles, storeLogin } from '../credentials';
+import { configDir, loginFiles, storeHubFingerprint, storeLogin } from '../credentials';
 import { client, globals } from '../context';
 import { CliError } from '../errors';
 import { printFields, printJson, printLine } from '../output';
@@ -15,7 +15,8 @@ export function registerSessionCommands(program: Command): void {
     .option('--addr <url>', 'hub API address (default: $KEYHUB_ADDR)')
     .option('--ca-cert <file>', 'the hub CA certificate to pin (default: $KEYHUB_CACERT)')
     .option('--token-stdin', 'read the token from standard input instead of asking with hidden input')
-    .action(async (opts: { addr?: string; caCert?: string; tokenStdin?: boolean }, cmd: Command) => {
+    .option('--hub-fingerprint <fp>', 'pin the hub signing key fingerprint (from `keyhub init`, compared out of band): audit verification then checks against it')
+    .action(async (opts: { addr?: string; caCert?: string; tokenStdin?: boolean; hubFingerprint?: string }, cmd: Command) => {
       const g = globals(cmd);
       const addr = (opts.addr ?? process.env.KEYHUB_ADDR)?.replace(/\/+$/, '');
       const caFile = opts.caCert ?? process.env.KEYHUB_CACERT;
@@ -26,8 +27,15 @@ export function registerSessionCommands(program: Command): void {
       });
       const token = (await readSecret('token: ', opts.tokenStdin === true)).trim();
       if (!api.parseApiToken(token)) throw new CliError('AUTH_INVALID', 'that is not a Keyhub token (khub_<id>_<secret>)');
-      const me = await new HubClient({ addr, caPem, token }).get('/v1/auth/whoami', api.whoami);
+      const client = new HubClient({ addr, caPem, token });
+      const me = await client.get('/v1/auth/whoami', api.whoami);
+      if (opts.hubFingerprint !== undefined) {
+        // Checked against what the hub says now: a hub that answers with another key is not the one the operator compared.
+        const info = await client.get('/v1/hub', api.hubInfo);
+        if (!fingerprintsEqual(opts.hubFingerprint, info.fingerprint)) throw new CliError('HUB_KEY_NOT_PINNED', `the hub's signing key is ${info.fingerprint}, not the ${opts.hubFingerprint} given`);
+      }
       const dir = await storeLogin(addr, caPem, token);
+      if (opts.hubFingerprint !== undefined) await storeHubFingerprint(opts.hubFingerprint);
       if (g.json) return printJson({ ...me, stored: dir });
       printLine(`logged in to ${addr} as ${me.operator.name} (${me.roles.join(', ')}); token stored in ${dir}`);
     });
