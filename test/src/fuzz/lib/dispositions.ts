@@ -1,0 +1,55 @@
+import { AUDIT_CHECKPOINT_TYPE, MESSAGE_TYPES, NATS_CREDENTIALS_TYPE, type ErrorCode, type MessageType } from '@keyhub/protocol';
+
+/**
+ * What each fuzzed handler does with a well-formed message of each type,
+ * correctly signed by whoever may send that type. A record over every
+ * `MessageType`: a type added to the protocol does not compile until each
+ * handler's line for it is written here, and registry.test.ts checks the
+ * tables against `messageSchema` at run time. 'handled' types have their
+ * own generators of genuine traffic in the target's test; for the others the
+ * fuzzer sends every type signed by the right key and expects this code.
+ */
+export type Disposition = 'handled' | ErrorCode;
+
+/** listener/src/inbox.ts (DOWN stream). NATS credentials are taken by the bus before the inbox (listener-bus.ts). */
+export const INBOX_DISPOSITION: Record<MessageType, Disposition> = {
+  [MESSAGE_TYPES.keyPackage]: 'handled',
+  [MESSAGE_TYPES.rootKek]: 'handled',
+  [AUDIT_CHECKPOINT_TYPE]: 'handled',
+  [MESSAGE_TYPES.enrollmentRequest]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.receipt]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.heartbeat]: 'MESSAGE_UNKNOWN_TYPE',
+  [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+};
+
+/** hub/src/bus/up-handler.ts (UP stream), for a message signed by the listener named in its subject. */
+export const UP_DISPOSITION: Record<MessageType, Disposition> = {
+  [MESSAGE_TYPES.enrollmentRequest]: 'handled',
+  [MESSAGE_TYPES.rootKekConfirm]: 'handled',
+  [MESSAGE_TYPES.receipt]: 'handled',
+  [MESSAGE_TYPES.keyPackage]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKek]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.heartbeat]: 'MESSAGE_UNKNOWN_TYPE',
+  [AUDIT_CHECKPOINT_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+  [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+};
+
+/**
+ * hub/src/bus/heartbeat-handler.ts (core NATS). It answers nothing and
+ * returns nothing: a type other than heartbeat is dropped without a word,
+ * which the fuzzer checks as "not recorded", with the code decodeEnvelope
+ * or the type check would give.
+ */
+export const HEARTBEAT_DISPOSITION: Record<MessageType, Disposition> = {
+  [MESSAGE_TYPES.heartbeat]: 'handled',
+  [MESSAGE_TYPES.enrollmentRequest]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKek]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.keyPackage]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.receipt]: 'MESSAGE_UNKNOWN_TYPE',
+  [AUDIT_CHECKPOINT_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+  [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+};
+
+export const ALL_DISPOSITIONS = { inbox: INBOX_DISPOSITION, up: UP_DISPOSITION, heartbeat: HEARTBEAT_DISPOSITION } as const;
