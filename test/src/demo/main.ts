@@ -56,7 +56,15 @@ async function main(): Promise<void> {
     show('keyhub operator list (as admin; the key officer and the auditor were created through the API)', (await d.keyhub(['operator', 'list'], { as: 'admin' })).stdout);
     for (const id of ['site-a', 'site-b']) {
       const listenerFp = await d.enrollListener(id);
-      show(`enrollment of ${id}`, `listener fingerprint ${listenerFp}\noperator compared it and approved; root KEK installed in ${id}'s token and confirmed by KCV`);
+      show(
+        `enrollment of ${id}`,
+        [
+          `keyhub listener register ${id} (key officer): a bootstrap NATS credential that can only send this enrollment`,
+          `keyhub-listener enroll: identity and transport keys in ${id}'s token, its own NATS key; fingerprint ${listenerFp}`,
+          `keyhub listener approve ${id} --fingerprint ... (key officer, after comparing it out of band)`,
+          `root KEK installed in ${id}'s token and confirmed by KCV; ${id} now connects to NATS as itself, the bootstrap is revoked`,
+        ].join('\n'),
+      );
     }
     for (const [name, alg] of [
       ['payments-zmk', 'AES-256'],
