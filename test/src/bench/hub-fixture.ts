@@ -10,14 +10,20 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { Client as PgClient } from 'pg';
 import { enrollmentFingerprint } from '@keyhub/protocol';
 import { aesKcv, createLogger, type Logger } from '@keyhub/shared';
+import { HubBus } from '@keyhub/hub/dist/bus/hub-bus';
 import { hubConfigSchema, type HubConfig } from '@keyhub/hub/dist/config';
 import { openHubRuntime, type HubRuntime } from '@keyhub/hub/dist/container';
+import { HubCa } from '@keyhub/hub/dist/crypto/ca';
+import { hubNatsAccess } from '@keyhub/hub/dist/nats/hub-nats';
+import { NatsAuthority } from '@keyhub/hub/dist/nats/nats-authority';
+import { writeNatsServerConfig } from '@keyhub/hub/dist/nats/server-config';
+import { currentRevocations } from '@keyhub/hub/dist/store/queries/nats-identities';
 import type { HubKeyring } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { kekMacData } from '@keyhub/hub/dist/crypto/row-mac';
 import { initHub } from '@keyhub/hub/dist/operations/hub/init-hub';
 import { grantServiceRole } from '@keyhub/hub/dist/operations/audit/service-role';
 import { TOKENS } from '@keyhub/hub/dist/tokens';
-import { createSoftHsm, createTestDatabase, startNatsServer, type NatsServerHandle, type SoftHsmEnv, type TestDatabase } from '../env';
+import { createSoftHsm, createTestDatabase, makeTempDir, startNatsServer, type NatsServerHandle, type SoftHsmEnv, type TestDatabase } from '../env';
 import type { StageRun } from './context';
 import { mapPool } from './lib';
 import { useSoftHsm } from './softhsm-env';
@@ -77,6 +83,67 @@ export async function createHubFixture({ cleanup }: StageRun, opts: { nats: bool
     }
   };
   return { soft, db, nats, config, rt, logger, keyring: rt.container.resolve(TOKENS.keyring), asOwner };
+}
+
+/**
+ * A second nats-server for the fixture, configured as production runs it:
+ * the hub CA and the NATS operator, system and account keys made as
+ * `keyhub-server init` makes them (in the fixture's hub token), and the
+ * server's operator, accounts, full resolver and TLS from what
+ * `keyhub-server nats-config` writes (the same `writeNatsServerConfig`).
+ * Returns the server and the fixture's configuration pointed at it, with
+ * `nats.auth: 'jwt'` and `nats.tls: true` (the defaults). The fixture's own
+ * `nats` (option `nats: true`) stays a plain server.
+ */
+export async function startAuthNats({ cleanup }: StageRun, fx: HubFixture, name = 'keyhub-bench-auth'): Promise<{ server: NatsServerHandle; config: HubConfig }> {
+  const { hsm, ds } = fx.rt;
+  await HubCa.ensure(hsm, ds, 'bench');
+  const { authority } = await NatsAuthority.ensure(hsm);
+  const ca = await HubCa.load(hsm, ds);
+  const dir = await makeTempDir('bench-nats-config');
+  cleanup.add('nats-config files', () => dir.remove());
+  const files = await writeNatsServerConfig(authority, ca, {
+    outDir: dir.path,
+    hostnames: ['localhost'],
+    ips: ['127.0.0.1'],
+    actor: 'bench',
+    accountJwt: await authority.accountJwt(await currentRevocations(ds)),
+  });
+  const server = await startNatsServer({ name, auth: files });
+  cleanup.add(`nats-server ${name} (auth + TLS)`, () => server.cleanup());
+  const config: HubConfig = { ...fx.config, nats: { ...fx.config.nats, servers: [server.url], auth: 'jwt', tls: true } };
+  return { server, config };
+}
+
+/**
+ * The hub's bus as `keyhub serve` connects it: `hubNatsAccess` (with auth, a
+ * fresh user key and its JWT signed by the account key in the HSM; with TLS,
+ * the hub CA root pinned), `HubBus.connect` with serve's options, and the
+ * account publisher started after the bus (none when `nats.auth` is 'none').
+ */
+export async function connectHubBusAsServe({ cleanup }: StageRun, fx: HubFixture, config: HubConfig, label: string): Promise<HubBus> {
+  const { hsm, ds } = fx.rt;
+  const ca = await HubCa.load(hsm, ds);
+  const nats = await hubNatsAccess(hsm, ds, config, ca, fx.logger);
+  const bus = await HubBus.connect(
+    {
+      servers: config.nats.servers,
+      name: config.nats.name,
+      replicas: config.nats.replicas,
+      authenticator: nats.authenticator,
+      tlsCa: nats.tlsCa,
+      maxDeliver: config.nats.maxDeliver,
+      upMaxDeliver: config.nats.upMaxDeliver,
+    },
+    fx.logger,
+  );
+  cleanup.add(`hub bus (${label})`, () => bus.close());
+  if (nats.publisher) {
+    const publisher = nats.publisher;
+    await publisher.start();
+    cleanup.add(`NATS account publisher (${label})`, () => publisher.stop());
+  }
+  return bus;
 }
 
 export function listenerIds(n: number, prefix = 'bench'): string[] {

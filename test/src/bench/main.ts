@@ -35,9 +35,9 @@ interface StageDef {
 
 const STAGES: StageDef[] = [
   { name: 'bare', title: 'bare HSM / JetStream / target-token limits', budgetMs: 120_000, run: runBare },
-  { name: 'fanout', title: 'hub fan-out in process (Distribute + OutboxRelay)', budgetMs: 240_000, run: runFanout },
+  { name: 'fanout', title: 'hub fan-out in process (Distribute + OutboxRelay), auth+TLS and plain NATS', budgetMs: 240_000, run: runFanout },
   { name: 'api', title: 'distribution through the HTTPS API next to the in-process call', budgetMs: 240_000, run: runApi },
-  { name: 'e2e', title: 'end to end with 4 real listeners', budgetMs: 360_000, run: runE2e },
+  { name: 'e2e', title: 'end to end with 4 real listeners, auth+TLS and plain NATS', budgetMs: 600_000, run: runE2e },
   { name: 'scale', title: 'queries on 100,000 key versions and 1,000 listeners', budgetMs: 150_000, run: runScale },
 ];
 

@@ -281,7 +281,9 @@ export class Deployment {
 
   /** What `keyhub-listener init` needs for NATS here: the hub CA and a fresh bootstrap credential (registers the id). */
   async listenerNatsArgs(id: string): Promise<string[]> {
-    return this.natsAuth ? ['--nats-ca', this.caCertPath, '--bootstrap-creds', await this.registerListener(id)] : [];
+    // The hub drops enrollments without an open registration, with or without NATS auth; only a server with auth takes the credential.
+    const creds = await this.registerListener(id);
+    return this.natsAuth ? ['--nats-ca', this.caCertPath, '--bootstrap-creds', creds] : [];
   }
 
   /** Options for nats.js to reach this deployment's servers (TLS with the hub CA), without a credential. */
