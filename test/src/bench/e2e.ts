@@ -308,8 +308,8 @@ export async function runE2e(stage: StageRun): Promise<void> {
   rec.details.setupMs = { auth: auth.setupMs, plain: plain.setupMs };
 
   // Each measurement on both deployments back to back; who goes first alternates from one to the next.
-  let first = true;
-  const pair = (): Side[] => ((first = !first) ? [plain, auth] : [auth, plain]);
+  let turn = 0;
+  const pair = (): Side[] => (turn++ % 2 === 1 ? [plain, auth] : [auth, plain]);
   for (let round = 1; round <= THROUGHPUT_ROUNDS; round++) for (const s of pair()) s.tput.push(await throughput(s, round));
   for (let round = 1; round <= LATENCY_ROUNDS; round++) for (const s of pair()) s.latency.push(await latency(s, round));
   for (const s of pair()) s.catchup = await catchup(s);

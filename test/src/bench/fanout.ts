@@ -301,7 +301,7 @@ export async function runFanout(stage: StageRun): Promise<void> {
   const many = { auth: median(manys.auth), plain: median(manys.plain) };
   // Where the time goes: the same sizes again, instrumented, with auth + TLS (what production runs).
   one.auth.breakdownRun = await fan(rigs.auth, oneLabel, [{ keys: [{ name: 'fanout-1k-b' }], to: all }], 1, true);
-  many.auth.breakdownRun = await fan(rigs.auth, manyLabel, [{ keys: names.map((name) => ({ name })), to: group(nextGroup++) }], 1, true);
+  many.auth.breakdownRun = await fan(rigs.auth, manyLabel, [{ keys: names.map((name) => ({ name })), to: group(nextGroup) }], 1, true);
   const passes = (rs: FanResult[]) => `median of ${rs.length} passes: ${rs.map((r) => r.packagesPerSec.toFixed(0)).join(', ')} pkg/s`;
   /** Median CPU time per package (us) of each component over the passes. */
   const cpuPer = (rs: FanResult[]) => {
