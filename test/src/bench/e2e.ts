@@ -285,7 +285,7 @@ async function setUp(mode: Mode, stage: StageRun): Promise<Side> {
   const t = Date.now();
   // Re-sends would muddy the catch-up figure: a stopped listener still counts as
   // online for a while and its unconfirmed packages would be issued again.
-  const d = await Deployment.create(SITES, { delivery: { resendAfterSeconds: 3600 }, ...(mode === 'plain' ? { plainNats: true } : {}) });
+  const d = await Deployment.create(SITES, { delivery: { resendAfterSeconds: 3600 }, checkpointEverySeconds: 30, ...(mode === 'plain' ? { plainNats: true } : {}) });
   stage.cleanup.add(`deployment, ${MODE_TEXT[mode]} (hub, listeners, nats-server, tokens, database)`, () => d.cleanup());
   // A spare token for re-measuring the bare import rate next to the catch-up.
   const refToken = await d.hsm.addToken('bench-import-ref');

@@ -114,7 +114,7 @@ export class Deployment {
    * `keyhub-server nats-config` writes what the servers trust, then the
    * servers start with it.
    */
-  static async create(listenerIds: string[], options: { delivery?: Record<string, number>; natsCluster?: boolean; plainNats?: boolean } = {}): Promise<Deployment> {
+  static async create(listenerIds: string[], options: { delivery?: Record<string, number>; natsCluster?: boolean; plainNats?: boolean; checkpointEverySeconds?: number } = {}): Promise<Deployment> {
     const dir = await makeTempDir('deployment');
     const hsm = await createSoftHsm(['hub', ...listenerIds]);
     const db = await createTestDatabase();
@@ -127,7 +127,8 @@ export class Deployment {
         nats: { servers: ['nats://127.0.0.1:4222'], replicas: options.natsCluster ? 3 : 1, ...(options.plainNats ? { auth: 'none', tls: false } : {}) },
         hsm: { module: hsm.modulePath, tokenLabel: 'hub', pinEnv: 'KEYHUB_HSM_PIN', sessions: 4 },
         delivery: { resendAfterSeconds: 5, ...(options.delivery ?? {}) },
-        audit: { checkpointEverySeconds: 2 },
+        // Tests want checkpoints (and their witness messages) often; the benchmark asks for the production default.
+        audit: { checkpointEverySeconds: options.checkpointEverySeconds ?? 2 },
         api: { port: 0 },
       }),
     );
