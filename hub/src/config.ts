@@ -76,6 +76,17 @@ export const hubConfigSchema = z.strictObject({
         .default(30 * 86_400),
     })
     .prefault({}),
+  /**
+   * The hub CA: token labels of its key pairs, and optionally an existing CA
+   * (PEM files) whose two intermediates certify the hub's issuing keys, instead
+   * of a root the hub makes itself.
+   */
+  ca: z
+    .strictObject({
+      keyLabels: z.strictObject({ root: z.string().min(1).optional(), tlsIssuing: z.string().min(1).optional(), keyIssuing: z.string().min(1).optional() }).optional(),
+      external: z.strictObject({ rootFile: z.string().min(1), tlsIssuingFile: z.string().min(1), keyIssuingFile: z.string().min(1) }).optional(),
+    })
+    .prefault({}),
   approvals: z
     .strictObject({
       /** A request not executed within this time expires. */

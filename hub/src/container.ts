@@ -71,6 +71,7 @@ export async function openHubRuntime(config: HubConfig, options: { requireKeyrin
  * the runners that carry out approved requests, one per policy action.
  */
 export function registerApiServices(c: DependencyContainer, ca: HubCa): void {
+  c.register(TOKENS.ca, { useValue: ca });
   c.register(HUB_CA_PEMS, { useValue: { rootPem: ca.certificatePem('root'), tlsIssuingPem: ca.certificatePem('tls-issuing'), keyIssuingPem: ca.certificatePem('key-issuing') } });
   const runners: ApprovedActionRunners = new Map<api.PolicyAction, ApprovedActionRunner>([
     ['distribution.sensitive', c.resolve(RequestDistribution)],

@@ -2,6 +2,7 @@ import type { InjectionToken } from 'tsyringe';
 import type { DataSource } from 'typeorm';
 import type { Hsm, Logger } from '@keyhub/shared';
 import type { HubConfig } from './config';
+import type { HubCa } from './crypto/ca';
 import type { HubKeyring } from './crypto/hub-keyring';
 
 /** Injection tokens for what is not a class of ours. */
@@ -11,4 +12,6 @@ export const TOKENS = {
   hsm: Symbol('Hsm') as InjectionToken<Hsm>,
   logger: Symbol('Logger') as InjectionToken<Logger>,
   keyring: Symbol('HubKeyring') as InjectionToken<HubKeyring>,
+  /** The hub CA, for operations that issue certificates (registered with the API services). */
+  ca: Symbol('HubCa') as InjectionToken<HubCa>,
 };

@@ -57,11 +57,19 @@ export async function loadCredentials(options: { needToken: boolean }): Promise<
   const caFile = process.env.KEYHUB_CACERT;
   const caPem = caFile ? await readIfPresent(caFile) : await readIfPresent(files.ca());
   if (!caPem) throw new CliError('CONFIG_INVALID', caFile ? `cannot read KEYHUB_CACERT ${caFile}` : 'no hub CA certificate: set KEYHUB_CACERT or run `keyhub login --ca-cert <file>`');
-  const token = process.env.KEYHUB_TOKEN ?? (process.env.KEYHUB_TOKEN_FILE ? await readOwnerOnly(process.env.KEYHUB_TOKEN_FILE) : await readOwnerOnly(files.token()));
+  const certFile = process.env.KEYHUB_CLIENT_CERT || undefined;
+  const keyFile = process.env.KEYHUB_CLIENT_KEY || undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new CliError('CONFIG_INVALID', 'KEYHUB_CLIENT_CERT and KEYHUB_CLIENT_KEY go together');
   let clientCert: Credentials['clientCert'];
-  if (process.env.KEYHUB_CLIENT_CERT && process.env.KEYHUB_CLIENT_KEY) {
-    clientCert = { cert: await readFile(process.env.KEYHUB_CLIENT_CERT, 'utf8'), key: (await readOwnerOnly(process.env.KEYHUB_CLIENT_KEY)) ?? '' };
+  if (certFile && keyFile) {
+    const cert = await readIfPresent(certFile);
+    const key = await readOwnerOnly(keyFile);
+    if (!cert || !key) throw new CliError('CONFIG_INVALID', `cannot read ${!cert ? `KEYHUB_CLIENT_CERT ${certFile}` : `KEYHUB_CLIENT_KEY ${keyFile}`}`);
+    clientCert = { cert: `${cert}\n`, key: `${key}\n` };
   }
+  // A token given in the environment wins; with a client certificate and none, the token stored by `keyhub login` is not sent.
+  const envToken = process.env.KEYHUB_TOKEN ?? (process.env.KEYHUB_TOKEN_FILE ? await readOwnerOnly(process.env.KEYHUB_TOKEN_FILE) : undefined);
+  const token = envToken ?? (clientCert ? undefined : await readOwnerOnly(files.token()));
   if (options.needToken && !token && !clientCert) throw new CliError('AUTH_MISSING', 'not logged in: set KEYHUB_TOKEN or run `keyhub login`');
   if (token !== undefined && !api.parseApiToken(token)) throw new CliError('AUTH_INVALID', 'the token is malformed (expected khub_<id>_<secret>)');
   return { addr: addr.replace(/\/+$/, ''), caPem, token, clientCert };

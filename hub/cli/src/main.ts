@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT } from '@keyhub/protocol';
 import { registerApprovalCommands } from './commands/approvals';
 import { registerAuditCommands } from './commands/audit';
+import { registerCertificateCommands } from './commands/certificates';
 import { registerDistributeCommand } from './commands/distribute';
 import { registerKeyCommands } from './commands/keys';
 import { registerListenerCommands } from './commands/listeners';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(add --help for usage)');
   registerSessionCommands(program);
   registerOperatorCommands(program);
+  registerCertificateCommands(program);
   registerPolicyCommands(program);
   registerApprovalCommands(program);
   registerKeyCommands(program);

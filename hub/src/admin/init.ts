@@ -1,7 +1,9 @@
 import { open, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import type { Command } from 'commander';
+import type { DataSource } from 'typeorm';
 import { api } from '@keyhub/protocol';
-import { KeyhubError } from '@keyhub/shared';
+import { KeyhubError, type Hsm } from '@keyhub/shared';
+import type { HubConfig } from '../config';
 import { HubCa } from '../crypto/ca';
 import { NatsAuthority } from '../nats/nats-authority';
 import { initHub } from '../operations/hub/init-hub';
@@ -10,6 +12,7 @@ import { grantServiceRole } from '../operations/audit/service-role';
 import { SYSTEM_ACTORS } from '../domain/principal';
 import { countOperators } from '../store/queries/operators';
 import { adminOptions, withRuntime } from './runtime';
+import { caKeyLabels, readExternalCa } from './ca-options';
 import { printFields, printJson, printLine } from './output';
 
 /**
@@ -23,6 +26,24 @@ async function openSecretFile(file: string): Promise<FileHandle> {
   } catch (err) {
     throw new KeyhubError('CONFIG_INVALID', `cannot create ${file} (it must not exist yet)`, { cause: err });
   }
+}
+
+/**
+ * The hub's own CA (root and intermediates made in the token), or with
+ * `ca.external` the two issuing key pairs only: their public keys go to the
+ * external CA, and once its certificates are where the configuration says,
+ * they are checked against the token's keys (a later init, or serve).
+ */
+async function initCa(hsm: Hsm, ds: DataSource, config: HubConfig): Promise<{ rootPem?: string; createdKeys: string[]; external?: { certified: boolean; publicKeys: Record<string, string> } }> {
+  const labels = caKeyLabels(config);
+  if (!config.ca.external) {
+    const made = await HubCa.ensure(hsm, ds, SYSTEM_ACTORS.init, { labels });
+    return { rootPem: made.ca.certificatePem('root'), createdKeys: made.createdKeys };
+  }
+  const keys = await HubCa.ensureIssuingKeys(hsm, { labels });
+  const pems = await readExternalCa(config.ca.external, { allowAbsent: true });
+  const ca = pems ? await HubCa.load(hsm, ds, { labels, external: pems }) : undefined;
+  return { rootPem: ca?.rootPem, createdKeys: keys.createdKeys, external: { certified: ca !== undefined, publicKeys: keys.publicKeys } };
 }
 
 export function registerInitCommand(program: Command): void {
@@ -40,11 +61,11 @@ export function registerInitCommand(program: Command): void {
         o,
         async (rt, config) => {
           const hub = await initHub(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
-          const ca = await HubCa.ensure(rt.hsm, rt.ds, SYSTEM_ACTORS.init);
+          const ca = await initCa(rt.hsm, rt.ds, config);
           // The NATS operator, system and account keys (Ed25519, in the token): `keyhub-server nats-config` writes what the servers trust.
           const nats = await NatsAuthority.ensure(rt.hsm);
           const serviceRole = await grantServiceRole(rt.ds, config);
-          await writeFile(opts.caCertOut, ca.ca.certificatePem('root'), { mode: 0o644 });
+          if (ca.rootPem) await writeFile(opts.caCertOut, ca.rootPem, { mode: 0o644 });
           const tokenFile = (await countOperators(rt.ds)) === 0 ? await openSecretFile(opts.adminTokenFile) : undefined;
           let token: Awaited<ReturnType<typeof bootstrapAdmin>>;
           try {
@@ -62,7 +83,8 @@ export function registerInitCommand(program: Command): void {
             ...hub,
             createdKeys: [...hub.createdKeys, ...ca.createdKeys, ...nats.created],
             serviceRole: serviceRole?.role ?? null,
-            caCertificate: opts.caCertOut,
+            caCertificate: ca.rootPem ? opts.caCertOut : null,
+            ...(ca.external ? { externalCa: ca.external } : {}),
             admin: token ? { name: token.operator, tokenFile: opts.adminTokenFile, expiresAt: token.expiresAt } : null,
           };
         },
@@ -74,9 +96,14 @@ export function registerInitCommand(program: Command): void {
         ['created keys', result.createdKeys.length ? result.createdKeys.join(', ') : 'none (already present)'],
         ['migrations run', result.migrations.length ? result.migrations.join(', ') : 'none (up to date)'],
         ['service role', result.serviceRole ? `${result.serviceRole} (audit tables: INSERT and SELECT only)` : 'none: set ownerDatabaseUrl, `serve` refuses a role that can rewrite the audit trail'],
-        ['hub CA certificate', result.caCertificate],
+        ['hub CA certificate', result.caCertificate ?? 'none yet: the external CA has not certified the issuing keys (see below)'],
         ['first admin', result.admin ? `${result.admin.name}, token in ${result.admin.tokenFile} (expires ${result.admin.expiresAt})` : 'none (operators exist already)'],
       ]);
+      if (result.externalCa && !result.externalCa.certified) {
+        printLine('External CA: have it certify these two public keys as intermediate CAs (CA:TRUE, pathlen:0, keyCertSign, cRLSign),');
+        printLine('put the certificates where ca.external names them, and run init again.');
+        for (const [profile, pem] of Object.entries(result.externalCa.publicKeys)) printLine(`${profile}:\n${pem}`);
+      }
       printLine('Listeners pin the hub fingerprint, and clients the CA certificate; hand both over out of band.');
     });
 

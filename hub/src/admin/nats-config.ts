@@ -4,6 +4,7 @@ import { NatsAuthority } from '../nats/nats-authority';
 import { writeNatsServerConfig } from '../nats/server-config';
 import { currentRevocations } from '../store/queries/nats-identities';
 import { printFields, printJson } from './output';
+import { hubCaOptions } from './ca-options';
 import { adminOptions, withRuntime } from './runtime';
 
 const repeat = (v: string, acc: string[]): string[] => [...acc, v];
@@ -28,9 +29,9 @@ export function registerNatsConfigCommand(program: Command): void {
       const o = adminOptions(cmd);
       const hostnames = opts.hostname.length || opts.ip.length ? opts.hostname : ['localhost'];
       const ips = opts.hostname.length || opts.ip.length ? opts.ip : ['127.0.0.1'];
-      const result = await withRuntime(o, async (rt) => {
+      const result = await withRuntime(o, async (rt, config) => {
         const authority = await NatsAuthority.load(rt.hsm);
-        const ca = await HubCa.load(rt.hsm, rt.ds);
+        const ca = await HubCa.load(rt.hsm, rt.ds, await hubCaOptions(config));
         const files = await writeNatsServerConfig(authority, ca, {
           outDir: opts.out,
           serverDir: opts.serverDir,

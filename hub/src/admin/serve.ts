@@ -22,6 +22,7 @@ import { AuthenticateToken } from '../operations/operators/authenticate-token';
 import { assertAuditAppendOnly } from '../operations/audit/service-role';
 import { HubService } from '../service/hub-service';
 import { printError, printJson, printLine } from './output';
+import { hubCaOptions } from './ca-options';
 import { adminOptions, shutdownSignal, withRuntime } from './runtime';
 
 /**
@@ -66,7 +67,7 @@ export function registerServeCommand(program: Command): void {
         async (rt, config) => {
           const c = rt.container;
           await assertAuditAppendOnly(rt.ds);
-          const ca = await HubCa.load(rt.hsm, rt.ds);
+          const ca = await HubCa.load(rt.hsm, rt.ds, await hubCaOptions(config));
           registerApiServices(c, ca);
           const nats = await hubNatsAccess(rt.hsm, rt.ds, config, ca, rt.logger);
           const bus = await HubBus.connect(

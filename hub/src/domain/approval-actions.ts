@@ -16,6 +16,7 @@ export type ActionDocument =
   | { action: 'operator.manage'; change: 'create'; name: string; roles: api.Role[]; tokenTtlSeconds: number }
   | { action: 'operator.manage'; change: 'grant'; name: string; add: api.Role[]; remove: api.Role[] }
   | { action: 'operator.manage'; change: 'token'; name: string; roles: api.Role[] | null; ttlSeconds: number; description: string }
+  | { action: 'operator.manage'; change: 'certificate'; name: string; publicKeyPem: string; publicKeySha256: string; validityDays: number }
   | { action: 'approval_policy.update'; policy: api.PolicyAction; from: { required: number; enabled: boolean }; to: { required: number; enabled: boolean } };
 
 /** What the stored request holds: the action document plus who asked and when. */
@@ -34,6 +35,7 @@ export function summarize(doc: ActionDocument): string {
     case 'operator.manage':
       if (doc.change === 'create') return `create operator ${doc.name} with roles ${doc.roles.join(', ')}`;
       if (doc.change === 'grant') return `change the roles of operator ${doc.name}: add ${doc.add.join(', ') || 'none'}, remove ${doc.remove.join(', ') || 'none'}`;
+      if (doc.change === 'certificate') return `issue a client certificate to operator ${doc.name} for the key with SHA-256 ${doc.publicKeySha256}, valid ${doc.validityDays} days`;
       return `issue a token to operator ${doc.name}${doc.roles ? ` scoped to ${doc.roles.join(', ')}` : ''}`;
     case 'approval_policy.update':
       return `approval policy ${doc.policy}: ${describePolicy(doc.from)} -> ${describePolicy(doc.to)}`;

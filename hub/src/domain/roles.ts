@@ -20,6 +20,7 @@ export const PERMISSIONS = [
   'operators:read',
   'operators:write',
   'tokens:self',
+  'certificates:self',
   'policies:read',
   'policies:write',
   'approvals:read',
@@ -29,8 +30,8 @@ export const PERMISSIONS = [
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-/** What every authenticated operator may read: the hub's identity, the policies and requests, their own tokens. */
-const EVERYONE: Permission[] = ['hub:read', 'policies:read', 'approvals:read', 'tokens:self'];
+/** What every authenticated operator may read: the hub's identity, the policies and requests, their own tokens and client certificates. */
+const EVERYONE: Permission[] = ['hub:read', 'policies:read', 'approvals:read', 'tokens:self', 'certificates:self'];
 
 /**
  * Least privilege: key and listener metadata only for those who work with

@@ -47,11 +47,19 @@ export function errorBody(e: KeyhubError): api.ApiErrorBody {
   return { error: { code: e.code, message, retryable: e.retryable, ...(e.details ? { details: e.details } : {}) } };
 }
 
+/** Codes that mean stored data no longer matches what the HSM vouched for. */
+const TAMPER_CODES: ReadonlySet<string> = new Set(['AUDIT_CHAIN_BROKEN', 'ROW_MAC_INVALID']);
+
 export function errorHandler(logger: Logger) {
   return (err: unknown, req: FastifyRequest, reply: FastifyReply): void => {
     const e = toApiError(err);
     const status = ERROR_CODES[e.code].httpStatus;
-    if (status >= 500) logger.error({ code: e.code, ckr: e.ckr, route: req.routeOptions.url, method: req.method, err: e.cause instanceof Error ? e.cause.message : undefined }, 'api request failed');
+    // Server faults, and evidence that the database was written behind the hub's back: operators must see both in the log.
+    if (status >= 500 || TAMPER_CODES.has(e.code))
+      logger.error(
+        { code: e.code, ckr: e.ckr, route: req.routeOptions.url, method: req.method, err: e.cause instanceof Error ? e.cause.message : undefined },
+        e.code === 'INTERNAL' ? 'api request failed' : e.message,
+      );
     if (e.code === 'RATE_LIMITED') reply.header('retry-after', '60');
     void reply
       .code(status)

@@ -237,8 +237,14 @@ describe('audit witnesses: listeners keep signed checkpoints; a site copy catche
     const offline = await verify(['--file', file, '--witness', witnessFile]);
     assert.equal(offline.out.error?.code, 'AUDIT_CHAIN_BROKEN', offline.text);
 
-    // The hub itself refuses to sign on top of it.
-    await new Promise((r) => setTimeout(r, 2500));
+    // The hub itself refuses to act on top of it: the head's HSM seal does not match the re-chained head, so no
+    // action can be audited (and none is taken), and the checkpoint job refuses to sign (logged at error level).
+    const refused = await d.keyhub(['--json', 'key', 'create', 'after-rewrite', '--alg', 'AES-256']);
+    assert.equal(refused.code, 5, refused.stdout + refused.stderr);
+    assert.match(refused.stdout, /AUDIT_CHAIN_BROKEN/);
+    const keys = await pg.query(`SELECT count(*)::int AS n FROM keys WHERE name = 'after-rewrite'`);
+    assert.equal(keys.rows[0].n, 0, 'no key was created');
+    for (const deadline = Date.now() + 15_000; !/AUDIT_CHAIN_BROKEN/.test(d.hub?.output ?? '') && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 250));
     assert.match(d.hub?.output ?? '', /AUDIT_CHAIN_BROKEN/);
   });
 });

@@ -5,7 +5,7 @@
  * errors) that validate against the schemas documented for their status.
  */
 import { strict as assert } from 'node:assert';
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { Validator } from '@seriousme/openapi-schema-validator';
 // ajv comes with fastify (and the OpenAPI validator); the 2020-12 dialect is the one OpenAPI 3.1 uses.
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
@@ -25,7 +25,14 @@ const JSON_TYPE = 'application/json';
  * Routes that take no request body, named here rather than read from the
  * server: every other POST, PUT or PATCH must document one, and these must not.
  */
-const BODYLESS_WRITES = ['POST /v1/operators/:name/revoke', 'POST /v1/tokens/:id/revoke', 'POST /v1/approvals/:id/cancel', 'POST /v1/approvals/:id/pickup', 'POST /v1/audit/checkpoints'];
+const BODYLESS_WRITES = [
+  'POST /v1/operators/:name/revoke',
+  'POST /v1/tokens/:id/revoke',
+  'POST /v1/approvals/:id/cancel',
+  'POST /v1/approvals/:id/pickup',
+  'POST /v1/audit/checkpoints',
+  'POST /v1/certificates/:serial/revoke',
+];
 /** Routes anyone may call: the only ones whose operation may drop the bearer requirement. */
 const PUBLIC = ['GET /v1/health'];
 
@@ -233,6 +240,23 @@ describe('API OpenAPI document: valid 3.1, exactly the routes served, with the s
     const revoked = await h.call('POST', `/v1/tokens/${spare.id}/revoke`, { token: tokens.auditor });
     assert.equal(revoked.status, 200);
     assertDocumented('POST /v1/tokens/:id/revoke', revoked);
+
+    // A client certificate for a key of one's own: issued, shown and revoked, each answer as documented; and a CRL.
+    const publicKeyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const issued = await h.call('POST', '/v1/operators/oas-auditor/certificates', { token: tokens.auditor, body: { publicKeyPem, validityDays: 2 } });
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    assertDocumented('POST /v1/operators/:name/certificates', issued);
+    const serial = (issued.body as api.IssuedCertificate).serial;
+    const certificateCalls: Array<[string, string, string]> = [
+      ['GET /v1/certificates/:serial', 'GET', `/v1/certificates/${serial}`],
+      ['POST /v1/certificates/:serial/revoke', 'POST', `/v1/certificates/${serial}/revoke`],
+      ['GET /v1/hub/crl/:profile', 'GET', '/v1/hub/crl/tls-issuing'],
+    ];
+    for (const [route, method, p] of certificateCalls) {
+      const r = await h.call(method, p, { token: tokens.auditor });
+      assert.equal(r.status, 200, `${route}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+      assertDocumented(route, r);
+    }
   });
 
   it('real error answers (400, 401, 403, 404, 409, 413, 429) validate against the error schema documented for their status', async () => {

@@ -6,7 +6,7 @@
  * fails the coverage test, so a new route cannot go untested.
  */
 import { strict as assert } from 'node:assert';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { api, isErrorCode, type ErrorCode } from '@keyhub/protocol';
 import { registeredRoutes } from '@keyhub/hub/dist/http/server';
 import { createApiHub, type ApiHub, type ApiResponse } from '../fixtures/api-hub';
@@ -44,6 +44,8 @@ interface World {
   roleTarget: string;
   victims: Record<Column, string>;
   spareTokenIds: Record<Column, string>;
+  /** A public key (PEM) to ask client certificates for. */
+  publicKeyPem: string;
   serial: () => number;
 }
 
@@ -70,8 +72,9 @@ const hex64 = (): string => randomBytes(32).toString('hex');
  *  key-officer — keys, distribution, listener approvals;
  *  approver    — decides on approval requests;
  *  auditor     — read-only: status, listeners, key metadata, audit;
- *  everyone authenticated — health, hub info, CA, whoami, own tokens,
- *                policy list, approvals list/show/cancel/pickup;
+ *  everyone authenticated — health, hub info, CA and CRLs, whoami, own
+ *                tokens and client certificates, policy list,
+ *                approvals list/show/cancel/pickup;
  *  public      — GET /v1/health and GET /v1/openapi.json.
  */
 const POLICY: Readonly<Record<string, RouteSpec>> = {
@@ -79,6 +82,7 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
   'GET /v1/openapi.json': { access: 'public', allowed: 200, request: at('/v1/openapi.json') },
   'GET /v1/hub': { access: 'authenticated', allowed: 200, request: at('/v1/hub') },
   'GET /v1/hub/ca': { access: 'authenticated', allowed: 200, request: at('/v1/hub/ca') },
+  'GET /v1/hub/crl/:profile': { access: 'authenticated', allowed: 200, request: at('/v1/hub/crl/tls-issuing') },
   'GET /v1/auth/whoami': { access: 'authenticated', allowed: 200, request: at('/v1/auth/whoami') },
 
   'GET /v1/keys': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/v1/keys?limit=10') },
@@ -131,6 +135,16 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
   'POST /v1/tokens': { access: 'authenticated', allowed: 201, request: () => ({ path: '/v1/tokens', body: { ttlSeconds: 3600, description: 'role matrix' } }) },
   // A spare token of the caller's own, never the one the cell is using.
   'POST /v1/tokens/:id/revoke': { access: 'authenticated', allowed: 200, request: (w, col) => ({ path: `/v1/tokens/${w.spareTokenIds[col]}/revoke` }) },
+
+  // A certificate for oneself, from the unscoped token each column holds (another operator's is for admins: see api-mtls).
+  'POST /v1/operators/:name/certificates': {
+    access: 'authenticated',
+    allowed: 201,
+    request: (w, col) => ({ path: `/v1/operators/${col === 'admin' ? 'admin' : `matrix-${col}`}/certificates`, body: { publicKeyPem: w.publicKeyPem } }),
+  },
+  // Serials nobody was issued: an allowed caller learns that, and nothing is revoked.
+  'GET /v1/certificates/:serial': { access: 'authenticated', allowed: 404, request: () => ({ path: `/v1/certificates/${randomBytes(16).toString('hex')}` }) },
+  'POST /v1/certificates/:serial/revoke': { access: 'authenticated', allowed: 404, request: () => ({ path: `/v1/certificates/${randomBytes(16).toString('hex')}/revoke` }) },
 
   'GET /v1/policies': { access: 'authenticated', allowed: 200, request: at('/v1/policies') },
   // Off stays off: allowed, and no later call is put under dual control by it.
@@ -249,7 +263,8 @@ describe('API role matrix: every route x every credential, judged by a policy ta
       const own = tokens.get(col)!;
       spareTokenIds[col] = (ROLES as readonly string[]).includes(col) ? tokenIdOf(await newToken(own, { description: 'spare' })) : randomBytes(16).toString('hex');
     }
-    world = { keyName, listenerId, roleTarget: 'matrix-role-target', victims, spareTokenIds, serial: () => ++counter };
+    const publicKeyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    world = { keyName, listenerId, roleTarget: 'matrix-role-target', victims, spareTokenIds, publicKeyPem, serial: () => ++counter };
   });
 
   after(async () => {
@@ -302,6 +317,12 @@ describe('API role matrix: every route x every credential, judged by a policy ta
     assert.deepEqual(
       revoked.map((o) => o.name),
       ['matrix-victim-admin'],
+    );
+    // Only the role columns got a client certificate, each for themselves.
+    const certified = await ds.query<Array<{ name: string }>>("SELECT o.name FROM ca_certificates c JOIN operators o ON o.id = c.operator_id WHERE c.profile = 'operator-client' ORDER BY o.name");
+    assert.deepEqual(
+      certified.map((c) => c.name),
+      ['admin', 'matrix-approver', 'matrix-auditor', 'matrix-key-officer'],
     );
     // Each role revoked its own spare token (allowed to all), and only that one.
     const spares = ROLES.map((r) => world.spareTokenIds[r]);

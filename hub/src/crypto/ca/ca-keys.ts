@@ -27,9 +27,15 @@ export async function findCaKeyPair(hsm: Hsm, label: string): Promise<CaKeyPair 
  * must be cleaned up by hand, which `created` makes visible.
  */
 export async function ensureCaKeys(hsm: Hsm, labels: CaKeyLabels): Promise<{ keys: CaKeys; created: string[] }> {
+  const { keys, created } = await ensureCaKeysFor(hsm, labels, CA_PROFILES);
+  return { keys: keys as CaKeys, created };
+}
+
+/** As ensureCaKeys, for some of the CAs only (an external root has no key in the token). */
+export async function ensureCaKeysFor(hsm: Hsm, labels: CaKeyLabels, profiles: readonly CaProfile[]): Promise<{ keys: Partial<CaKeys>; created: string[] }> {
   const created: string[] = [];
   const keys: Partial<CaKeys> = {};
-  for (const profile of CA_PROFILES) {
+  for (const profile of profiles) {
     const label = labelFor(labels, profile);
     let pair = await findCaKeyPair(hsm, label);
     if (pair === undefined) {
@@ -39,7 +45,7 @@ export async function ensureCaKeys(hsm: Hsm, labels: CaKeyLabels): Promise<{ key
     }
     keys[profile] = pair;
   }
-  return { keys: keys as CaKeys, created };
+  return { keys, created };
 }
 
 /** The pairs that exist; missing ones are named so the caller can say what `keyhub init` has to create. */

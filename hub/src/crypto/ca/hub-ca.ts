@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { KeyhubError, type Hsm } from '@keyhub/shared';
 import { externalIssuers, resolveIssuers, type CaIssuers, type ExternalCaCertificates } from './ca-bootstrap';
 import { requireSigner, type CaIssuer } from './ca-issuer';
-import { ensureCaKeys, findCaKeys, type CaKeys } from './ca-keys';
+import { ensureCaKeys, ensureCaKeysFor, findCaKeys, type CaKeys } from './ca-keys';
 import { CA_ERRORS } from './ca-errors';
 import { normalizeSerial } from './certificate-parts';
 import { buildCrl, isRevocationReason, type RevocationReason } from './crl-builder';
@@ -78,6 +78,18 @@ export class HubCa {
       return resolved;
     });
     return { ca: new HubCa(hsm, ds, issuers, validity), createdKeys: created, issued };
+  }
+
+  /**
+   * For `keyhub init` with an external CA: the two issuing key pairs in the
+   * token (created when missing), and their public keys (SPKI PEM) for the
+   * external CA to certify. The root stays outside; `load` with `external`
+   * then checks the certificates it made.
+   */
+  static async ensureIssuingKeys(hsm: Hsm, options: Pick<HubCaOptions, 'labels'> = {}): Promise<{ createdKeys: string[]; publicKeys: Record<'tls-issuing' | 'key-issuing', string> }> {
+    const { keys, created } = await ensureCaKeysFor(hsm, { ...DEFAULT_CA_KEY_LABELS, ...options.labels }, ['tls-issuing', 'key-issuing']);
+    const pem = (spki: Buffer): string => `-----BEGIN PUBLIC KEY-----\n${(spki.toString('base64').match(/.{1,64}/g) ?? []).join('\n')}\n-----END PUBLIC KEY-----\n`;
+    return { createdKeys: created, publicKeys: { 'tls-issuing': pem(keys['tls-issuing']!.spki), 'key-issuing': pem(keys['key-issuing']!.spki) } };
   }
 
   /** For `keyhub serve`: the CA as `ensure` left it; NOT_INITIALIZED when keys or certificates are missing. */

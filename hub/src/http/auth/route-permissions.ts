@@ -12,6 +12,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/openapi.json': 'public',
   'GET /v1/hub': 'hub:read',
   'GET /v1/hub/ca': 'hub:read',
+  'GET /v1/hub/crl/:profile': 'hub:read',
   'GET /v1/auth/whoami': 'tokens:self',
 
   'GET /v1/keys': 'keys:read',
@@ -37,6 +38,11 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/tokens': 'tokens:self',
   'POST /v1/tokens': 'tokens:self',
   'POST /v1/tokens/:id/revoke': 'tokens:self',
+
+  // Your own client certificates; another operator's only as admin (issue, revoke) or admin and auditor (read), checked by the operation.
+  'POST /v1/operators/:name/certificates': 'certificates:self',
+  'GET /v1/certificates/:serial': 'certificates:self',
+  'POST /v1/certificates/:serial/revoke': 'certificates:self',
 
   'GET /v1/policies': 'policies:read',
   'PUT /v1/policies/:action': 'policies:write',

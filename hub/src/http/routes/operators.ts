@@ -3,6 +3,7 @@ import { api } from '@keyhub/protocol';
 import { principalOf } from '../auth/authenticate';
 import { permissionsOf } from '../../domain/roles';
 import { ChangeOperatorRoles } from '../../operations/operators/change-roles';
+import { RequestClientCertificate, RevokeClientCertificate, ShowClientCertificate } from '../../operations/operators/client-certificates';
 import { CreateOperator } from '../../operations/operators/create-operator';
 import { CreateToken } from '../../operations/operators/create-token';
 import { ListOperators } from '../../operations/operators/list-operators';
@@ -13,6 +14,7 @@ import { responses, type RouteDeps, type ZodApp } from './index';
 
 const nameParams = z.strictObject({ name: api.operatorName });
 const tokenParams = z.strictObject({ id: z.string().regex(/^[0-9a-f]{32}$/) });
+const serialParams = z.strictObject({ serial: api.certificateSerial });
 
 export function registerOperatorRoutes(app: ZodApp, { resolve }: RouteDeps): void {
   app.get('/v1/auth/whoami', { schema: { summary: 'the authenticated operator, roles in force and permissions', tags: ['auth'], response: responses({ 200: api.whoami }) } }, async (req) => {
@@ -101,5 +103,40 @@ export function registerOperatorRoutes(app: ZodApp, { resolve }: RouteDeps): voi
     '/v1/tokens/:id/revoke',
     { schema: { summary: 'revoke a token at once (your own, or any as admin)', tags: ['tokens'], params: tokenParams, response: responses({ 200: z.strictObject({ revoked: z.boolean() }) }) } },
     async (req) => resolve(RevokeToken).execute(req.params.id, principalOf(req)),
+  );
+
+  app.post(
+    '/v1/operators/:name/certificates',
+    {
+      schema: {
+        summary: 'a client certificate (mTLS) for a public key the operator made: for yourself from an unscoped credential, or as admin for another operator (dual control under operator.manage)',
+        tags: ['certificates'],
+        params: nameParams,
+        body: api.certificateRequestBody,
+        response: responses({ 201: api.issuedCertificate, 202: api.approvalPending }),
+      },
+    },
+    async (req, reply) => {
+      const out = await resolve(RequestClientCertificate).execute(req.params.name, req.body, principalOf(req));
+      return 'approval' in out ? reply.code(202).send(out) : reply.code(201).send(out.certificate);
+    },
+  );
+  app.get(
+    '/v1/certificates/:serial',
+    { schema: { summary: 'a client certificate by serial (your own, or any as admin or auditor)', tags: ['certificates'], params: serialParams, response: responses({ 200: api.certificateView }) } },
+    async (req) => resolve(ShowClientCertificate).execute(req.params.serial, principalOf(req)),
+  );
+  app.post(
+    '/v1/certificates/:serial/revoke',
+    {
+      schema: {
+        summary: 'revoke a client certificate at once (your own, or any as admin)',
+        tags: ['certificates'],
+        params: serialParams,
+        querystring: z.strictObject({ reason: api.certificateRevocationReason.optional() }),
+        response: responses({ 200: api.certificateRevoked }),
+      },
+    },
+    async (req) => resolve(RevokeClientCertificate).execute(req.params.serial, req.query.reason, principalOf(req)),
   );
 }

@@ -1,13 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import { injectable } from 'tsyringe';
+import { createPublicKey, randomUUID } from 'node:crypto';
+import { inject, injectable } from 'tsyringe';
 import type { EntityManager } from 'typeorm';
 import { KeyhubError } from '@keyhub/shared';
 import type { api } from '@keyhub/protocol';
 import { appendAudit } from '../../audit/audit-log';
 import { mintApiToken, newTokenId } from '../../crypto/api-tokens';
+import type { HubCa } from '../../crypto/ca';
 import type { ActionDocument, StoredRequest } from '../../domain/approval-actions';
 import { insertOperator, operatorByName, setOperatorRoles } from '../../store/queries/operators';
 import { insertToken } from '../../store/queries/tokens';
+import { TOKENS } from '../../tokens';
 import type { ActionResult, ApprovedActionRunner, ApprovedRun } from '../approvals/approved-action';
 
 type OperatorDoc = Extract<ActionDocument, { action: 'operator.manage' }>;
@@ -16,16 +18,21 @@ export interface Applied {
   result: ActionResult;
   /** Present when the change ran at once: the new token's secret, for this one response. */
   token?: api.IssuedToken;
+  /** Present when a client certificate was issued (public material, so an approved request's result names its serial too). */
+  certificate?: api.IssuedCertificate;
 }
 
 /**
  * The `operator.manage` changes (create an operator, grant roles, issue a
- * token to someone else), applied in the caller's transaction with their
- * audit events. Run at once when the policy is off, or by ExecuteApproved
- * when it is on; then a new token gets no secret here (see PickupToken).
+ * token or a client certificate to someone else), applied in the caller's
+ * transaction with their audit events. Run at once when the policy is off,
+ * or by ExecuteApproved when it is on; then a new token gets no secret here
+ * (see PickupToken).
  */
 @injectable()
 export class OperatorChanges implements ApprovedActionRunner {
+  constructor(@inject(TOKENS.ca) private readonly ca: HubCa) {}
+
   async apply(m: EntityManager, doc: OperatorDoc, actor: string, approvers: string[], mintNow: boolean): Promise<Applied> {
     const who: Record<string, string> = approvers.length ? { approvers: approvers.join(',') } : {};
     if (doc.change === 'create') {
@@ -44,6 +51,20 @@ export class OperatorChanges implements ApprovedActionRunner {
       await setOperatorRoles(m, target.id, roles);
       await appendAudit(m, [{ actor, action: 'operator.roles_changed', subject: `operator:${doc.name}`, details: { from: target.roles.join(','), to: roles.join(','), ...who } }]);
       return { result: { operator: doc.name, roles: roles.join(',') } };
+    }
+    if (doc.change === 'certificate') {
+      const spki = createPublicKey(doc.publicKeyPem).export({ type: 'spki', format: 'der' });
+      const leaf = await this.ca.issueClientCertificate(target.id, target.name, spki, { validityDays: doc.validityDays, actor, tx: m });
+      const notAfter = leaf.notAfter.toISOString();
+      await appendAudit(m, [
+        {
+          actor,
+          action: 'certificate.issued',
+          subject: `certificate:${leaf.serial}`,
+          details: { operator: doc.name, profile: 'operator-client', publicKeySha256: doc.publicKeySha256, notAfter, ...who },
+        },
+      ]);
+      return { result: { operator: doc.name, serial: leaf.serial, notAfter }, certificate: { serial: leaf.serial, certificatePem: leaf.pem, chainPem: leaf.chainPem, notAfter } };
     }
     if (doc.roles && doc.roles.some((r) => !target.roles.includes(r))) throw new KeyhubError('ROLE_ESCALATION', `operator ${doc.name} does not hold every role of the scope`);
     const token = await this.issue(m, { operatorId: target.id, name: doc.name, roles: doc.roles, ttlSeconds: doc.ttlSeconds, description: doc.description }, actor, who, mintNow);

@@ -80,6 +80,27 @@ export const certificateRequestBody = z.strictObject({
   publicKeyPem: z.string().min(64).max(4096),
   validityDays: z.number().int().min(1).max(397).optional(),
 });
+export type CertificateRequestBody = z.infer<typeof certificateRequestBody>;
 export const issuedCertificate = z.strictObject({ serial: z.string(), certificatePem: z.string(), chainPem: z.string(), notAfter: timestamp });
+export type IssuedCertificate = z.infer<typeof issuedCertificate>;
+/** A certificate's serial as the API takes it: hex, as `openssl x509 -serial` prints it (colons allowed). */
+export const certificateSerial = z.string().regex(/^[0-9a-fA-F:]{2,96}$/);
+/** A client certificate by serial (public material): readable by its operator, admins and auditors. */
+export const certificateView = z.strictObject({
+  serial: z.string(),
+  operator: operatorName.nullable(),
+  certificatePem: z.string(),
+  notBefore: timestamp,
+  notAfter: timestamp,
+  revokedAt: timestamp.nullable(),
+});
+export type CertificateView = z.infer<typeof certificateView>;
+/** `revoked` is false when it was revoked already (the first revocation stands). */
+export const certificateRevoked = z.strictObject({ serial: z.string(), revoked: z.boolean(), revokedAt: timestamp });
+export type CertificateRevoked = z.infer<typeof certificateRevoked>;
+/** RFC 5280 reasons an operator or admin may give (the CA reasons are not for operator certificates). */
+export const CERTIFICATE_REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
+export const certificateRevocationReason = z.enum(CERTIFICATE_REVOCATION_REASONS);
+export type CertificateRevocationReason = z.infer<typeof certificateRevocationReason>;
 export type TokenList = z.infer<typeof tokenList>;
 export const createTokenPickup = z.strictObject({ token: issuedToken });
