@@ -103,6 +103,8 @@ describe('end to end: forged copies, replayed heartbeats, packages that never im
   it('a heartbeat captured and re-published later does not move last_seen_at; a fresh one does', async () => {
     const captured = await waitFor('a heartbeat from site-a', async () => heartbeats.at(-1));
     await d.stopListener('site-a');
+    // A fresh heartbeat received just before the stop is flushed within 2 s; let that happen before turning the clock back.
+    await new Promise((r) => setTimeout(r, 3_000));
     // The site has been dead for a while.
     await pg.query(`UPDATE listeners SET last_seen_at = now() - interval '10 minutes' WHERE id = 'site-a'`);
     const lastSeen = async (): Promise<number> => (await pg.query(`SELECT last_seen_at FROM listeners WHERE id = 'site-a'`)).rows[0].last_seen_at.getTime();
