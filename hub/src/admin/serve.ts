@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import type { FastifyRequest } from 'fastify';
 import { KeyhubError, serveObservabilityFromEnv } from '@keyhub/shared';
 import type { HubConfig } from '../config';
-import { HubBus } from '../bus/hub-bus';
+import { HubBus, hubBusOptions } from '../bus/hub-bus';
 import { hubNatsAccess } from '../nats/hub-nats';
 import { registerApiServices } from '../container';
 import { HubContext } from '../context';
@@ -70,18 +70,7 @@ export function registerServeCommand(program: Command): void {
           const ca = await HubCa.load(rt.hsm, rt.ds, await hubCaOptions(config));
           registerApiServices(c, ca);
           const nats = await hubNatsAccess(rt.hsm, rt.ds, config, ca, rt.logger);
-          const bus = await HubBus.connect(
-            {
-              servers: config.nats.servers,
-              name: config.nats.name,
-              replicas: config.nats.replicas,
-              authenticator: nats.authenticator,
-              tlsCa: nats.tlsCa,
-              maxDeliver: config.nats.maxDeliver,
-              upMaxDeliver: config.nats.upMaxDeliver,
-            },
-            rt.logger,
-          );
+          const bus = await HubBus.connect(hubBusOptions(config.nats, nats), rt.logger);
           try {
             const service = new HubService(
               c.resolve(HubContext),

@@ -12,8 +12,22 @@ import {
   type ConsumerLimits,
   type Drift,
 } from '../nats/jetstream-config';
+import type { HubConfig } from '../config';
 import { HUB_INBOX_PREFIX } from '../nats/permissions';
 import { JetStreamPublisher, type StoredAck } from './jetstream-publisher';
+
+/** The bus options `keyhub serve` connects with: the configuration's NATS section and the hub's NATS access. */
+export function hubBusOptions(nats: HubConfig['nats'], access: { authenticator?: Authenticator; tlsCa?: string }): HubBusOptions {
+  return {
+    servers: nats.servers,
+    name: nats.name,
+    replicas: nats.replicas,
+    authenticator: access.authenticator,
+    tlsCa: access.tlsCa,
+    maxDeliver: nats.maxDeliver,
+    upMaxDeliver: nats.upMaxDeliver,
+  };
+}
 
 export interface HubBusOptions {
   servers: string[];

@@ -10,7 +10,7 @@ import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { Client as PgClient } from 'pg';
 import { enrollmentFingerprint } from '@keyhub/protocol';
 import { aesKcv, createLogger, type Logger } from '@keyhub/shared';
-import { HubBus } from '@keyhub/hub/dist/bus/hub-bus';
+import { HubBus, hubBusOptions } from '@keyhub/hub/dist/bus/hub-bus';
 import { hubConfigSchema, type HubConfig } from '@keyhub/hub/dist/config';
 import { openHubRuntime, type HubRuntime } from '@keyhub/hub/dist/container';
 import { HubCa } from '@keyhub/hub/dist/crypto/ca';
@@ -125,18 +125,7 @@ export async function connectHubBusAsServe({ cleanup }: StageRun, fx: HubFixture
   const { hsm, ds } = fx.rt;
   const ca = await HubCa.load(hsm, ds);
   const nats = await hubNatsAccess(hsm, ds, config, ca, fx.logger);
-  const bus = await HubBus.connect(
-    {
-      servers: config.nats.servers,
-      name: config.nats.name,
-      replicas: config.nats.replicas,
-      authenticator: nats.authenticator,
-      tlsCa: nats.tlsCa,
-      maxDeliver: config.nats.maxDeliver,
-      upMaxDeliver: config.nats.upMaxDeliver,
-    },
-    fx.logger,
-  );
+  const bus = await HubBus.connect(hubBusOptions(config.nats, nats), fx.logger);
   cleanup.add(`hub bus (${label})`, () => bus.close());
   if (nats.publisher) {
     const publisher = nats.publisher;
