@@ -30,13 +30,22 @@ function encode(fields: Array<string | Buffer>): Buffer {
 /** The fields of a key version row and its key that the MAC binds. */
 export interface KeyVersionFacts {
   key: Pick<KeyEntity, 'id' | 'algorithm' | 'usages' | 'exportable' | 'sensitive'>;
-  version: Pick<KeyVersionEntity, 'id' | 'version' | 'length' | 'kcv' | 'wrapped'>;
+  version: Pick<KeyVersionEntity, 'id' | 'version' | 'length' | 'kcv' | 'wrapped'> & { publicKey?: Buffer | null };
 }
 
+/**
+ * A key pair's public key (DER SPKI) is bound too, as a last field present
+ * only for key pairs: a swapped public key would make the package's KCV and
+ * the target's signature check point at another key. Secret key rows encode
+ * exactly as before it existed, so their stored MACs stay valid. Which
+ * master key holds the blob follows from the algorithm, which is bound.
+ */
 export function keyVersionMacData({ key, version }: KeyVersionFacts): Buffer {
   const usages = [...key.usages].sort().join(',');
   const policy = `algorithm=${key.algorithm};length=${version.length};exportable=${key.exportable};sensitive=${key.sensitive}`;
-  return encode(['key_version', version.id, String(version.version), key.id, usages, policy, version.kcv, version.wrapped]);
+  const fields: Array<string | Buffer> = ['key_version', version.id, String(version.version), key.id, usages, policy, version.kcv, version.wrapped];
+  if (version.publicKey) fields.push('public_key', version.publicKey);
+  return encode(fields);
 }
 
 /** The fields of a root KEK row that the MAC binds. */
@@ -51,4 +60,13 @@ export interface KekFacts {
 /** A root KEK is of the HSM-import class and stored under the KEK store; both are part of what it is. */
 export function kekMacData(k: KekFacts): Buffer {
   return encode(['kek', k.id, String(k.version), k.listenerId, 'unwrap', 'class=site-import;store=keyhub-hmk-kek', k.kcv, k.wrapped]);
+}
+
+/**
+ * A target KEK (issue 12): the same class and store as a root KEK, bound to
+ * its target too, so a target KEK row cannot pass for a root KEK, nor for
+ * another target's KEK.
+ */
+export function targetKekMacData(k: KekFacts & { target: string }): Buffer {
+  return encode(['target_kek', k.id, String(k.version), k.listenerId, k.target, 'unwrap', 'class=site-import;store=keyhub-hmk-kek', k.kcv, k.wrapped]);
 }

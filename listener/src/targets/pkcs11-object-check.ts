@@ -10,9 +10,16 @@
  * what the package's own key (the session probe) encrypted. A key whose
  * usages allow none of these cannot show it is the same key without being
  * changed: it is reported as a mismatch, never confirmed.
+ *
+ * Other types: a TDES key shows its KCV with CKA_ENCRYPT (TDES-ECB of a zero
+ * block), an HMAC or generic secret with CKA_SIGN (HMAC-SHA256); a private
+ * key with CKA_SIGN signs a challenge that the package's public key must
+ * verify. Without those usages such keys are reported as a mismatch (the
+ * same limit as a verify-only AES key).
  */
 import { randomBytes } from 'node:crypto';
-import { cmacSubkey, kcvHex, type Hsm, type KeyHandle, type KeyInfo } from '@keyhub/shared';
+import { cmacSubkey, hmacKcv, kcvHex, tdesKcv, type Hsm, type KeyHandle, type KeyInfo } from '@keyhub/shared';
+import { algorithmInfo, provesPair } from './pkcs11-key-types';
 import type { ImportRequest } from './target';
 
 export interface ObjectCheck {
@@ -22,17 +29,20 @@ export interface ObjectCheck {
 }
 
 const FLAGS = ['encrypt', 'decrypt', 'sign', 'verify', 'wrap', 'unwrap'] as const;
+/** A private key has no encrypt/verify/wrap (its public key has them); derive is checked for it as well. */
+const PRIVATE_FLAGS = ['decrypt', 'sign', 'unwrap', 'derive'] as const;
 
 /** The attributes an import under this package gives the object (pkcs11-target.ts). */
 export function attributeMismatch(info: KeyInfo, req: ImportRequest): string | undefined {
   const usages = new Set<string>(req.key.usages);
-  if (info.class !== 'secret' || info.keyType !== 'aes') return `object is ${info.class}/${info.keyType}, not an AES secret key`;
+  const expected = algorithmInfo(req);
+  if (info.class !== expected.keyClass || info.keyType !== expected.keyType) return `object is ${info.class}/${info.keyType}, not a ${expected.keyClass}/${expected.keyType} key`;
   // SoftHSM2 reports CKA_VALUE_LEN empty for unwrapped keys (0 here); the KCV below then proves the value.
-  if (info.valueLen && info.valueLen !== req.key.length) return `object holds ${info.valueLen} bytes, the key ${req.key.length}`;
+  if (expected.keyClass === 'secret' && info.valueLen && info.valueLen !== req.key.length) return `object holds ${info.valueLen} bytes, the key ${req.key.length}`;
   if (!info.token) return 'object is not a token object';
   if (!info.sensitive) return 'object is not sensitive';
   if (info.extractable !== req.key.exportable) return `object is ${info.extractable ? '' : 'not '}extractable`;
-  for (const f of FLAGS) if (info[f] !== usages.has(f)) return `object has CKA_${f.toUpperCase()} ${info[f]}`;
+  for (const f of expected.keyClass === 'private' ? PRIVATE_FLAGS : FLAGS) if (info[f] !== usages.has(f)) return `object has CKA_${f.toUpperCase()} ${info[f]}`;
   return undefined;
 }
 
@@ -55,6 +65,8 @@ export async function checkExistingObject(hsm: Hsm, h: KeyHandle, req: ImportReq
   const info = await hsm.keyInfo(h);
   const attrs = attributeMismatch(info, req);
   if (attrs) return { ok: false, reason: attrs };
+  const method = algorithmInfo(req).kcv;
+  if (method !== 'aes-cmac') return checkOtherType(hsm, h, info, req, method);
   const kcv = await objectKcv(hsm, h, info);
   if (kcv !== undefined) return kcv === req.key.kcv ? { ok: true } : { ok: false, reason: `object KCV ${kcv} differs from the package's ${req.key.kcv}` };
   if (info.decrypt) {
@@ -63,4 +75,18 @@ export async function checkExistingObject(hsm: Hsm, h: KeyHandle, req: ImportReq
     return back.equals(challenge) ? { ok: true } : { ok: false, reason: 'object decrypts differently from the package key' };
   }
   return { ok: false, reason: 'object usages let the token show no KCV: cannot confirm it is the same key' };
+}
+
+const cannotShow = (what: string): ObjectCheck => ({ ok: false, reason: `object usages let the token show no ${what}: cannot confirm it is the same key` });
+
+/** TDES, HMAC/generic and private keys: the object's own KCV or proof, where its usages let the token compute it. */
+async function checkOtherType(hsm: Hsm, h: KeyHandle, info: KeyInfo, req: ImportRequest, method: 'tdes-ecb' | 'hmac-sha256' | 'spki-sha256'): Promise<ObjectCheck> {
+  if (method === 'spki-sha256') {
+    if (!info.sign) return cannotShow('signature');
+    return (await provesPair(hsm, h, req)) ? { ok: true } : { ok: false, reason: "object does not sign for the package's public key" };
+  }
+  const usable = method === 'tdes-ecb' ? info.encrypt : info.sign;
+  if (!usable) return cannotShow('KCV');
+  const kcv = method === 'tdes-ecb' ? await tdesKcv(hsm, h) : await hmacKcv(hsm, h);
+  return kcv === req.key.kcv ? { ok: true } : { ok: false, reason: `object KCV ${kcv} differs from the package's ${req.key.kcv}` };
 }

@@ -52,8 +52,20 @@ export interface KeyPolicy {
 /** Mechanisms by name; the adapter maps them to its token's codes (KWP is 0x210A in SoftHSM2, 0x210B elsewhere). */
 export type MechanismName = 'kwp' | 'aes-cmac' | 'rsa-oaep' | 'hmac-sha256';
 
+/**
+ * Key types a wrapped blob can hold: a secret key, or (rsa, ec) a private
+ * key as PKCS#8, which the token parses on unwrap.
+ */
+export type SecretKeyType = 'aes' | 'des2' | 'des3' | 'generic';
+export type PairKeyType = 'rsa' | 'ec';
+export type WrappedKeyType = SecretKeyType | PairKeyType;
+export type EcCurveName = 'P-256' | 'P-384' | 'P-521';
+export type KeyPairSpec = { type: 'rsa'; bits: number } | { type: 'ec'; curve: EcCurveName };
+
 /** The attributes an unwrap template can fix. */
 export interface UnwrapTemplate {
+  /** CKA_CLASS; absent means secret (the first templates fixed it always), 'any' leaves it free. */
+  class?: 'secret' | 'private' | 'any';
   keyType?: 'aes';
   token?: boolean;
   private?: boolean;
@@ -69,8 +81,11 @@ export interface UnwrapTemplate {
   allowedMechanisms?: MechanismName[];
 }
 
+/** PKCS#11 usage flags by name (CKA_ENCRYPT ... CKA_DERIVE); an absent one is left as it is. */
+export type UsageFlags = Partial<Record<'encrypt' | 'decrypt' | 'sign' | 'verify' | 'wrap' | 'unwrap' | 'derive', boolean>>;
+
 export type KeyClass = 'secret' | 'private' | 'public' | 'other';
-export type KeyType = 'aes' | 'ec' | 'rsa' | 'generic' | 'des3' | 'other';
+export type KeyType = 'aes' | 'ec' | 'rsa' | 'generic' | 'des2' | 'des3' | 'other';
 
 export interface KeyInfo {
   handle: KeyHandle;
@@ -91,6 +106,7 @@ export interface KeyInfo {
   verify: boolean;
   wrap: boolean;
   unwrap: boolean;
+  derive: boolean;
 }
 
 export interface KeyQuery {
@@ -109,6 +125,8 @@ export interface KeyPairHandles {
 export interface WrappedAesKey {
   blob: Buffer;
   lengthBytes: number;
+  /** What the blob holds; absent: an AES key (the fast path). Only keys may be other than AES, never KEKs. */
+  keyType?: WrappedKeyType;
   /** HMAC-SHA256 tag over `data` (which names the blob and what it is), checked in the token before anything is unwrapped. */
   mac?: { data: Buffer; tag: Buffer };
 }
@@ -124,6 +142,10 @@ export interface KwpTranslation {
   unwrappingKey: KeyHandle;
   /** The key the KEKs are stored under; defaults to `unwrappingKey`. */
   kekUnwrappingKey?: KeyHandle;
+  /** The key TDES and generic secrets are stored under (keyType des2, des3, generic). */
+  secretUnwrappingKey?: KeyHandle;
+  /** The key private keys are stored under (keyType rsa, ec). */
+  privateUnwrappingKey?: KeyHandle;
   /**
    * HMAC-SHA256 key: when given, every KEK and key must carry a `mac`, and
    * all of them are verified before the first unwrap; one that fails ends
@@ -146,6 +168,23 @@ export interface Hsm {
   generateEcP256KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles>;
   /** RSA transport pair: the private key may only unwrap (OAEP), the public key only wrap. */
   generateRsaTransportKeyPair(bits: number, policy: { token: boolean; label: string; id: Buffer; unwrapTemplate?: UnwrapTemplate }): Promise<KeyPairHandles>;
+
+  /** A secret key of any type Keyhub distributes (TDES: CKM_DES2/DES3_KEY_GEN, generic: CKM_GENERIC_SECRET_KEY_GEN). */
+  generateSecretKey(type: SecretKeyType, lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
+  /** An RSA or EC pair; `policy.private` and `policy.public` give each half its attributes (private keys ignore encrypt/verify/wrap). */
+  generateKeyPair(spec: KeyPairSpec, policy: { private: KeyPolicy; public: KeyPolicy }): Promise<KeyPairHandles>;
+  /** Creates a public key object (RSA or EC) from DER SPKI; verify/encrypt/wrap and label/id from the policy. */
+  createPublicKey(spki: Buffer, policy: KeyPolicy): Promise<KeyHandle>;
+  /** AES-KWP unwrap of a key of any type: a secret key of `keyType`, or for rsa/ec a private key from the PKCS#8 inside. */
+  unwrapKwpAs(kek: KeyHandle, blob: Buffer, keyType: WrappedKeyType, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
+  /** TDES-ECB encryption of whole 8-byte blocks (CKA_ENCRYPT): the TDES KCV. */
+  tdesEcbEncrypt(key: KeyHandle, data: Buffer): Promise<Buffer>;
+  /**
+   * Signs `data` with a private key: RSA with PKCS#1 v1.5 over SHA-256
+   * (CKM_SHA256_RSA_PKCS), EC with ECDSA over its SHA-256 (raw r||s). For
+   * proving, in the token, that a private key matches a public key.
+   */
+  signWithPrivateKey(privateKey: KeyHandle, keyType: PairKeyType, data: Buffer): Promise<Buffer>;
 
   /** DER SubjectPublicKeyInfo of an EC or RSA public key object. */
   publicKeySpki(publicKey: KeyHandle): Promise<Buffer>;
@@ -190,6 +229,12 @@ export interface Hsm {
   findKeys(query: KeyQuery): Promise<KeyHandle[]>;
   keyInfo(handle: KeyHandle): Promise<KeyInfo>;
   destroy(handle: KeyHandle): Promise<void>;
+  /**
+   * Switches the named usage flags of an existing object (C_SetAttributeValue):
+   * site lifecycle commands. Tokens may refuse (CKA_MODIFIABLE false, or a
+   * flag they fix): the error keeps its CKR code.
+   */
+  setUsages(handle: KeyHandle, usages: UsageFlags): Promise<void>;
   /** Cheap liveness check of the token and a pooled session; touches no objects. */
   ping(): Promise<void>;
   close(): Promise<void>;

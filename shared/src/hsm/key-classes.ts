@@ -7,10 +7,12 @@
  *
  * | key | where | unwraps, as the token enforces it |
  * |---|---|---|
- * | `keyhub-hmk` (key store) | hub | key versions: session, not private, sensitive, extractable (only so they can be re-wrapped), no usage at all, AES-KWP only |
+ * | `keyhub-hmk` (key store) | hub | AES key versions: session, not private, sensitive, extractable (only so they can be re-wrapped), no usage at all, AES-KWP only |
+ * | `keyhub-hmk-secret` (secret store) | hub | other secret key versions (TDES, HMAC, generic): the same attributes, any secret key type |
+ * | `keyhub-hmk-private` (private key store) | hub | private key versions (RSA, EC; PKCS#8 inside the blob): the same attributes, class private |
  * | `keyhub-hmk-kek` (KEK store) | hub | root KEKs: session, not private, sensitive, never extractable, wrap only, AES-KWP only |
  * | transport key (RSA) | site, until the root KEK is in | the root KEK: sensitive, never extractable, no encrypt/decrypt/wrap/verify/derive, AES-KWP and CMAC (the KCV) only |
- * | root KEK, HSM import class | site | delivered keys: sensitive, never extractable |
+ * | root KEK, HSM import class | site | delivered keys, secret or private: sensitive, never extractable |
  * | transit KEK class | site, for keystore and cloud targets (not created yet) | delivered keys as session objects, sensitive |
  *
  * The master keys themselves: sensitive, never extractable, wrap and unwrap
@@ -32,12 +34,17 @@ const NO_USAGE = { encrypt: false, decrypt: false, sign: false, verify: false, w
 
 /** How a key version is unwrapped from the key store for one batch (the translate worker). */
 export const TRANSIENT_KEY_POLICY: KeyPolicy = { token: false, private: false, sensitive: true, extractable: true, ...NO_USAGE, allowedMechanisms: ['kwp'] };
+/** How a private key version is unwrapped from the private key store for one batch: as a key version, no usage. */
+export const TRANSIENT_PRIVATE_KEY_POLICY: KeyPolicy = TRANSIENT_KEY_POLICY;
 /** How a root KEK is unwrapped from the KEK store for one batch. */
 export const TRANSIENT_KEK_POLICY: KeyPolicy = { token: false, private: false, sensitive: true, extractable: false, ...NO_USAGE, wrap: true, allowedMechanisms: ['kwp'] };
 
-function templateOf(p: KeyPolicy): UnwrapTemplate {
+/** `cls`: secret AES keys (what the first master keys fix), any secret key, or private keys. */
+function templateOf(p: KeyPolicy, cls: 'aes' | 'secret' | 'private' = 'aes'): UnwrapTemplate {
   const { token, private: priv, sensitive, extractable, encrypt, decrypt, sign, verify, wrap, unwrap, derive, allowedMechanisms } = p;
-  return { keyType: 'aes', token, private: priv, sensitive, extractable, encrypt, decrypt, sign, verify, wrap, unwrap, derive, allowedMechanisms };
+  const flags = { token, private: priv, sensitive, extractable, encrypt, decrypt, sign, verify, wrap, unwrap, derive, allowedMechanisms };
+  if (cls === 'aes') return { keyType: 'aes', ...flags };
+  return cls === 'private' ? { class: 'private', ...flags } : flags;
 }
 
 /** Attributes every master key has besides its label and id. */
@@ -45,6 +52,20 @@ const MASTER = { token: true, private: true, sensitive: true, extractable: false
 
 /** The hub's key store: what every key version is stored under. */
 export const HUB_KEY_STORE_POLICY: Omit<KeyPolicy, 'label' | 'id'> = { ...MASTER, allowedMechanisms: ['kwp'], unwrapTemplate: templateOf(TRANSIENT_KEY_POLICY) };
+/**
+ * The hub's store for TDES, HMAC and generic secret key versions. A master
+ * key's unwrap template fixes one value per attribute, and the key store's
+ * fixes CKK_AES (its template cannot change: not modifiable), so other
+ * secret types need a master key of their own; this one leaves the key type
+ * free and fixes everything else as the key store does.
+ */
+export const HUB_SECRET_STORE_POLICY: Omit<KeyPolicy, 'label' | 'id'> = { ...MASTER, allowedMechanisms: ['kwp'], unwrapTemplate: templateOf(TRANSIENT_KEY_POLICY, 'secret') };
+/**
+ * The hub's store for private keys (RSA, EC): only CKO_PRIVATE_KEY objects
+ * come out of it, sensitive, extractable only so they can be re-wrapped, no
+ * usage, AES-KWP only. A blob of it can never become a secret key.
+ */
+export const HUB_PRIVATE_STORE_POLICY: Omit<KeyPolicy, 'label' | 'id'> = { ...MASTER, allowedMechanisms: ['kwp'], unwrapTemplate: templateOf(TRANSIENT_PRIVATE_KEY_POLICY, 'private') };
 /** The hub's KEK store: what every root KEK is stored under. */
 export const HUB_KEK_STORE_POLICY: Omit<KeyPolicy, 'label' | 'id'> = { ...MASTER, allowedMechanisms: ['kwp'], unwrapTemplate: templateOf(TRANSIENT_KEK_POLICY) };
 
@@ -65,8 +86,15 @@ export const SITE_TRANSPORT_UNWRAP_TEMPLATE: UnwrapTemplate = {
   allowedMechanisms: ['kwp', 'aes-cmac'],
 };
 
-/** A root KEK of the HSM-import class: what a PKCS#11 target imports under. */
-export const SITE_IMPORT_KEK_UNWRAP_TEMPLATE: UnwrapTemplate = { sensitive: true, extractable: false };
+/**
+ * A root KEK of the HSM-import class: what a PKCS#11 target imports under.
+ * Secret and private keys alike (class left free: a private key arrives as
+ * PKCS#8 under the same KEK), always sensitive, never extractable. Root KEKs
+ * installed before key pairs existed fix CKO_SECRET_KEY: they import secret
+ * keys only, and a key pair for such a site fails at the target until its
+ * root KEK is rotated.
+ */
+export const SITE_IMPORT_KEK_UNWRAP_TEMPLATE: UnwrapTemplate = { class: 'any', sensitive: true, extractable: false };
 
 /**
  * The root KEK as the site stores it. Not modifiable or copyable would be

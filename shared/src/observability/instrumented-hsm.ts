@@ -1,6 +1,21 @@
 import { KeyhubError } from '../errors';
 import { ckrName } from '../hsm/pkcs11/errors';
-import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash, UnwrapTemplate } from '../hsm/hsm';
+import type {
+  Hsm,
+  KeyHandle,
+  KeyInfo,
+  KeyPairHandles,
+  KeyPairSpec,
+  KeyPolicy,
+  KeyQuery,
+  KwpTranslation,
+  OaepHash,
+  PairKeyType,
+  SecretKeyType,
+  UnwrapTemplate,
+  UsageFlags,
+  WrappedKeyType,
+} from '../hsm/hsm';
 import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, timed, type Registry } from './metrics';
 
 export interface HsmMetrics {
@@ -68,6 +83,30 @@ export class InstrumentedHsm implements Hsm {
 
   generateAesKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
     return this.call('generate_aes_key', () => this.inner.generateAesKey(lengthBytes, policy));
+  }
+
+  generateSecretKey(type: SecretKeyType, lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('generate_secret_key', () => this.inner.generateSecretKey(type, lengthBytes, policy));
+  }
+
+  generateKeyPair(spec: KeyPairSpec, policy: { private: KeyPolicy; public: KeyPolicy }): Promise<KeyPairHandles> {
+    return this.call('generate_key_pair', () => this.inner.generateKeyPair(spec, policy));
+  }
+
+  createPublicKey(spki: Buffer, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('create_public_key', () => this.inner.createPublicKey(spki, policy));
+  }
+
+  unwrapKwpAs(kek: KeyHandle, blob: Buffer, keyType: WrappedKeyType, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('unwrap_kwp', () => this.inner.unwrapKwpAs(kek, blob, keyType, keyLengthBytes, policy));
+  }
+
+  tdesEcbEncrypt(key: KeyHandle, data: Buffer): Promise<Buffer> {
+    return this.call('tdes_ecb_encrypt', () => this.inner.tdesEcbEncrypt(key, data));
+  }
+
+  signWithPrivateKey(privateKey: KeyHandle, keyType: PairKeyType, data: Buffer): Promise<Buffer> {
+    return this.call('sign_with_private_key', () => this.inner.signWithPrivateKey(privateKey, keyType, data));
   }
 
   generateEcP256KeyPair(policy: { token: boolean; label: string; id: Buffer }): Promise<KeyPairHandles> {
@@ -156,6 +195,10 @@ export class InstrumentedHsm implements Hsm {
 
   destroy(handle: KeyHandle): Promise<void> {
     return this.call('destroy', () => this.inner.destroy(handle));
+  }
+
+  setUsages(handle: KeyHandle, usages: UsageFlags): Promise<void> {
+    return this.call('set_usages', () => this.inner.setUsages(handle, usages));
   }
 
   ping(): Promise<void> {

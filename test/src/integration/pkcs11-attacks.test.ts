@@ -11,7 +11,7 @@
 import { strict as assert } from 'node:assert';
 import * as pkcs11js from 'pkcs11js';
 import { aesKcv, Pkcs11Hsm, type KeyHandle } from '@keyhub/shared';
-import { HMK_KEK_LABEL, HMK_LABEL, HubKeyring, ROW_MAC_LABEL } from '@keyhub/hub/dist/crypto/hub-keyring';
+import { HMK_KEK_LABEL, HMK_LABEL, HMK_PRIVATE_LABEL, HMK_SECRET_LABEL, HubKeyring, ROW_MAC_LABEL } from '@keyhub/hub/dist/crypto/hub-keyring';
 import { ListenerKeys, TRANSPORT_LABEL, kekLabel } from '@keyhub/listener/dist/listener-keys';
 import { createSoftHsm, type SoftHsmEnv } from '../env';
 
@@ -202,7 +202,7 @@ describe('PKCS#11 attribute attacks by a PIN holder, against SoftHSM2 tokens set
     });
 
     it('C_SetAttributeValue on the master keys and the row-MAC key is refused (CKR_ACTION_PROHIBITED: not modifiable)', () => {
-      for (const label of [HMK_LABEL, HMK_KEK_LABEL, ROW_MAC_LABEL]) {
+      for (const label of [HMK_LABEL, HMK_KEK_LABEL, HMK_SECRET_LABEL, HMK_PRIVATE_LABEL, ROW_MAC_LABEL]) {
         const h = byLabel(hub, P.CKO_SECRET_KEY, label);
         for (const attr of [P.CKA_DECRYPT, P.CKA_ENCRYPT, P.CKA_EXTRACTABLE]) {
           assert.equal(
@@ -220,7 +220,7 @@ describe('PKCS#11 attribute attacks by a PIN holder, against SoftHSM2 tokens set
     });
 
     it('C_CopyObject of the master keys, plain or with escalated attributes, is refused (CKR_ACTION_PROHIBITED: not copyable)', () => {
-      for (const label of [HMK_LABEL, HMK_KEK_LABEL, ROW_MAC_LABEL]) {
+      for (const label of [HMK_LABEL, HMK_KEK_LABEL, HMK_SECRET_LABEL, HMK_PRIVATE_LABEL, ROW_MAC_LABEL]) {
         const h = byLabel(hub, P.CKO_SECRET_KEY, label);
         assert.equal(
           outcome(() => lib.C_CopyObject(hub, h, [{ type: P.CKA_TOKEN, value: false }])),
@@ -241,7 +241,7 @@ describe('PKCS#11 attribute attacks by a PIN holder, against SoftHSM2 tokens set
     });
 
     it('wrap-then-decrypt fails with the master keys (CKR_KEY_FUNCTION_NOT_PERMITTED) and with a KEK unwrapped from the KEK store even after CKA_DECRYPT is switched on (CKR_MECHANISM_INVALID)', () => {
-      for (const label of [HMK_LABEL, HMK_KEK_LABEL]) {
+      for (const label of [HMK_LABEL, HMK_KEK_LABEL, HMK_SECRET_LABEL, HMK_PRIVATE_LABEL]) {
         const h = byLabel(hub, P.CKO_SECRET_KEY, label);
         assert.equal(
           outcome(() => lib.C_DecryptInit(hub, ECB, h)),

@@ -43,6 +43,51 @@ describe('key specification', () => {
     );
   });
 
+  it('defaults usages per type: TDES encrypt/decrypt, HMAC and key pairs sign/verify, generic secrets derive; lengths per type', () => {
+    const cases: Array<[string, string[], number]> = [
+      ['TDES-2KEY', ['encrypt', 'decrypt'], 16],
+      ['TDES-3KEY', ['encrypt', 'decrypt'], 24],
+      ['HMAC-SHA256', ['sign', 'verify'], 32],
+      ['HMAC-SHA512', ['sign', 'verify'], 64],
+      ['GENERIC-384', ['derive'], 48],
+      ['RSA-3072', ['sign', 'verify'], 384],
+      ['EC-P521', ['sign', 'verify'], 66],
+    ];
+    for (const [algorithm, usages, length] of cases) {
+      const s = keySpec({ name: 'k', algorithm });
+      assert.deepEqual(s.usages, usages, algorithm);
+      assert.equal(s.length, length, algorithm);
+    }
+  });
+
+  it('refuses usages a type cannot have (KEY_USAGE_INVALID) and pairs that extract keys, also across an RSA pair (KEY_USAGE_CONFLICT)', () => {
+    const refused: Array<[string, string[], string]> = [
+      ['HMAC-SHA256', ['encrypt'], 'KEY_USAGE_INVALID'],
+      ['HMAC-SHA384', ['sign', 'derive'], 'KEY_USAGE_INVALID'],
+      ['GENERIC-256', ['decrypt'], 'KEY_USAGE_INVALID'],
+      ['EC-P256', ['encrypt'], 'KEY_USAGE_INVALID'],
+      ['EC-P384', ['wrap'], 'KEY_USAGE_INVALID'],
+      ['RSA-2048', ['derive'], 'KEY_USAGE_INVALID'],
+      ['RSA-2048', ['wrap', 'decrypt'], 'KEY_USAGE_CONFLICT'],
+      ['RSA-4096', ['unwrap', 'encrypt'], 'KEY_USAGE_CONFLICT'],
+      ['TDES-3KEY', ['wrap', 'decrypt'], 'KEY_USAGE_CONFLICT'],
+    ];
+    for (const [algorithm, usages, expected] of refused)
+      assert.equal(
+        code(() => keySpec({ name: 'k', algorithm, usages })),
+        expected,
+        `${algorithm} ${usages.join('+')}`,
+      );
+    const allowed: Array<[string, string[]]> = [
+      ['RSA-2048', ['encrypt', 'decrypt']],
+      ['RSA-2048', ['wrap', 'unwrap']],
+      ['EC-P256', ['derive']],
+      ['GENERIC-512', ['sign', 'verify', 'derive']],
+      ['TDES-2KEY', ['sign', 'verify']],
+    ];
+    for (const [algorithm, usages] of allowed) assert.deepEqual(keySpec({ name: 'k', algorithm, usages }).usages, usages);
+  });
+
   it('a bulk request names each key once', () => {
     assert.deepEqual([...assertDistinctNames(['a', 'b'])], ['a', 'b']);
     assert.equal(

@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { injectable } from 'tsyringe';
 import type { KeyAlgorithm } from '@keyhub/protocol';
-import { aesKcv, KeyhubError, mapConcurrent } from '@keyhub/shared';
+import { KeyhubError, mapConcurrent } from '@keyhub/shared';
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
+import type { HubKeyring } from '../../crypto/hub-keyring';
+import { generateKeyVersion } from '../../crypto/key-material';
 import { keyVersionMacData } from '../../crypto/row-mac';
 import { assertDistinctNames, keySpec, type KeySpec } from '../../domain/key-spec';
 import { findTakenKeyName, insertKeys, insertKeyVersions } from '../../store/queries/keys';
+import { setInitialLifecycle } from '../../store/queries/key-lifecycle';
+import { initialSchedule } from '../../domain/key-lifecycle';
 
 export interface CreateKeyInput {
   name: string;
@@ -14,6 +18,11 @@ export interface CreateKeyInput {
   usages?: string[];
   exportable?: boolean;
   sensitive?: boolean;
+  /** Lifecycle (domain/key-lifecycle.ts): a future activation date starts version 1 in pre-activation. */
+  activateAt?: Date;
+  cryptoperiodSeconds?: number;
+  rotateEverySeconds?: number;
+  graceSeconds?: number;
   actor: string;
 }
 
@@ -32,13 +41,16 @@ interface MadeKey {
   versionId: string;
   kcv: string;
   wrapped: Buffer;
+  /** A key pair's public key (DER SPKI); null for a secret key. */
+  publicKey: Buffer | null;
   /** Row MAC over the version and its key's policy (crypto/row-mac.ts). */
   mac: Buffer;
 }
 
 /**
- * Generates a key in the hub HSM and stores it only wrapped under the key
- * store master key, bound to its row by an HSM MAC. Rule: a key name is
+ * Generates a key of any type in the hub HSM (a key pair: the private key is
+ * stored, its public key beside it) and stores it only wrapped under the
+ * master key of its class, bound to its row by an HSM MAC. Rule: a key name is
  * unique; usages that enable wrap/decrypt attacks are refused
  * (KEY_USAGE_CONFLICT, domain/key-spec.ts); the key leaves the HSM only
  * wrapped, and its KCV and row MAC are computed by the HSM.
@@ -70,7 +82,13 @@ export class CreateKey {
       );
       await insertKeyVersions(
         m,
-        made.map((k) => [k.versionId, k.id, 1, k.wrapped, k.spec.length, k.kcv, 'active', k.mac]),
+        made.map((k) => [k.versionId, k.id, 1, k.wrapped, k.spec.length, k.kcv, 'active', k.mac, k.publicKey]),
+      );
+      // Only keys with lifecycle settings: the others keep the column defaults (active from now, no end), and bulk creation no second write.
+      const now = new Date();
+      await setInitialLifecycle(
+        m,
+        made.filter((k) => hasLifecycle(k.spec.input)).map((k) => ({ keyId: k.id, ...lifecycleOf(k.spec.input), ...initialSchedule(now, k.spec.input.activateAt, k.spec.input.cryptoperiodSeconds) })),
       );
       await appendAudit(
         m,
@@ -78,7 +96,16 @@ export class CreateKey {
           actor: k.spec.input.actor,
           action: 'key.created',
           subject: `key:${k.spec.input.name}`,
-          details: { keyId: k.id, version: 1, algorithm: k.spec.algorithm, kcv: k.kcv, usages: k.spec.usages.join(','), exportable: k.spec.exportable, sensitive: k.spec.sensitive },
+          details: {
+            keyId: k.id,
+            version: 1,
+            algorithm: k.spec.algorithm,
+            kcv: k.kcv,
+            usages: k.spec.usages.join(','),
+            exportable: k.spec.exportable,
+            sensitive: k.spec.sensitive,
+            ...(hasLifecycle(k.spec.input) ? lifecycleAudit(k.spec.input, now) : {}),
+          },
         })),
       );
     });
@@ -86,25 +113,63 @@ export class CreateKey {
   }
 
   private async generate(specs: Array<KeySpec<CreateKeyInput>>): Promise<MadeKey[]> {
-    const { keyring } = this.ctx;
-    const hsm = keyring.hsm;
-    return mapConcurrent(specs, hsm.concurrency, async (spec) => {
-      // Session object: extractable only so it can be wrapped under the master key,
-      // CKA_SIGN only so the HSM can compute its CMAC KCV. It is destroyed right after.
-      const handle = await hsm.generateAesKey(spec.length, { token: false, extractable: true, sign: true });
-      try {
-        const id = randomUUID();
-        const versionId = randomUUID();
-        const kcv = await aesKcv(hsm, handle);
-        const wrapped = await keyring.wrapKeyVersion(handle);
-        const data = keyVersionMacData({
-          key: { id, algorithm: spec.algorithm, usages: spec.usages, exportable: spec.exportable, sensitive: spec.sensitive },
-          version: { id: versionId, version: 1, length: spec.length, kcv, wrapped },
-        });
-        return { spec, id, versionId, kcv, wrapped, mac: await keyring.macRow(data) };
-      } finally {
-        await hsm.destroy(handle);
-      }
-    });
+    const items = specs.map((spec) => ({
+      key: { id: randomUUID(), algorithm: spec.algorithm, usages: spec.usages, exportable: spec.exportable, sensitive: spec.sensitive },
+      versionId: randomUUID(),
+      version: 1,
+      length: spec.length,
+    }));
+    const made = await makeKeyVersions(this.ctx.keyring, items);
+    return made.map((v, i) => ({ spec: specs[i], id: items[i].key.id, versionId: items[i].versionId, kcv: v.kcv, wrapped: v.wrapped, publicKey: v.publicKey, mac: v.mac }));
   }
+}
+
+function hasLifecycle(i: CreateKeyInput): boolean {
+  return i.activateAt !== undefined || i.cryptoperiodSeconds !== undefined || i.rotateEverySeconds !== undefined || i.graceSeconds !== undefined;
+}
+
+/** What the creation event records of a key's lifecycle: the auditor sees the schedule it was given. */
+function lifecycleAudit(input: CreateKeyInput, now: Date): Record<string, string | number | null> {
+  const schedule = initialSchedule(now, input.activateAt, input.cryptoperiodSeconds);
+  return {
+    state: schedule.state,
+    activateAt: schedule.activateAt.toISOString(),
+    deactivateAt: schedule.deactivateAt?.toISOString() ?? null,
+    ...lifecycleOf(input),
+  };
+}
+
+function lifecycleOf(input: CreateKeyInput): { cryptoperiodSeconds: number | null; rotateEverySeconds: number | null; graceSeconds: number | null } {
+  return { cryptoperiodSeconds: input.cryptoperiodSeconds ?? null, rotateEverySeconds: input.rotateEverySeconds ?? null, graceSeconds: input.graceSeconds ?? null };
+}
+
+/** A key version to generate: its key's policy and the version's id and number, which the row MAC binds. */
+export interface VersionToMake {
+  key: { id: string; algorithm: KeyAlgorithm; usages: string[]; exportable: boolean; sensitive: boolean };
+  versionId: string;
+  version: number;
+  length: number;
+}
+
+/** A generated key version as stored: KCV, blob under the master key, a key pair's public key (DER SPKI, else null), row MAC. */
+export interface MadeVersion {
+  kcv: string;
+  wrapped: Buffer;
+  publicKey: Buffer | null;
+  mac: Buffer;
+}
+
+/**
+ * Generates key versions in the hub HSM on every pooled session; each leaves
+ * the HSM only wrapped under the master key, with its KCV and row MAC
+ * computed by the HSM. Shared by CreateKey (version 1) and RotateKey
+ * (version N+1).
+ */
+export async function makeKeyVersions(keyring: HubKeyring, items: VersionToMake[]): Promise<MadeVersion[]> {
+  return mapConcurrent(items, keyring.hsm.concurrency, async (item) => {
+    // Every type, its KCV method and its master key: crypto/key-material.ts.
+    const { kcv, wrapped, publicKey } = await generateKeyVersion(keyring, item.key.algorithm);
+    const data = keyVersionMacData({ key: item.key, version: { id: item.versionId, version: item.version, length: item.length, kcv, wrapped, publicKey } });
+    return { kcv, wrapped, publicKey, mac: await keyring.macRow(data) };
+  });
 }

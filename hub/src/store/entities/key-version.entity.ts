@@ -12,6 +12,8 @@ export class KeyVersionEntity {
   @Column('text') kcv!: string;
   /** HMAC-SHA256 from the hub HSM over what this row is (crypto/row-mac.ts); NULL only before its one-time backfill. */
   @Column('bytea', { nullable: true }) mac!: Buffer | null;
+  /** A key pair's public key, DER SubjectPublicKeyInfo (the blob holds the private key); NULL for secret keys. */
+  @Column('bytea', { name: 'public_key', nullable: true }) publicKey!: Buffer | null;
   @Column('text') state!: string;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }

@@ -14,9 +14,9 @@ export async function insertKeys(m: EntityManager, rows: unknown[][]): Promise<v
   await insertRows(m, 'keys', ['id', 'name', 'algorithm', 'usages', 'exportable', 'sensitive', 'state', 'current_version', 'created_by'], rows);
 }
 
-/** Rows of (id, key_id, version, wrapped, length, kcv, state, mac). */
+/** Rows of (id, key_id, version, wrapped, length, kcv, state, mac, public_key). */
 export async function insertKeyVersions(m: EntityManager, rows: unknown[][]): Promise<void> {
-  await insertRows(m, 'key_versions', ['id', 'key_id', 'version', 'wrapped', 'length', 'kcv', 'state', 'mac'], rows);
+  await insertRows(m, 'key_versions', ['id', 'key_id', 'version', 'wrapped', 'length', 'kcv', 'state', 'mac', 'public_key'], rows);
 }
 
 /** Key versions without a row MAC, with what their MAC binds (the one-time backfill). */
@@ -77,7 +77,7 @@ export async function findKeysByName(m: EntityManager, names: string[]): Promise
 /** The versions named by (key id, version) pairs, as raw rows (no hydration); pairs without such a version are left out. */
 export async function findKeyVersions(m: Queryable, keyIds: string[], versions: number[]): Promise<KeyVersionEntity[]> {
   return m.query(
-    `SELECT v.id, v.key_id AS "keyId", v.version, v.wrapped, v.length, v.kcv, v.state, v.mac
+    `SELECT v.id, v.key_id AS "keyId", v.version, v.wrapped, v.length, v.kcv, v.state, v.mac, v.public_key AS "publicKey"
          FROM key_versions v JOIN (SELECT unnest($1::uuid[]) AS key_id, unnest($2::int[]) AS version) w
            ON v.key_id = w.key_id AND v.version = w.version`,
     [keyIds, versions],

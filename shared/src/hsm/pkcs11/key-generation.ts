@@ -1,13 +1,66 @@
 import { createPublicKey } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
-import type { KeyHandle, KeyPairHandles, KeyPolicy, UnwrapTemplate } from '../hsm';
+import type { EcCurveName, KeyHandle, KeyPairHandles, KeyPairSpec, KeyPolicy, SecretKeyType, UnwrapTemplate } from '../hsm';
 import { policyAttributes } from './templates';
 
 const P = pkcs11js;
 
 /** DER of OID 1.2.840.10045.3.1.7 (prime256v1). */
 const P256_PARAMS = Buffer.from('06082a8648ce3d030107', 'hex');
+
+/** CKA_EC_PARAMS (DER of the named curve's OID): P-256, P-384 (1.3.132.0.34), P-521 (1.3.132.0.35). */
+export const EC_PARAMS: Record<EcCurveName, Buffer> = {
+  'P-256': P256_PARAMS,
+  'P-384': Buffer.from('06052b81040022', 'hex'),
+  'P-521': Buffer.from('06052b81040023', 'hex'),
+};
+
+const SECRET_GEN: Record<SecretKeyType, { mechanism: number; keyType: number; valueLen: boolean }> = {
+  aes: { mechanism: P.CKM_AES_KEY_GEN, keyType: P.CKK_AES, valueLen: true },
+  // TDES lengths are fixed by the mechanism: tokens refuse CKA_VALUE_LEN for them.
+  des2: { mechanism: P.CKM_DES2_KEY_GEN, keyType: P.CKK_DES2, valueLen: false },
+  des3: { mechanism: P.CKM_DES3_KEY_GEN, keyType: P.CKK_DES3, valueLen: false },
+  generic: { mechanism: P.CKM_GENERIC_SECRET_KEY_GEN, keyType: P.CKK_GENERIC_SECRET, valueLen: true },
+};
+
+/** A secret key of a type Keyhub distributes, with exactly the policy's attributes. */
+export function generateSecretKey(lib: pkcs11js.PKCS11, s: Buffer, type: SecretKeyType, lengthBytes: number, policy: KeyPolicy, kwpMechanism: number): Promise<KeyHandle> {
+  const gen = SECRET_GEN[type];
+  const template = [
+    { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
+    { type: P.CKA_KEY_TYPE, value: gen.keyType },
+    ...(gen.valueLen ? [{ type: P.CKA_VALUE_LEN, value: lengthBytes }] : []),
+    ...policyAttributes(policy, false, kwpMechanism),
+  ];
+  return lib.C_GenerateKeyAsync(s, { mechanism: gen.mechanism }, template);
+}
+
+/** The public half's attributes from a policy: a public key only verifies, encrypts, wraps (never sensitive or private). */
+export function publicKeyAttributes(policy: KeyPolicy): pkcs11js.Template {
+  const t: pkcs11js.Template = [
+    { type: P.CKA_TOKEN, value: policy.token },
+    { type: P.CKA_PRIVATE, value: false },
+    { type: P.CKA_VERIFY, value: policy.verify ?? false },
+    { type: P.CKA_ENCRYPT, value: policy.encrypt ?? false },
+    { type: P.CKA_WRAP, value: policy.wrap ?? false },
+    { type: P.CKA_DERIVE, value: false },
+  ];
+  if (policy.label !== undefined) t.push({ type: P.CKA_LABEL, value: policy.label });
+  if (policy.id !== undefined) t.push({ type: P.CKA_ID, value: policy.id });
+  return t;
+}
+
+/** An RSA (e = 65537) or EC pair with the attributes each policy gives its half. */
+export function generateKeyPair(lib: pkcs11js.PKCS11, s: Buffer, spec: KeyPairSpec, policy: { private: KeyPolicy; public: KeyPolicy }, kwpMechanism: number): Promise<KeyPairHandles> {
+  const pub =
+    spec.type === 'rsa'
+      ? [{ type: P.CKA_MODULUS_BITS, value: spec.bits }, { type: P.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }, ...publicKeyAttributes(policy.public)]
+      : [{ type: P.CKA_EC_PARAMS, value: EC_PARAMS[spec.curve] }, ...publicKeyAttributes(policy.public)];
+  const priv = policyAttributes(policy.private, true, kwpMechanism);
+  const mechanism = spec.type === 'rsa' ? P.CKM_RSA_PKCS_KEY_PAIR_GEN : P.CKM_EC_KEY_PAIR_GEN;
+  return lib.C_GenerateKeyPairAsync(s, { mechanism }, pub, priv);
+}
 
 export function generateAesKey(lib: pkcs11js.PKCS11, s: Buffer, lengthBytes: number, policy: KeyPolicy, kwpMechanism: number): Promise<KeyHandle> {
   const template = [

@@ -1,3 +1,5 @@
+import type { WrappedKeyType } from '../hsm';
+
 /** Messages between KwpTranslator and its worker thread (structured clone; byte arrays are transferred). */
 
 export interface WorkerInit {
@@ -20,6 +22,8 @@ export type WorkerReady = { type: 'ready'; session: Uint8Array } | { type: 'read
 
 export interface WorkerBlob {
   blob: Uint8Array;
+  /** Absent: AES. Other types are unwrapped under the secret or private key store. */
+  keyType?: WrappedKeyType;
   mac?: { data: Uint8Array; tag: Uint8Array };
 }
 
@@ -28,6 +32,8 @@ export interface TranslateRequest {
   id: number;
   unwrappingKey: Uint8Array;
   kekUnwrappingKey: Uint8Array;
+  secretUnwrappingKey?: Uint8Array;
+  privateUnwrappingKey?: Uint8Array;
   macKey?: Uint8Array;
   keks: WorkerBlob[];
   keys: WorkerBlob[];

@@ -18,13 +18,17 @@ import * as pkcs11js from 'pkcs11js';
 import type { TranslateReply, TranslateRequest, WorkerBlob, WorkerFailure, WorkerInit, WorkerReady } from './kwp-translate-messages';
 import { pairAt, planTranslation, TRANSIENT_KEK_POLICY, TRANSIENT_KEY_POLICY } from './kwp-translation-plan';
 import { verifyHmacSha256Sync } from './signing';
-import { aesUnwrapTemplate } from './templates';
+import { aesUnwrapTemplate, isPrivateKeyType, unwrapTemplateFor } from './templates';
+import type { WrappedKeyType } from '../hsm';
 
 const P = pkcs11js;
 
 interface Templates {
   kek: pkcs11js.Template;
   key: pkcs11js.Template;
+  /** Keys of other types than AES, built on first use (the AES path stays as it was). */
+  byType: Map<WrappedKeyType, pkcs11js.Template>;
+  kwpMechanism: number;
 }
 
 function main(): void {
@@ -50,7 +54,12 @@ function main(): void {
   port.postMessage({ type: 'ready', session: Buffer.from(session) } satisfies WorkerReady);
 
   const mechanism = { mechanism: init.kwpMechanism };
-  const templates: Templates = { kek: aesUnwrapTemplate(TRANSIENT_KEK_POLICY, init.kwpMechanism), key: aesUnwrapTemplate(TRANSIENT_KEY_POLICY, init.kwpMechanism) };
+  const templates: Templates = {
+    kek: aesUnwrapTemplate(TRANSIENT_KEK_POLICY, init.kwpMechanism),
+    key: aesUnwrapTemplate(TRANSIENT_KEY_POLICY, init.kwpMechanism),
+    byType: new Map(),
+    kwpMechanism: init.kwpMechanism,
+  };
   const output = Buffer.alloc(4096);
   port.on('message', (msg: TranslateRequest | { type: 'close' }) => {
     if (msg.type === 'close') {
@@ -95,8 +104,11 @@ function translate(lib: pkcs11js.PKCS11, session: Buffer, mechanism: pkcs11js.Me
   const created = new Set<Buffer>();
   const unwrappingKey = Buffer.from(req.unwrappingKey);
   const kekUnwrappingKey = Buffer.from(req.kekUnwrappingKey);
-  const unwrap = (blob: Uint8Array, kek: boolean): Buffer => {
-    const h = lib.C_UnwrapKey(session, mechanism, kek ? kekUnwrappingKey : unwrappingKey, Buffer.from(blob), kek ? templates.kek : templates.key);
+  const unwrap = (b: WorkerBlob, kek: boolean): Buffer => {
+    const h =
+      kek || b.keyType === undefined || b.keyType === 'aes'
+        ? lib.C_UnwrapKey(session, mechanism, kek ? kekUnwrappingKey : unwrappingKey, Buffer.from(b.blob), kek ? templates.kek : templates.key)
+        : unwrapOtherType(lib, session, mechanism, templates, req, b.keyType, b.blob);
     created.add(h);
     return h;
   };
@@ -111,11 +123,11 @@ function translate(lib: pkcs11js.PKCS11, session: Buffer, mechanism: pkcs11js.Me
     step = 'C_UnwrapKey';
     const n = req.pairs.length / 2;
     const { streamKeks, groups } = planTranslation(req.keks.length, req.keys.length, req.pairs);
-    const resident = (streamKeks ? req.keys : req.keks).map((k) => unwrap(k.blob, !streamKeks));
+    const resident = (streamKeks ? req.keys : req.keks).map((k) => unwrap(k, !streamKeks));
     const parts = new Array<Buffer>(n);
     for (const group of groups) {
       step = 'C_UnwrapKey';
-      const streamed = unwrap((streamKeks ? req.keks : req.keys)[group.streamed].blob, streamKeks);
+      const streamed = unwrap((streamKeks ? req.keks : req.keys)[group.streamed], streamKeks);
       step = 'C_WrapKey';
       for (const i of group.pairs) {
         const { kek, key } = pairAt(req.pairs, i);
@@ -142,6 +154,18 @@ function translate(lib: pkcs11js.PKCS11, session: Buffer, mechanism: pkcs11js.Me
     destroyAll(lib, session, [...created]);
     return { type: 'translated', id: req.id, error: describe(err, step) };
   }
+}
+
+/** A TDES, generic or private key version: under its own store, with its own template (key-classes.ts). */
+function unwrapOtherType(lib: pkcs11js.PKCS11, session: Buffer, mechanism: pkcs11js.Mechanism, templates: Templates, req: TranslateRequest, keyType: WrappedKeyType, blob: Uint8Array): Buffer {
+  const store = isPrivateKeyType(keyType) ? req.privateUnwrappingKey : req.secretUnwrappingKey;
+  if (!store) throw new Error(`no store for ${keyType} keys was given`);
+  let template = templates.byType.get(keyType);
+  if (!template) {
+    template = unwrapTemplateFor(keyType, TRANSIENT_KEY_POLICY, templates.kwpMechanism);
+    templates.byType.set(keyType, template);
+  }
+  return lib.C_UnwrapKey(session, mechanism, Buffer.from(store), Buffer.from(blob), template);
 }
 
 function destroyAll(lib: pkcs11js.PKCS11, session: Buffer, handles: Buffer[]): void {

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
 import type { KwpTranslation } from '../hsm';
-import { checkKwpBlob } from './templates';
+import { checkKwpBlob, isPrivateKeyType } from './templates';
 import type { TranslateReply, TranslateRequest, WorkerFailure, WorkerInit, WorkerReady } from './kwp-translate-messages';
 
 /** What the translator needs of its token's adapter: error mapping and closing a worker's session. */
@@ -57,8 +57,10 @@ export class KwpTranslator {
         unwrappingKey: t.unwrappingKey,
         kekUnwrappingKey: t.kekUnwrappingKey ?? t.unwrappingKey,
         ...(t.macKey ? { macKey: t.macKey } : {}),
+        ...(t.secretUnwrappingKey ? { secretUnwrappingKey: t.secretUnwrappingKey } : {}),
+        ...(t.privateUnwrappingKey ? { privateUnwrappingKey: t.privateUnwrappingKey } : {}),
         keks: t.keks.map((k) => ({ blob: k.blob, ...(k.mac ? { mac: k.mac } : {}) })),
-        keys: t.keys.map((k) => ({ blob: k.blob, ...(k.mac ? { mac: k.mac } : {}) })),
+        keys: t.keys.map((k) => ({ blob: k.blob, ...(k.keyType && k.keyType !== 'aes' ? { keyType: k.keyType } : {}), ...(k.mac ? { mac: k.mac } : {}) })),
         pairs: t.pairs,
       };
       return await new Promise<Buffer[]>((resolve, reject) => {
@@ -160,7 +162,17 @@ export function macInvalid(side: 'kek' | 'key', index: number): KeyhubError {
 
 /** The checks `unwrapKwp` makes, for every blob, and every pair in range; before anything reaches the token. */
 export function checkTranslation(t: KwpTranslation): void {
-  for (const k of [...t.keks, ...t.keys]) checkKwpBlob(k.blob, k.lengthBytes);
+  for (const k of t.keks) {
+    if (k.keyType !== undefined && k.keyType !== 'aes') throw new KeyhubError('INPUT_INVALID', 'translateKwp: a KEK is always an AES key');
+    checkKwpBlob(k.blob, k.lengthBytes);
+  }
+  for (const k of t.keys) {
+    const type = k.keyType ?? 'aes';
+    checkKwpBlob(k.blob, k.lengthBytes, type);
+    if (type !== 'aes' && !(isPrivateKeyType(type) ? t.privateUnwrappingKey : t.secretUnwrappingKey)) {
+      throw new KeyhubError('INPUT_INVALID', `translateKwp: a ${type} key needs the store it is kept under`);
+    }
+  }
   if (t.macKey) {
     t.keks.forEach((k, i) => {
       if (!k.mac) throw macInvalid('kek', i);

@@ -1,7 +1,8 @@
 import { createPublicKey } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
-import type { KeyClass, KeyHandle, KeyInfo, KeyQuery, KeyType } from '../hsm';
+import type { EcCurveName, KeyClass, KeyHandle, KeyInfo, KeyPolicy, KeyQuery, KeyType } from '../hsm';
+import { EC_PARAMS, publicKeyAttributes } from './key-generation';
 
 const P = pkcs11js;
 
@@ -14,6 +15,7 @@ const FLAG_ATTRIBUTES = {
   verify: P.CKA_VERIFY,
   wrap: P.CKA_WRAP,
   unwrap: P.CKA_UNWRAP,
+  derive: P.CKA_DERIVE,
 } as const;
 
 const CLASS_BY_NAME: Record<Exclude<KeyClass, 'other'>, number> = {
@@ -42,6 +44,7 @@ function keyTypeName(value: number): KeyType {
   if (value === P.CKK_RSA) return 'rsa';
   if (value === P.CKK_GENERIC_SECRET) return 'generic';
   if (value === P.CKK_DES3) return 'des3';
+  if (value === P.CKK_DES2) return 'des2';
   return 'other';
 }
 
@@ -93,9 +96,13 @@ export function readKeyInfo(lib: pkcs11js.PKCS11, s: Buffer, handle: KeyHandle):
     verify: false,
     wrap: false,
     unwrap: false,
+    derive: false,
   };
   if (klass === 'secret' || klass === 'private') readFlags(lib, s, handle, klass, info);
-  if (klass === 'secret') {
+  if (klass === 'public') readPublicFlags(lib, s, handle, info);
+  // TDES keys have no CKA_VALUE_LEN (SoftHSM2: CKR_ATTRIBUTE_TYPE_INVALID): their length is their type's.
+  if (klass === 'secret' && (info.keyType === 'des2' || info.keyType === 'des3')) info.valueLen = info.keyType === 'des2' ? 16 : 24;
+  else if (klass === 'secret') {
     const [len] = lib.C_GetAttributeValue(s, handle, [{ type: P.CKA_VALUE_LEN }]);
     info.valueLen = readUlong(len.value as Buffer);
   }
@@ -105,7 +112,9 @@ export function readKeyInfo(lib: pkcs11js.PKCS11, s: Buffer, handle: KeyHandle):
 function readFlags(lib: pkcs11js.PKCS11, s: Buffer, handle: KeyHandle, klass: 'secret' | 'private', info: KeyInfo): void {
   // Private keys have no CKA_ENCRYPT/VERIFY/WRAP; asking for them is an error on some tokens.
   const names =
-    klass === 'secret' ? (['sensitive', 'extractable', 'encrypt', 'decrypt', 'sign', 'verify', 'wrap', 'unwrap'] as const) : (['sensitive', 'extractable', 'decrypt', 'sign', 'unwrap'] as const);
+    klass === 'secret'
+      ? (['sensitive', 'extractable', 'encrypt', 'decrypt', 'sign', 'verify', 'wrap', 'unwrap', 'derive'] as const)
+      : (['sensitive', 'extractable', 'decrypt', 'sign', 'unwrap', 'derive'] as const);
   const values = lib.C_GetAttributeValue(
     s,
     handle,
@@ -116,15 +125,29 @@ function readFlags(lib: pkcs11js.PKCS11, s: Buffer, handle: KeyHandle, klass: 's
   });
 }
 
-/** A public key object (EC P-256 or RSA) as SPKI DER. */
+/** A public key's usage flags (a public key has only verify, encrypt, wrap of the usages). */
+function readPublicFlags(lib: pkcs11js.PKCS11, s: Buffer, handle: KeyHandle, info: KeyInfo): void {
+  const [verify, encrypt, wrap] = lib.C_GetAttributeValue(s, handle, [{ type: P.CKA_VERIFY }, { type: P.CKA_ENCRYPT }, { type: P.CKA_WRAP }]);
+  info.verify = bool(verify.value as Buffer);
+  info.encrypt = bool(encrypt.value as Buffer);
+  info.wrap = bool(wrap.value as Buffer);
+}
+
+function curveOf(params: Buffer): EcCurveName {
+  for (const [curve, der] of Object.entries(EC_PARAMS) as Array<[EcCurveName, Buffer]>) if (der.equals(params)) return curve;
+  throw new KeyhubError('HSM_ERROR', 'EC public key on a curve other than P-256, P-384, P-521');
+}
+
+/** A public key object (EC P-256/384/521 or RSA) as SPKI DER. */
 export function readPublicKeySpki(lib: pkcs11js.PKCS11, s: Buffer, publicKey: KeyHandle): Buffer {
   const [type] = lib.C_GetAttributeValue(s, publicKey, [{ type: P.CKA_KEY_TYPE }]);
   const keyType = readUlong(type.value as Buffer);
   if (keyType === P.CKK_EC) {
-    const [point] = lib.C_GetAttributeValue(s, publicKey, [{ type: P.CKA_EC_POINT }]);
+    const [point, params] = lib.C_GetAttributeValue(s, publicKey, [{ type: P.CKA_EC_POINT }, { type: P.CKA_EC_PARAMS }]);
     const raw = unwrapDerOctetString(point.value as Buffer);
-    if (raw.length !== 65 || raw[0] !== 4) throw new KeyhubError('HSM_ERROR', 'unexpected EC point encoding');
-    const jwk = { kty: 'EC', crv: 'P-256', x: raw.subarray(1, 33).toString('base64url'), y: raw.subarray(33).toString('base64url') };
+    const size = (raw.length - 1) / 2;
+    if (raw[0] !== 4 || !Number.isInteger(size)) throw new KeyhubError('HSM_ERROR', 'unexpected EC point encoding');
+    const jwk = { kty: 'EC', crv: curveOf(params.value as Buffer), x: raw.subarray(1, 1 + size).toString('base64url'), y: raw.subarray(1 + size).toString('base64url') };
     return createPublicKey({ key: jwk, format: 'jwk' }).export({ format: 'der', type: 'spki' });
   }
   if (keyType === P.CKK_RSA) {
@@ -147,4 +170,34 @@ function stripLeadingZeros(buf: Buffer): Buffer {
   let i = 0;
   while (i < buf.length - 1 && buf[i] === 0) i++;
   return buf.subarray(i);
+}
+
+/** DER OCTET STRING around `value` (CKA_EC_POINT holds the point that way). */
+function derOctetString(value: Buffer): Buffer {
+  const len = value.length;
+  const header = len < 0x80 ? Buffer.from([0x04, len]) : len < 0x100 ? Buffer.from([0x04, 0x81, len]) : Buffer.from([0x04, 0x82, len >> 8, len & 0xff]);
+  return Buffer.concat([header, value]);
+}
+
+/** A public key object from DER SPKI (RSA, or EC on P-256/384/521), with the usages and label/id the policy gives. */
+export function createPublicKeyObject(lib: pkcs11js.PKCS11, s: Buffer, spki: Buffer, policy: KeyPolicy): KeyHandle {
+  const jwk = createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({ format: 'jwk' });
+  let key: pkcs11js.Template;
+  if (jwk.kty === 'RSA' && jwk.n && jwk.e) {
+    key = [
+      { type: P.CKA_KEY_TYPE, value: P.CKK_RSA },
+      { type: P.CKA_MODULUS, value: Buffer.from(jwk.n, 'base64url') },
+      { type: P.CKA_PUBLIC_EXPONENT, value: Buffer.from(jwk.e, 'base64url') },
+    ];
+  } else if (jwk.kty === 'EC' && jwk.x && jwk.y && (jwk.crv === 'P-256' || jwk.crv === 'P-384' || jwk.crv === 'P-521')) {
+    const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x, 'base64url'), Buffer.from(jwk.y, 'base64url')]);
+    key = [
+      { type: P.CKA_KEY_TYPE, value: P.CKK_EC },
+      { type: P.CKA_EC_PARAMS, value: EC_PARAMS[jwk.crv] },
+      { type: P.CKA_EC_POINT, value: derOctetString(point) },
+    ];
+  } else {
+    throw new KeyhubError('MESSAGE_MALFORMED', 'public key is neither RSA nor EC on P-256, P-384, P-521');
+  }
+  return lib.C_CreateObject(s, [{ type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY }, ...key, ...publicKeyAttributes(policy)]);
 }

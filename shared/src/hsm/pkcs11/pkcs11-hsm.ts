@@ -2,16 +2,32 @@ import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
 import { readSecret } from '../../secrets';
 import { hsmConfigSchema, type HsmConfig, type HsmConfigInput } from '../config';
-import type { Hsm, KeyHandle, KeyInfo, KeyPairHandles, KeyPolicy, KeyQuery, KwpTranslation, OaepHash, UnwrapTemplate } from '../hsm';
+import type {
+  Hsm,
+  KeyHandle,
+  KeyInfo,
+  KeyPairHandles,
+  KeyPairSpec,
+  KeyPolicy,
+  KeyQuery,
+  KwpTranslation,
+  OaepHash,
+  PairKeyType,
+  SecretKeyType,
+  UnwrapTemplate,
+  UsageFlags,
+  WrappedKeyType,
+} from '../hsm';
 import { hsmError } from './errors';
-import { generateAesKey, generateEcP256KeyPair, generateHmacKey, generateRsaTransportKeyPair, importRsaWrappingKey } from './key-generation';
+import { generateAesKey, generateEcP256KeyPair, generateHmacKey, generateKeyPair, generateRsaTransportKeyPair, generateSecretKey, importRsaWrappingKey } from './key-generation';
 import { checkTranslation, KwpTranslator } from './kwp-translator';
-import { findObjects, readKeyInfo, readPublicKeySpki } from './objects';
+import { createPublicKeyObject, findObjects, readKeyInfo, readPublicKeySpki } from './objects';
 import { acquireModule, closeQuietly, openLoggedInSessions, releaseModule } from './sessions';
 import { SessionPool } from './session-pool';
-import { aesCmac, aesEcb, hmacSha256, signDigestEcdsa, verifyHmacSha256Sync } from './signing';
+import { setUsageFlags } from './usages';
+import { aesCmac, aesEcb, hmacSha256, signDigestEcdsa, signWithPrivateKey, tdesEcbEncrypt, verifyHmacSha256Sync } from './signing';
 import { generateEd25519KeyPair, readEd25519PublicKey, signEddsa } from './eddsa';
-import { aesUnwrapTemplate, checkKwpBlob } from './templates';
+import { aesUnwrapTemplate, checkKwpBlob, unwrapTemplateFor } from './templates';
 import { oaepMechanism, translateOnPool, WRAP_OUTPUT_MAX } from './wrapping';
 
 export { ckrName, hsmError } from './errors';
@@ -67,6 +83,31 @@ export class Pkcs11Hsm implements Hsm {
 
   async generateAesKey(lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
     return this.run('C_GenerateKey', (s) => generateAesKey(this.lib, s, lengthBytes, policy, this.config.kwpMechanism));
+  }
+
+  async generateSecretKey(type: SecretKeyType, lengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.run('C_GenerateKey', (s) => generateSecretKey(this.lib, s, type, lengthBytes, policy, this.config.kwpMechanism));
+  }
+
+  async generateKeyPair(spec: KeyPairSpec, policy: { private: KeyPolicy; public: KeyPolicy }): Promise<KeyPairHandles> {
+    return this.run('C_GenerateKeyPair', (s) => generateKeyPair(this.lib, s, spec, policy, this.config.kwpMechanism));
+  }
+
+  async createPublicKey(spki: Buffer, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.run('C_CreateObject', async (s) => createPublicKeyObject(this.lib, s, spki, policy));
+  }
+
+  async unwrapKwpAs(kek: KeyHandle, blob: Buffer, keyType: WrappedKeyType, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
+    checkKwpBlob(blob, keyLengthBytes, keyType);
+    return this.run('C_UnwrapKey', (s) => this.lib.C_UnwrapKeyAsync(s, { mechanism: this.config.kwpMechanism }, kek, blob, unwrapTemplateFor(keyType, policy, this.config.kwpMechanism)));
+  }
+
+  async tdesEcbEncrypt(key: KeyHandle, data: Buffer): Promise<Buffer> {
+    return this.run('C_Encrypt', (s) => tdesEcbEncrypt(this.lib, s, key, data));
+  }
+
+  async signWithPrivateKey(privateKey: KeyHandle, keyType: PairKeyType, data: Buffer): Promise<Buffer> {
+    return this.run('C_Sign', (s) => signWithPrivateKey(this.lib, s, privateKey, keyType, data));
   }
 
   async aesEcb(key: KeyHandle, data: Buffer, direction: 'encrypt' | 'decrypt'): Promise<Buffer> {
@@ -161,6 +202,10 @@ export class Pkcs11Hsm implements Hsm {
 
   async destroy(handle: KeyHandle): Promise<void> {
     await this.run('C_DestroyObject', async (s) => this.lib.C_DestroyObject(s, handle));
+  }
+
+  async setUsages(handle: KeyHandle, usages: UsageFlags): Promise<void> {
+    await this.run('C_SetAttributeValue', async (s) => setUsageFlags(this.lib, s, handle, usages));
   }
 
   async ping(): Promise<void> {

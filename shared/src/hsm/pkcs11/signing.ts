@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import type { KeyHandle } from '../hsm';
 
@@ -43,4 +44,24 @@ export function aesEcb(lib: pkcs11js.PKCS11, s: Buffer, key: KeyHandle, data: Bu
   }
   lib.C_DecryptInit(s, mechanism, key);
   return lib.C_DecryptAsync(s, data, Buffer.alloc(data.length));
+}
+
+/** TDES-ECB encryption of whole 8-byte blocks (the TDES KCV is that of a zero block). */
+export function tdesEcbEncrypt(lib: pkcs11js.PKCS11, s: Buffer, key: KeyHandle, data: Buffer): Promise<Buffer> {
+  lib.C_EncryptInit(s, { mechanism: P.CKM_DES3_ECB }, key);
+  return lib.C_EncryptAsync(s, data, Buffer.alloc(data.length));
+}
+
+/**
+ * A signature by a private key over `data`: RSA PKCS#1 v1.5 with SHA-256
+ * (CKM_SHA256_RSA_PKCS, hashed in the token), EC with CKM_ECDSA over the
+ * SHA-256 digest (SoftHSM2 has no CKM_ECDSA_SHA256), raw r||s.
+ */
+export function signWithPrivateKey(lib: pkcs11js.PKCS11, s: Buffer, privateKey: KeyHandle, keyType: 'rsa' | 'ec', data: Buffer): Promise<Buffer> {
+  if (keyType === 'rsa') {
+    lib.C_SignInit(s, { mechanism: P.CKM_SHA256_RSA_PKCS }, privateKey);
+    return lib.C_SignAsync(s, data, Buffer.alloc(1024));
+  }
+  lib.C_SignInit(s, { mechanism: P.CKM_ECDSA }, privateKey);
+  return lib.C_SignAsync(s, createHash('sha256').update(data).digest(), Buffer.alloc(160));
 }

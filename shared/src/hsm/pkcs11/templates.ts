@@ -5,7 +5,7 @@
  */
 import * as pkcs11js from 'pkcs11js';
 import { KeyhubError } from '../../errors';
-import type { KeyPolicy, MechanismName, UnwrapTemplate } from '../hsm';
+import type { KeyPolicy, MechanismName, UnwrapTemplate, WrappedKeyType } from '../hsm';
 import { attributeArray, ulong } from './array-attributes';
 
 const P = pkcs11js;
@@ -32,7 +32,8 @@ function allowedMechanisms(names: MechanismName[], kwpMechanism: number): Buffer
 /** The CK_ATTRIBUTE[] of an unwrap template; built once per distinct template (array-attributes.ts). */
 export function unwrapTemplateValue(t: UnwrapTemplate, kwpMechanism: number): Buffer {
   const bool = (v: boolean) => Buffer.from([v ? 1 : 0]);
-  const raw = [{ type: P.CKA_CLASS, value: ulong(P.CKO_SECRET_KEY) }];
+  const raw: Array<{ type: number; value: Buffer }> = [];
+  if (t.class !== 'any') raw.push({ type: P.CKA_CLASS, value: ulong(t.class === 'private' ? P.CKO_PRIVATE_KEY : P.CKO_SECRET_KEY) });
   if (t.keyType === 'aes') raw.push({ type: P.CKA_KEY_TYPE, value: ulong(P.CKK_AES) });
   const flags: Array<[keyof UnwrapTemplate, number]> = [
     ['token', P.CKA_TOKEN],
@@ -47,7 +48,10 @@ export function unwrapTemplateValue(t: UnwrapTemplate, kwpMechanism: number): Bu
     ['unwrap', P.CKA_UNWRAP],
     ['derive', P.CKA_DERIVE],
   ];
+  // A private key has no CKA_ENCRYPT/VERIFY/WRAP: a template for private keys must not name them.
+  const privateOnly = new Set<keyof UnwrapTemplate>(['encrypt', 'verify', 'wrap']);
   for (const [name, type] of flags) {
+    if (t.class === 'private' && privateOnly.has(name)) continue;
     const v = t[name];
     if (typeof v === 'boolean') raw.push({ type, value: bool(v) });
   }
@@ -92,12 +96,46 @@ export function aesUnwrapTemplate(policy: KeyPolicy, kwpMechanism = 0x210a): pkc
   return [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, ...policyAttributes(policy, false, kwpMechanism)];
 }
 
+const KEY_TYPE_CODE: Record<WrappedKeyType, number> = {
+  aes: P.CKK_AES,
+  des2: P.CKK_DES2,
+  des3: P.CKK_DES3,
+  generic: P.CKK_GENERIC_SECRET,
+  rsa: P.CKK_RSA,
+  ec: P.CKK_EC,
+};
+
+export const isPrivateKeyType = (t: WrappedKeyType): t is 'rsa' | 'ec' => t === 'rsa' || t === 'ec';
+
+/**
+ * The template to unwrap a blob as `keyType`: a secret key, or for rsa/ec a
+ * private key (the token parses the PKCS#8 inside), with the policy's
+ * attributes. AES keeps its own function: the hot path of translateKwp.
+ */
+export function unwrapTemplateFor(keyType: WrappedKeyType, policy: KeyPolicy, kwpMechanism = 0x210a): pkcs11js.Template {
+  if (keyType === 'aes') return aesUnwrapTemplate(policy, kwpMechanism);
+  const priv = isPrivateKeyType(keyType);
+  return [{ type: P.CKA_CLASS, value: priv ? P.CKO_PRIVATE_KEY : P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: KEY_TYPE_CODE[keyType] }, ...policyAttributes(policy, priv, kwpMechanism)];
+}
+
+/** Secret lengths each type may have, in bytes (TDES with its parity bits). */
+const SECRET_LENGTHS: Record<'aes' | 'des2' | 'des3' | 'generic', number[]> = { aes: [16, 24, 32], des2: [16], des3: [24], generic: [32, 48, 64] };
+/** PKCS#8 of an RSA-4096 key is ~2.4 KiB; anything near the wrap buffer is not a key of ours. */
+const PRIVATE_BLOB_MAX = 4096;
+
 /**
  * An RFC 5649 blob must be the key padded to 8 bytes plus 8: checked here
- * because SoftHSM accepts any payload length as an AES key.
+ * because SoftHSM accepts any payload length as an AES key. A private key's
+ * PKCS#8 carries its own length (its DER), so its blob is only bounded.
  */
-export function checkKwpBlob(blob: Uint8Array, keyLengthBytes: number): void {
-  if (![16, 24, 32].includes(keyLengthBytes) || blob.length !== Math.ceil(keyLengthBytes / 8) * 8 + 8) {
-    throw new KeyhubError('KEY_LENGTH_INVALID', `wrapped blob of ${blob.length} bytes cannot hold an AES key of ${keyLengthBytes} bytes`);
+export function checkKwpBlob(blob: Uint8Array, keyLengthBytes: number, keyType: WrappedKeyType = 'aes'): void {
+  if (isPrivateKeyType(keyType)) {
+    if (blob.length < 24 || blob.length > PRIVATE_BLOB_MAX || blob.length % 8 !== 0) {
+      throw new KeyhubError('KEY_LENGTH_INVALID', `wrapped blob of ${blob.length} bytes cannot hold a PKCS#8 private key`);
+    }
+    return;
+  }
+  if (!SECRET_LENGTHS[keyType].includes(keyLengthBytes) || blob.length !== Math.ceil(keyLengthBytes / 8) * 8 + 8) {
+    throw new KeyhubError('KEY_LENGTH_INVALID', `wrapped blob of ${blob.length} bytes cannot hold a ${keyType} key of ${keyLengthBytes} bytes`);
   }
 }

@@ -1,6 +1,7 @@
 import * as pkcs11js from 'pkcs11js';
 import { mapConcurrent } from '../../concurrency';
-import type { KeyHandle, KeyPolicy, KwpTranslation, OaepHash, WrappedAesKey } from '../hsm';
+import type { KeyHandle, KeyPolicy, KwpTranslation, OaepHash, WrappedAesKey, WrappedKeyType } from '../hsm';
+import { isPrivateKeyType } from './templates';
 import { macInvalid } from './kwp-translator';
 import { pairAt, planTranslation, TRANSIENT_KEK_POLICY, TRANSIENT_KEY_POLICY } from './kwp-translation-plan';
 
@@ -27,6 +28,7 @@ export interface KwpOperations {
   concurrency: number;
   verifyHmacSha256(key: KeyHandle, data: Buffer, tag: Buffer): Promise<boolean>;
   unwrapKwp(kek: KeyHandle, blob: Buffer, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
+  unwrapKwpAs(kek: KeyHandle, blob: Buffer, keyType: WrappedKeyType, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
   wrapKwp(kek: KeyHandle, key: KeyHandle): Promise<Buffer>;
   destroy(handle: KeyHandle): Promise<void>;
 }
@@ -53,8 +55,11 @@ export async function translateOnPool(hsm: KwpOperations, t: KwpTranslation): Pr
     if (bad >= 0) throw macInvalid(all[bad].side, all[bad].index);
   }
   const unwrap = async (k: WrappedAesKey, policy: KeyPolicy): Promise<KeyHandle> => {
-    const under = policy === kekPolicy ? (t.kekUnwrappingKey ?? t.unwrappingKey) : t.unwrappingKey;
-    const h = await hsm.unwrapKwp(under, k.blob, k.lengthBytes, policy);
+    const type = k.keyType ?? 'aes';
+    let h: KeyHandle;
+    if (policy === kekPolicy) h = await hsm.unwrapKwp(t.kekUnwrappingKey ?? t.unwrappingKey, k.blob, k.lengthBytes, policy);
+    else if (type === 'aes') h = await hsm.unwrapKwp(t.unwrappingKey, k.blob, k.lengthBytes, policy);
+    else h = await hsm.unwrapKwpAs((isPrivateKeyType(type) ? t.privateUnwrappingKey : t.secretUnwrappingKey)!, k.blob, type, k.lengthBytes, policy);
     live.add(h);
     return h;
   };
