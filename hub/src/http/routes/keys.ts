@@ -1,7 +1,10 @@
 import { api } from '@keyhub/protocol';
 import { KeyhubError } from '@keyhub/shared';
 import { principalOf } from '../auth/authenticate';
+import { ChangeKeyState } from '../../operations/keys/change-key-state';
 import { CreateKey } from '../../operations/keys/create-key';
+import { RotateKey } from '../../operations/keys/rotate-key';
+import { ShowKey } from '../../operations/keys/show-key';
 import { KeyStatus } from '../../operations/keys/key-status';
 import { ListKeys } from '../../operations/keys/list-keys';
 import { responses, type RouteDeps, type ZodApp } from './index';
@@ -19,12 +22,66 @@ export function registerKeyRoutes(app: ZodApp, { resolve }: RouteDeps): void {
     async (req, reply) => {
       const b = req.body;
       const actor = principalOf(req).name;
-      const base = { algorithm: b.algorithm, usages: b.usages, exportable: b.exportable ?? false, sensitive: b.sensitive ?? false, actor };
+      const lifecycle = {
+        ...(b.activateAt ? { activateAt: new Date(b.activateAt) } : {}),
+        ...(b.cryptoperiodSeconds !== undefined ? { cryptoperiodSeconds: b.cryptoperiodSeconds } : {}),
+        ...(b.rotateEverySeconds !== undefined ? { rotateEverySeconds: b.rotateEverySeconds } : {}),
+        ...(b.graceSeconds !== undefined ? { graceSeconds: b.graceSeconds } : {}),
+      };
+      const base = { algorithm: b.algorithm, usages: b.usages, exportable: b.exportable ?? false, sensitive: b.sensitive ?? false, ...lifecycle, actor };
       if (b.count === undefined) return reply.code(201).send({ keys: [await resolve(CreateKey).execute({ name: b.name, ...base })] });
       const width = Math.max(5, String(b.count).length);
       const names = Array.from({ length: b.count }, (_, i) => `${b.name}-${String(i + 1).padStart(width, '0')}`);
       if (names.some((n) => n.length > 128)) throw new KeyhubError('INPUT_INVALID', 'key name too long with its counter suffix');
       return reply.code(201).send({ keys: await resolve(CreateKey).executeMany(names.map((name) => ({ name, ...base }))) });
+    },
+  );
+
+  app.get(
+    '/v1/keys/:name',
+    {
+      schema: {
+        summary: 'one key with every version: NIST SP 800-57 states, KCVs, activation and deactivation dates',
+        tags: ['keys'],
+        params: api.keyNameParams,
+        response: responses({ 200: api.keyDetail }),
+      },
+    },
+    async (req) => resolve(ShowKey).execute(req.params.name),
+  );
+
+  app.post(
+    '/v1/keys/:name/rotate',
+    {
+      schema: {
+        summary: 'a new version of the key, sent to every site that holds it; older versions are deactivated after the grace period',
+        tags: ['keys'],
+        params: api.keyNameParams,
+        body: api.rotateKeyBody,
+        response: responses({ 201: api.rotateKeyResult }),
+      },
+    },
+    async (req, reply) => reply.code(201).send(await resolve(RotateKey).execute(req.params.name, principalOf(req).name, req.body.reason)),
+  );
+
+  app.post(
+    '/v1/keys/:name/state',
+    {
+      schema: {
+        summary: 'suspend, resume, activate, deactivate, compromise or destroy a key version, and tell every site that holds it (dual control for destroy and compromise by policy)',
+        tags: ['keys'],
+        params: api.keyNameParams,
+        body: api.keyStateBody,
+        response: responses({ 200: api.keyStateResult, 202: api.approvalPending }),
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const out = await resolve(ChangeKeyState).execute(
+        { name: req.params.name, action: b.action, ...(b.version ? { version: b.version } : {}), ...(b.reason ? { reason: b.reason } : {}) },
+        principalOf(req),
+      );
+      return 'approval' in out ? reply.code(202).send(out) : out;
     },
   );
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { KEY_ALGORITHMS, KEY_USAGES } from '../../messages';
 import { kcv, keyName, timestamp, uuid } from './common';
+import { keyLifecycleFields } from './key-states';
 
 export const createKeyBody = z.strictObject({
   name: keyName,
@@ -11,6 +12,7 @@ export const createKeyBody = z.strictObject({
   sensitive: z.boolean().optional(),
   /** Bulk provisioning: `count` keys named `<name>-00001` ... in one transaction. */
   count: z.number().int().min(1).max(100_000).optional(),
+  ...keyLifecycleFields,
 });
 export type CreateKeyBody = z.infer<typeof createKeyBody>;
 
