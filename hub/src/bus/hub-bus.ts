@@ -8,6 +8,7 @@ import {
   expectedStream,
   hubConsumerConfig,
   listenerConsumerConfig,
+  listenerUrgentConsumerConfig,
   streamDrift,
   type ConsumerLimits,
   type Drift,
@@ -136,6 +137,7 @@ export class HubBus {
   /** Created at approval time, so messages wait in the stream for a listener that has not started yet. */
   async ensureListenerConsumer(listenerId: string): Promise<void> {
     await this.ensureConsumer(STREAMS.down.name, listenerConsumerConfig(listenerId, this.limits.down));
+    await this.ensureConsumer(STREAMS.down.name, listenerUrgentConsumerConfig(listenerId, this.limits.down));
   }
 
   /** The one consumer a site's bootstrap credential may pull: its NATS credentials, nothing else. */
@@ -201,6 +203,7 @@ export class HubBus {
       try {
         const info = await this.jsm.consumers.info(STREAMS.down.name, subjects.listenerConsumer(id));
         if (info.num_pending + info.num_ack_pending > 0) busy.add(id);
+        else if (await this.urgentBacklog(id)) busy.add(id);
       } catch (err) {
         // Unknown consumer state is treated as busy: a needless re-send is worse than a delayed one.
         if (!isNotFound(err)) busy.add(id);
@@ -213,6 +216,16 @@ export class HubBus {
       return new Set(listenerIds);
     }
     return busy;
+  }
+
+  /** Commands still in the listener's urgent lane (a listener without one yet has none). */
+  private async urgentBacklog(listenerId: string): Promise<boolean> {
+    try {
+      const info = await this.jsm.consumers.info(STREAMS.down.name, subjects.listenerUrgentConsumer(listenerId));
+      return info.num_pending + info.num_ack_pending > 0;
+    } catch (err) {
+      return !isNotFound(err);
+    }
   }
 
   /**

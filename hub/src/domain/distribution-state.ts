@@ -5,10 +5,10 @@
  * superseded: a newer version replaced it (set by rotation, which does not
  * exist yet).
  */
-export type DistributionState = 'queued' | 'sent' | 'confirmed' | 'failed' | 'superseded';
+export type DistributionState = 'queued' | 'sent' | 'confirmed' | 'failed' | 'superseded' | 'destroyed';
 
 /** Listed so that a state nobody is in can still be named (metrics read it as 0). */
-export const DISTRIBUTION_STATES: readonly DistributionState[] = ['queued', 'sent', 'confirmed', 'failed', 'superseded'];
+export const DISTRIBUTION_STATES: readonly DistributionState[] = ['queued', 'sent', 'confirmed', 'failed', 'superseded', 'destroyed'];
 
 /**
  * Which states may follow which. The edges and who takes them:
@@ -20,7 +20,14 @@ export const DISTRIBUTION_STATES: readonly DistributionState[] = ['queued', 'sen
  * - queued | sent | failed -> failed: a receipt reporting failure or a KCV mismatch.
  * - queued | sent | failed -> queued: a receipt whose failure a fresh package can cure.
  * - failed -> queued: an operator distributes the key again.
- * confirmed and superseded are settled: nothing follows them.
+ * - destroyed -> queued: the key (still active) is distributed there again,
+ *   e.g. the site matches a distribution policy again after it left it (the
+ *   site refuses only packages issued before the destroy,
+ *   listener/src/state/tombstones.ts). Only active versions are distributed.
+ * - any -> destroyed: the site confirmed a destroy command (or a compromise
+ *   it could only carry out by destroying the object): operations/commands/
+ *   apply-command-receipt.ts. The version is no longer held there.
+ * confirmed, superseded and destroyed are settled: no receipt changes them.
  */
 export const DISTRIBUTION_TRANSITIONS: Readonly<Record<DistributionState, readonly DistributionState[]>> = {
   queued: ['sent', 'queued', 'confirmed', 'failed'],
@@ -28,6 +35,7 @@ export const DISTRIBUTION_TRANSITIONS: Readonly<Record<DistributionState, readon
   failed: ['queued', 'confirmed', 'failed'],
   confirmed: [],
   superseded: [],
+  destroyed: ['queued'],
 };
 
 export function canTransition(from: DistributionState, to: DistributionState): boolean {
@@ -36,15 +44,16 @@ export function canTransition(from: DistributionState, to: DistributionState): b
 
 /** A settled distribution changes no more: a later receipt for it is a duplicate. */
 export function isSettled(state: string): boolean {
-  return state === 'confirmed' || state === 'superseded';
+  return state === 'confirmed' || state === 'superseded' || state === 'destroyed';
 }
 
 /**
  * What distributing a key version to a target does, given the distribution
- * that exists there (if any): create it; queue it afresh where it failed;
- * change nothing where it is confirmed or in flight.
+ * that exists there (if any): create it; queue it afresh where it failed
+ * or was destroyed at the site; change nothing where it is confirmed or in
+ * flight.
  */
 export function distributeAction(existing: DistributionState | undefined): 'create' | 'requeue' | 'skip' {
   if (existing === undefined) return 'create';
-  return existing === 'failed' ? 'requeue' : 'skip';
+  return existing === 'failed' || existing === 'destroyed' ? 'requeue' : 'skip';
 }

@@ -90,6 +90,17 @@ export function listenerConsumerConfig(listenerId: string, o: ConsumerLimits): P
   return pullConsumer(subjects.listenerConsumer(listenerId), subjects.toListenerAll(listenerId), o);
 }
 
+/**
+ * The site's urgent lane (compromise, destroy): a consumer of its own on a
+ * subject outside the normal consumer's filter, so a command there is never
+ * behind the normal backlog (nats-server 2.9 gives a consumer one filter
+ * subject, so one consumer cannot read both lanes in priority order).
+ */
+export function listenerUrgentConsumerConfig(listenerId: string, o: ConsumerLimits): Partial<ConsumerConfig> {
+  // Never given up on: a compromise must reach the site however long it was away (max_deliver -1).
+  return pullConsumer(subjects.listenerUrgentConsumer(listenerId), subjects.urgent(listenerId), { ...o, maxDeliver: -1 });
+}
+
 /** Reads only the site's NATS credentials (see permissions.ts); the one consumer a bootstrap credential may pull. */
 export function enrollmentConsumerConfig(listenerId: string, o: ConsumerLimits): Partial<ConsumerConfig> {
   return pullConsumer(enrollmentConsumer(listenerId), subjects.toListener(listenerId, 'nats_credentials'), o);
@@ -100,8 +111,9 @@ export function expectedConsumer(stream: string, durable: string | undefined, o:
   if (!durable) return undefined;
   if (stream === STREAMS.up.name) return durable === subjects.hubConsumer ? hubConsumerConfig(o) : undefined;
   if (stream !== STREAMS.down.name) return undefined;
-  const m = /^(listener|enroll)-(.+)$/.exec(durable);
+  const m = /^(listener|enroll|urgent)-(.+)$/.exec(durable);
   if (!m || !LISTENER_ID_PATTERN.test(m[2])) return undefined;
+  if (m[1] === 'urgent') return listenerUrgentConsumerConfig(m[2], o);
   return m[1] === 'listener' ? listenerConsumerConfig(m[2], o) : enrollmentConsumerConfig(m[2], o);
 }
 

@@ -5,10 +5,12 @@ import type { Logger } from '@keyhub/shared';
 import { appendAudit, lockAuditChain } from '../audit/audit-log';
 import { errorSummary, type HubBus } from '../bus/hub-bus';
 import { markDistributionsSent } from '../store/queries/distributions';
+import { claimUrgentOutboxBatch } from '../store/queries/key-commands';
 import { claimOutboxBatch, listenForOutbox } from '../store/queries/outbox';
 
 /**
- * Publishes committed outbox rows to JetStream. Rows are claimed with
+ * Publishes committed outbox rows to JetStream, urgent rows (priority > 0:
+ * compromise and destroy commands) before the others. Rows are claimed with
  * FOR UPDATE SKIP LOCKED and deleted in the same statement (replicas share
  * the work, none publishes a row another holds), published pipelined with
  * Nats-Msg-Id = message id, and the transaction commits only after every
@@ -93,15 +95,20 @@ export class OutboxRelay {
 
   async drainOnce(): Promise<number> {
     return this.ds.transaction(async (m) => {
-      // Claimed and deleted in one statement (see claimOutboxBatch).
-      const rows = await claimOutboxBatch(m, this.batch);
+      // The urgent lane first (compromise, destroy: claimUrgentOutboxBatch), then the rest in commit
+      // order; each claimed and deleted in one statement (see claimOutboxBatch).
+      const urgent = await claimUrgentOutboxBatch(m, this.batch);
+      const normal = urgent.length < this.batch ? await claimOutboxBatch(m, this.batch - urgent.length) : [];
+      const rows = urgent.length ? [...urgent, ...normal] : normal;
       if (rows.length === 0) return 0;
       for (const listenerId of new Set(rows.map((r) => listenerOf(r.subject)))) {
         if (!listenerId || this.knownConsumers.has(listenerId)) continue;
         await this.bus.ensureListenerConsumer(listenerId);
         this.knownConsumers.add(listenerId);
       }
-      await Promise.all(rows.map((r) => this.bus.publish(r.subject, r.payload, r.msg_id)));
+      // Stored before any normal row of the pass is published: nothing claimed with them can overtake them.
+      if (urgent.length) await Promise.all(urgent.map((r) => this.bus.publish(r.subject, r.payload, r.msg_id)));
+      await Promise.all(normal.map((r) => this.bus.publish(r.subject, r.payload, r.msg_id)));
       // Same lock order as every other writer: the audit chain before distribution rows.
       await lockAuditChain(m);
       const distributionIds = rows.flatMap((r) => (r.distribution_id ? [r.distribution_id] : []));
@@ -117,5 +124,5 @@ export class OutboxRelay {
 
 function listenerOf(subject: string): string | undefined {
   const parts = subject.split('.');
-  return `${parts[0]}.${parts[1]}` === SUBJECT_ROOT && parts[2] === 'to' ? parts[3] : undefined;
+  return `${parts[0]}.${parts[1]}` === SUBJECT_ROOT && (parts[2] === 'to' || parts[2] === 'urgent') ? parts[3] : undefined;
 }

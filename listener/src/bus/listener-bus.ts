@@ -131,6 +131,31 @@ export class ListenerBus {
     }
   }
 
+  /**
+   * The urgent lane (compromise, destroy: protocol subjects.urgent), read
+   * through its own durable consumer in a loop of its own, one message at a
+   * time in stream order, however long the normal backlog is. Waits while
+   * the site holds only its bootstrap credential, and for the consumer to
+   * exist (the hub creates it with the normal one).
+   */
+  async consumeUrgent(handler: (msg: JsMsg) => Promise<void>, shouldRun: () => boolean): Promise<ConsumerMessages | undefined> {
+    for (;;) {
+      if (!shouldRun()) return undefined;
+      try {
+        if (this.access.credentials?.identity === 'bootstrap') throw new Error('not found: bootstrap credential');
+        const consumer = await this.js.consumers.get(STREAMS.down.name, subjects.listenerUrgentConsumer(this.listenerId));
+        const messages = await consumer.consume({ max_messages: 4 });
+        void (async () => {
+          for await (const m of messages) await handler(m);
+        })();
+        return messages;
+      } catch (err) {
+        if (!(err instanceof Error && /not found|no responders|timeout|permission/i.test(err.message))) throw err;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
   /** With the bootstrap credential: reads the enrollment consumer; true once the site's own JWT is saved. */
   private async takeCredentials(): Promise<boolean> {
     const consumer = await this.js.consumers.get(STREAMS.down.name, enrollmentConsumer(this.listenerId));

@@ -9,6 +9,7 @@ import type { InboxResult } from '../inbox';
 export class ListenerMetrics {
   private readonly packages: Counter<'outcome' | 'code'>;
   private readonly rootKeks: Counter<'result'>;
+  private readonly commands: Counter<'action' | 'outcome' | 'code'>;
 
   constructor(registry: Registry, lastSequence: () => number | undefined) {
     collectProcessMetrics(registry);
@@ -17,6 +18,12 @@ export class ListenerMetrics {
       name: 'keyhub_listener_packages_total',
       help: 'Messages from the hub by outcome (a receipt outcome such as imported or failed, redelivered, or dropped) and protocol error code ("none" without one)',
       labelNames: ['outcome', 'code'],
+      registers,
+    });
+    this.commands = new Counter({
+      name: 'keyhub_listener_commands_total',
+      help: 'Lifecycle commands from the hub by action, outcome (done, already_done, failed, rejected, replayed) and protocol error code ("none" without one)',
+      labelNames: ['action', 'outcome', 'code'],
       registers,
     });
     this.rootKeks = new Counter({ name: 'keyhub_listener_root_kek_messages_total', help: 'Root KEK messages handled, by result (stored, present)', labelNames: ['result'], registers });
@@ -45,6 +52,12 @@ export class ListenerMetrics {
         return;
       case 'root_kek':
         this.rootKeks.inc({ result: r.result });
+        return;
+      case 'command':
+        this.commands.inc({ action: r.action, outcome: r.outcome, code: r.code ?? 'none' });
+        return;
+      case 'command_replayed':
+        this.commands.inc({ action: r.action, outcome: 'replayed', code: 'none' });
         return;
     }
   }

@@ -12,6 +12,8 @@ export interface ImportRequest {
     exportable: boolean;
     /** KCV the target must reproduce. */
     kcv: string;
+    /** A key pair's public key, DER SPKI in base64 (the blob holds the private key as PKCS#8). */
+    publicKey?: string;
   };
   wrapped: { kekId: string; kekVersion: number; mechanism: 'AES-KWP'; blob: Buffer };
 }
@@ -33,6 +35,9 @@ export interface InventoryItem extends KeyRef {
   enabled: boolean;
 }
 
+/** What a lifecycle command left at the target (protocol COMMAND_EFFECTS). */
+export type LifecycleEffect = 'usages_off' | 'usages_restored' | 'protect_usages_off' | 'destroyed' | 'absent';
+
 export interface TargetHealth {
   healthy: boolean;
   detail?: string;
@@ -50,7 +55,22 @@ export interface Target {
   readonly kind: string;
   import(request: ImportRequest): Promise<ImportResult>;
   disable(ref: KeyRef): Promise<boolean>;
+  /** Removes every object of the version; false when there was none. */
   destroy(ref: KeyRef): Promise<boolean>;
+  /*
+   * Lifecycle commands (NIST SP 800-57 states, protocol/src/messages/key-commands.ts).
+   * Each answers what the target now holds for the version; 'absent' when it
+   * holds nothing of it. What each means for a kind of target is that
+   * target's to define and document (pkcs11-target.ts for tokens).
+   */
+  /** Not usable for now; `resume` undoes it. */
+  suspend(ref: KeyRef): Promise<LifecycleEffect>;
+  /** The policy's usages (`usages`) back on. */
+  resume(ref: KeyRef, usages: KeyUsage[]): Promise<LifecycleEffect>;
+  /** No new protection (encrypt, sign, wrap, derive off); processing old data stays as `usages` allow. */
+  deactivate(ref: KeyRef, usages: KeyUsage[]): Promise<LifecycleEffect>;
+  /** Not usable at all, for good. */
+  compromise(ref: KeyRef): Promise<LifecycleEffect>;
   inventory(): Promise<InventoryItem[]>;
   health(): Promise<TargetHealth>;
 }
