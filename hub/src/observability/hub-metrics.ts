@@ -2,6 +2,8 @@ import type { DataSource } from 'typeorm';
 import { collectProcessMetrics, Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, timed, type Logger, type Registry } from '@keyhub/shared';
 import { DISTRIBUTION_STATES } from '../domain/distribution-state';
 import { countDistributionsByState } from '../store/queries/distributions';
+import { DRIFT_KINDS } from '../domain/drift';
+import { countFindingsByKind } from '../store/queries/drift';
 import { listenerBacklogs } from '../store/queries/listeners';
 import { countOutbox } from '../store/queries/outbox';
 
@@ -61,6 +63,18 @@ export class HubMetrics {
       for (const l of s.listeners) if (l.lastSeen !== null) g.set({ listener: l.id }, l.lastSeen);
     });
     this.scrapedGauge('keyhub_outbox_pending', 'Committed messages not yet published to NATS', [], (g, s) => g.set(s.outboxPending));
+    // Its own query, not part of the shared snapshot: drift is read from drift_findings, every replica the same.
+    const drift: Gauge<'kind'> = new Gauge<'kind'>({
+      name: 'keyhub_drift_items',
+      help: 'Open drift findings across all sites (missing, extra, kcv_mismatch, state_mismatch), from the latest signed inventories',
+      labelNames: ['kind'],
+      registers,
+      collect: async () => {
+        const rows = await this.timeDb('scrape_drift', () => countFindingsByKind(this.ds)).catch(() => undefined);
+        drift.reset();
+        if (rows) for (const kind of DRIFT_KINDS) drift.set({ kind }, rows.find((r) => r.kind === kind)?.n ?? 0);
+      },
+    });
   }
 
   /** A gauge refilled from the database snapshot at every scrape. */
