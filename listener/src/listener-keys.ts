@@ -3,6 +3,8 @@ import { KeyhubError, SITE_KEK_PROBE_POLICY, SITE_TRANSPORT_UNWRAP_TEMPLATE, sit
 
 export const IDENTITY_LABEL = 'keyhub-identity';
 export const TRANSPORT_LABEL = 'keyhub-transport';
+/** The transport pair made in another target's token for that target's own KEK (issue 12). */
+export const TARGET_TRANSPORT_LABEL = 'keyhub-target-transport';
 const KEK_ID_PREFIX = 'keyhub-kek:';
 
 export const kekLabel = (kekId: string, version: number): string => `${KEK_ID_PREFIX}${kekId}:v${version}`;
@@ -95,7 +97,114 @@ export class ListenerKeys {
     const handle = await this.hsm.unwrapRsaOaep(transport, blob, hash, siteImportKekPolicy(label, Buffer.from(label, 'utf8')));
     this.kekHandles.set(label, handle);
     await this.retireTransportKey();
+    // A root KEK that came by the transport key is a (new) enrollment: root KEKs of an earlier one (declared compromised) go.
+    await this.destroyRootKeks((l) => l !== label);
     return 'stored';
+  }
+
+  /**
+   * Rotation: the next root KEK, wrapped (AES-KWP) under the current one.
+   * As at enrollment, a session probe checks the KCV first, then it is
+   * unwrapped into the token with the root KEK policy. The current KEK's
+   * CKA_UNWRAP_TEMPLATE (sensitive, never extractable) holds for the new
+   * KEK as for any key it delivers, so no template is widened for this.
+   * Retirement: the site keeps the KEK it was wrapped under (packages in
+   * flight) and destroys every older one.
+   */
+  async unwrapRotatedRootKek(
+    under: { id: string; version: number },
+    next: { id: string; version: number; kcv: string; blob: Buffer },
+    kcvOf: (h: KeyHandle) => Promise<string>,
+  ): Promise<'stored' | 'present'> {
+    const label = kekLabel(next.id, next.version);
+    if (!(await this.findKek(next.id, next.version))) {
+      const current = await this.findKek(under.id, under.version);
+      if (!current) throw new KeyhubError('KEK_UNKNOWN', `root KEK v${under.version} the rotation is wrapped under is not held here`);
+      let probe: KeyHandle;
+      try {
+        probe = await this.hsm.unwrapKwp(current, next.blob, 32, SITE_KEK_PROBE_POLICY);
+      } catch (err) {
+        throw new KeyhubError('UNWRAP_FAILED', 'rotated root KEK could not be unwrapped with the current one', { cause: err });
+      }
+      try {
+        const kcv = await kcvOf(probe);
+        if (kcv !== next.kcv) throw new KeyhubError('KCV_MISMATCH', `rotated root KEK KCV ${kcv} differs from the hub's ${next.kcv}`);
+      } finally {
+        await this.hsm.destroy(probe);
+      }
+      this.kekHandles.set(label, await this.hsm.unwrapKwp(current, next.blob, 32, siteImportKekPolicy(label, Buffer.from(label, 'utf8'))));
+      await this.destroyRootKeks((_l, v) => v < under.version);
+      return 'stored';
+    }
+    await this.destroyRootKeks((_l, v) => v < under.version);
+    return 'present';
+  }
+
+  /**
+   * A target token (issue 12): the RSA transport pair its own KEK will be
+   * wrapped to, made in THAT token (unwrap only, with the same unwrap
+   * template as the site's enrollment transport key) unless one is waiting
+   * already. Returns its public key (DER SPKI).
+   */
+  async ensureTargetTransportKey(bits: number): Promise<{ spki: Buffer; created: boolean }> {
+    let created = false;
+    if ((await this.hsm.findKeys({ class: 'private', label: TARGET_TRANSPORT_LABEL, token: true })).length === 0) {
+      for (const stale of await this.hsm.findKeys({ class: 'public', label: TARGET_TRANSPORT_LABEL, token: true })) await this.hsm.destroy(stale);
+      const id = Buffer.from(TARGET_TRANSPORT_LABEL, 'utf8');
+      await this.hsm.generateRsaTransportKeyPair(bits, { token: true, label: TARGET_TRANSPORT_LABEL, id, unwrapTemplate: SITE_TRANSPORT_UNWRAP_TEMPLATE });
+      created = true;
+    }
+    return { spki: await this.publicSpki(TARGET_TRANSPORT_LABEL), created };
+  }
+
+  /** The public half of the target transport key, if any (it stays after install, like the enrollment one). */
+  async targetTransportSpki(): Promise<Buffer | undefined> {
+    const [h] = await this.hsm.findKeys({ class: 'public', label: TARGET_TRANSPORT_LABEL, token: true });
+    return h ? this.hsm.publicKeySpki(h) : undefined;
+  }
+
+  /**
+   * Installs a target's own KEK in this (target) token, as unwrapRootKek does
+   * for the root KEK: a session probe checks the KCV first (KCV_MISMATCH:
+   * nothing stored), then the KEK is unwrapped into the token with the root
+   * KEK's policy (unwrap only, never extractable, its unwrap template fixed),
+   * and the transport private key is destroyed. Older KEKs of the target
+   * stay: packages issued under them may still be in flight.
+   */
+  async installTargetKek(blob: Buffer, hash: OaepHash, kekId: string, version: number, kcvOf: (h: KeyHandle) => Promise<string>, expectedKcv: string): Promise<'stored' | 'present'> {
+    if (await this.findKek(kekId, version)) return 'present';
+    const [transport] = await this.hsm.findKeys({ class: 'private', label: TARGET_TRANSPORT_LABEL, token: true });
+    if (!transport) throw new KeyhubError('KEK_UNKNOWN', `no target transport key in token "${this.hsm.tokenLabel}": request the target KEK again`);
+    let probe: KeyHandle;
+    try {
+      probe = await this.hsm.unwrapRsaOaep(transport, blob, hash, SITE_KEK_PROBE_POLICY);
+    } catch (err) {
+      throw new KeyhubError('UNWRAP_FAILED', 'target KEK could not be unwrapped with the target transport key', { cause: err });
+    }
+    try {
+      const kcv = await kcvOf(probe);
+      if (kcv !== expectedKcv) throw new KeyhubError('KCV_MISMATCH', `target KEK KCV ${kcv} differs from the hub's ${expectedKcv}`);
+    } finally {
+      await this.hsm.destroy(probe);
+    }
+    const label = kekLabel(kekId, version);
+    this.kekHandles.set(label, await this.hsm.unwrapRsaOaep(transport, blob, hash, siteImportKekPolicy(label, Buffer.from(label, 'utf8'))));
+    await this.hsm.destroy(transport);
+    return 'stored';
+  }
+
+  /** Destroys the root KEKs in the token whose label and version match; returns how many. */
+  async destroyRootKeks(which: (label: string, version: number) => boolean): Promise<number> {
+    let destroyed = 0;
+    for (const h of await this.hsm.findKeys({ class: 'secret', token: true })) {
+      const { label } = await this.hsm.keyInfo(h);
+      const m = /^keyhub-kek:[0-9a-f-]+:v(\d+)$/.exec(label);
+      if (!m || !which(label, Number(m[1]))) continue;
+      await this.hsm.destroy(h);
+      this.kekHandles.delete(label);
+      destroyed++;
+    }
+    return destroyed;
   }
 
   /**

@@ -1,9 +1,24 @@
 import { createHash } from 'node:crypto';
 import { batchLeaf, batchStatement, buildMerkleBatch, MAX_BATCH_SIZE, publicKeyFingerprint, signingDigest, type Message, type SignedEnvelope } from '@keyhub/protocol';
-import { HUB_KEK_STORE_POLICY, HUB_KEY_STORE_POLICY, KeyhubError, type Hsm, type KeyHandle, type WrappedAesKey } from '@keyhub/shared';
+import {
+  HUB_KEK_STORE_POLICY,
+  HUB_KEY_STORE_POLICY,
+  HUB_PRIVATE_STORE_POLICY,
+  HUB_SECRET_STORE_POLICY,
+  KeyhubError,
+  TRANSIENT_KEK_POLICY,
+  type Hsm,
+  type KeyHandle,
+  type WrappedAesKey,
+  type WrappedKeyType,
+} from '@keyhub/shared';
 
 export const HMK_LABEL = 'keyhub-hmk';
 export const HMK_KEK_LABEL = 'keyhub-hmk-kek';
+/** Master key of TDES, HMAC and generic secret key versions (any secret key type but the AES of `keyhub-hmk`). */
+export const HMK_SECRET_LABEL = 'keyhub-hmk-secret';
+/** Master key of private key versions (RSA, EC): only CKO_PRIVATE_KEY comes out of it. */
+export const HMK_PRIVATE_LABEL = 'keyhub-hmk-private';
 export const ROW_MAC_LABEL = 'keyhub-row-mac';
 export const SIGNING_LABEL = 'keyhub-signing';
 /** Present once the rows that predate row MACs have been given theirs (backfill-row-macs.ts): no backfill after that. */
@@ -14,7 +29,13 @@ export const ROW_MAC_BACKFILLED_LABEL = 'keyhub-row-mac-backfilled';
  * only, never extractable, not modifiable, not copyable, AES-KWP only), one
  * per class of what they store: `keyhub-hmk` every managed key version,
  * `keyhub-hmk-kek` every root KEK; their CKA_UNWRAP_TEMPLATEs fix what comes
- * out of an unwrap (shared/src/hsm/key-classes.ts). `keyhub-row-mac`
+ * out of an unwrap (shared/src/hsm/key-classes.ts). The key store's template
+ * fixes CKK_AES, so the other key types have master keys of their own:
+ * `keyhub-hmk-secret` (TDES, HMAC, generic secrets) and `keyhub-hmk-private`
+ * (RSA and EC private keys, PKCS#8 inside the blob); each unwraps only
+ * sensitive objects of its class with no usage, AES-KWP only. A hub
+ * initialized before them keeps working for AES keys; `keyhub-server init`
+ * adds them (NOT_INITIALIZED until then for other key types). `keyhub-row-mac`
  * (HMAC-SHA256, sign/verify only) binds each stored row to what it is
  * (row-mac.ts). And the EC P-256 hub signing key.
  *
@@ -36,6 +57,8 @@ export class HubKeyring {
     private readonly rowMacKey: KeyHandle,
     private readonly signingKey: KeyHandle,
     readonly signingSpki: Buffer,
+    private readonly secretStore?: KeyHandle,
+    private readonly privateStore?: KeyHandle,
   ) {
     this.fingerprint = publicKeyFingerprint(signingSpki);
   }
@@ -60,6 +83,14 @@ export class HubKeyring {
       await hsm.generateAesKey(32, { ...HUB_KEK_STORE_POLICY, label: HMK_KEK_LABEL, id: id(HMK_KEK_LABEL) });
       created.push(HMK_KEK_LABEL);
     }
+    if (await missing('secret', HMK_SECRET_LABEL)) {
+      await hsm.generateAesKey(32, { ...HUB_SECRET_STORE_POLICY, label: HMK_SECRET_LABEL, id: id(HMK_SECRET_LABEL) });
+      created.push(HMK_SECRET_LABEL);
+    }
+    if (await missing('secret', HMK_PRIVATE_LABEL)) {
+      await hsm.generateAesKey(32, { ...HUB_PRIVATE_STORE_POLICY, label: HMK_PRIVATE_LABEL, id: id(HMK_PRIVATE_LABEL) });
+      created.push(HMK_PRIVATE_LABEL);
+    }
     if (await missing('secret', ROW_MAC_LABEL)) {
       await hsm.generateHmacKey(32, { token: true, label: ROW_MAC_LABEL, id: id(ROW_MAC_LABEL), sensitive: true, extractable: false, modifiable: false, copyable: false });
       created.push(ROW_MAC_LABEL);
@@ -81,7 +112,8 @@ export class HubKeyring {
       await one('public', SIGNING_LABEL),
     ];
     if (!hmk || !hmkKek || !rowMac || !priv || !pub) return undefined;
-    return new HubKeyring(hsm, hmk, hmkKek, rowMac, priv, await hsm.publicKeySpki(pub));
+    const [secretStore, privateStore] = [await one('secret', HMK_SECRET_LABEL), await one('secret', HMK_PRIVATE_LABEL)];
+    return new HubKeyring(hsm, hmk, hmkKek, rowMac, priv, await hsm.publicKeySpki(pub), secretStore, privateStore);
   }
 
   /** Whether the rows that predate row MACs were backfilled (a token object, so the database cannot reset it). */
@@ -130,14 +162,37 @@ export class HubKeyring {
     return this.hsm.signDigestEcdsa(this.signingKey, createHash('sha256').update(data).digest());
   }
 
-  /** A new key version's blob, under the key store (`keyhub-hmk`). */
-  async wrapKeyVersion(key: KeyHandle): Promise<Buffer> {
-    return this.hsm.wrapKwp(this.keyStore, key);
+  /** A new key version's blob, under the master key of its type: `keyhub-hmk` (AES), `keyhub-hmk-secret`, `keyhub-hmk-private` (rsa, ec: the private key). */
+  async wrapKeyVersion(key: KeyHandle, keyType: WrappedKeyType = 'aes'): Promise<Buffer> {
+    return this.hsm.wrapKwp(this.storeFor(keyType), key);
+  }
+
+  private storeFor(keyType: WrappedKeyType): KeyHandle {
+    if (keyType === 'aes') return this.keyStore;
+    const [store, label] = keyType === 'rsa' || keyType === 'ec' ? [this.privateStore, HMK_PRIVATE_LABEL] : [this.secretStore, HMK_SECRET_LABEL];
+    if (!store) throw new KeyhubError('NOT_INITIALIZED', `token "${this.hsm.tokenLabel}" lacks ${label} (needed for ${keyType} keys): run \`keyhub-server init\``);
+    return store;
   }
 
   /** A new root KEK's blob, under the KEK store (`keyhub-hmk-kek`). */
   async wrapRootKek(kek: KeyHandle): Promise<Buffer> {
     return this.hsm.wrapKwp(this.kekStore, kek);
+  }
+
+  /**
+   * Root KEK rotation: the site's next root KEK wrapped (AES-KWP) under its
+   * current one. The current one's row MAC is checked in the token first
+   * (ROW_MAC_INVALID, nothing unwrapped); it is unwrapped from the KEK store
+   * as the transient KEK class (wrap only) and destroyed before this returns.
+   */
+  async wrapUnderRootKek(current: { blob: Buffer; mac: { data: Buffer; tag: Buffer } }, next: KeyHandle): Promise<Buffer> {
+    if (!(await this.verifyRow(current.mac.data, current.mac.tag))) throw new KeyhubError('ROW_MAC_INVALID', 'the current root KEK row does not match its MAC: not unwrapped');
+    const kek = await this.hsm.unwrapKwp(this.kekStore, current.blob, 32, TRANSIENT_KEK_POLICY);
+    try {
+      return await this.hsm.wrapKwp(kek, next);
+    } finally {
+      await this.hsm.destroy(kek);
+    }
   }
 
   /** The row MAC (HMAC-SHA256 in the token) over what row-mac.ts encodes of a row. */
@@ -170,6 +225,16 @@ export class HubKeyring {
    * each is unwrapped once for the call and destroyed before it returns.
    */
   async translate(keks: WrappedAesKey[], keys: WrappedAesKey[], pairs: Uint32Array): Promise<Buffer[]> {
-    return this.hsm.translateKwp({ unwrappingKey: this.keyStore, kekUnwrappingKey: this.kekStore, macKey: this.rowMacKey, keks, keys, pairs });
+    for (const k of keys) if (k.keyType && k.keyType !== 'aes') this.storeFor(k.keyType);
+    return this.hsm.translateKwp({
+      unwrappingKey: this.keyStore,
+      kekUnwrappingKey: this.kekStore,
+      ...(this.secretStore ? { secretUnwrappingKey: this.secretStore } : {}),
+      ...(this.privateStore ? { privateUnwrappingKey: this.privateStore } : {}),
+      macKey: this.rowMacKey,
+      keks,
+      keys,
+      pairs,
+    });
   }
 }

@@ -10,6 +10,7 @@ import { KekEntity, ListenerEntity } from '../../store/entities';
 import { insertOutboxMessages, notifyOutbox } from '../../store/queries/outbox';
 import { listenerCredentialsOutboxRow } from '../../nats/listener-identity';
 import { findRegistration } from '../../store/queries/nats-identities';
+import { nextKekVersion } from '../../store/queries/site-lifecycle';
 
 /** The fingerprint of what is stored for a listener: its id, identity, transport and NATS user keys (as the listener computes it). */
 async function storedKeysFingerprint(m: EntityManager, l: ListenerEntity): Promise<string> {
@@ -70,6 +71,8 @@ export class ApproveListener {
     }
     const { kcv, wrapped, transportBlob } = await this.createRootKek(listener);
     const kekId = randomUUID();
+    // 1 at first enrollment; after a compromised root KEK the site enrolls again and versions go on growing.
+    const version = await nextKekVersion(m, listenerId);
     const now = new Date();
     const message: RootKekMessage = {
       type: MESSAGE_TYPES.rootKek,
@@ -77,11 +80,11 @@ export class ApproveListener {
       listenerId,
       issuedAt: now.toISOString(),
       hubKey: keyring.signingSpki.toString('base64'),
-      kek: { id: kekId, version: 1, kcv, mechanism: 'RSA-OAEP', oaepHash: listener.oaepHash as OaepHash, blob: transportBlob.toString('base64') },
+      kek: { id: kekId, version, kcv, mechanism: 'RSA-OAEP', oaepHash: listener.oaepHash as OaepHash, blob: transportBlob.toString('base64') },
     };
     const envelope = await keyring.sign(message);
-    const mac = await keyring.macRow(kekMacData({ id: kekId, listenerId, version: 1, kcv, wrapped }));
-    await m.insert(KekEntity, { id: kekId, listenerId, version: 1, wrapped, kcv, mac, state: 'pending_confirmation', activatedAt: null });
+    const mac = await keyring.macRow(kekMacData({ id: kekId, listenerId, version, kcv, wrapped }));
+    await m.insert(KekEntity, { id: kekId, listenerId, version, wrapped, kcv, mac, state: 'pending_confirmation', activatedAt: null });
     await m.update(ListenerEntity, { id: listenerId }, { state: 'approved', approvedAt: now, approvedBy: actor });
     // The site's own NATS user JWT goes with its root KEK: the answer its bootstrap credential reads.
     await insertOutboxMessages(m, [await listenerCredentialsOutboxRow(m, keyring, listenerId), [subjects.toListener(listenerId, 'root_kek'), message.id, Buffer.from(encodeEnvelope(envelope)), null]]);
@@ -89,7 +92,7 @@ export class ApproveListener {
     const who: Record<string, string> = approvers.length ? { approvers: approvers.join(',') } : {};
     await appendAudit(m, [
       { actor, action: 'listener.approved', subject: `listener:${listenerId}`, details: { fingerprint: recomputed, ...who } },
-      { actor, action: 'kek.created', subject: `listener:${listenerId}`, details: { kekId, version: 1, kcv } },
+      { actor, action: 'kek.created', subject: `listener:${listenerId}`, details: { kekId, version, kcv } },
     ]);
     return { kekId, kcv };
   }

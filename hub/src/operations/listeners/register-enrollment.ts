@@ -14,8 +14,10 @@ const unregistered = new RateLimitedLog();
  * Records an enrollment request for an operator to approve. The request must
  * be signed by the identity key it carries (proof of possession); whether that
  * key really belongs to the site is what the out-of-band fingerprint check decides.
- * Rule: a listener that is approved or active cannot be enrolled again (it
- * must be revoked first); the same request again changes nothing.
+ * Rule: a listener id enrolls again only while it waits for approval or
+ * after its root KEK was declared compromised (`rekey_required`, which also
+ * re-opens its registration): an approved, active, revoked or decommissioned
+ * one is refused; the same request again changes nothing.
  */
 @injectable()
 export class RegisterEnrollment {
@@ -39,11 +41,11 @@ export class RegisterEnrollment {
     return this.ctx.ds.transaction(async (m) => {
       const existing = await m.findOne(ListenerEntity, { where: { id: req.listenerId }, lock: { mode: 'pessimistic_write' } });
       if (existing && existing.fingerprint === fingerprint && registration.nats_user_key === req.natsUserKey) return { fingerprint, replaced: false };
-      if (existing && existing.state !== 'pending_approval') {
+      if (existing && existing.state !== 'pending_approval' && existing.state !== 'rekey_required') {
         await appendAudit(m, [
           { actor: `listener:${req.listenerId}`, action: 'listener.enrollment_refused', subject: `listener:${req.listenerId}`, details: { reason: `listener is ${existing.state}`, fingerprint } },
         ]);
-        throw new KeyhubError('LISTENER_STATE_INVALID', `listener ${req.listenerId} is already ${existing.state}; revoke it before enrolling again`);
+        throw new KeyhubError('LISTENER_STATE_INVALID', `listener ${req.listenerId} is ${existing.state}; only a listener whose root KEK was declared compromised enrolls again`);
       }
       const row = {
         id: req.listenerId,

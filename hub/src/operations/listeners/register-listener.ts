@@ -17,10 +17,19 @@ import { bootstrapPermissions } from '../../nats/permissions';
  * JWT (signed by the account key in the HSM, expiring) and its seed, made
  * here and returned once, never stored. It allows nothing but publishing
  * that id's enrollment and reading the answer (permissions.ts). Rules: an
- * approved or active listener cannot be registered again (revoke it
- * first); registering again replaces the registration and revokes the
- * earlier bootstrap credential.
+ * id registers again only while it waits for approval or after its root KEK
+ * was declared compromised (`rekey_required`: the one way an existing site
+ * enrolls again, e.g. when it lost its NATS identity too); an approved,
+ * active, revoked or decommissioned one is refused. Registering again
+ * replaces the registration and revokes the earlier bootstrap credential.
  */
+/** The states in which an existing id may be registered (again). */
+const REGISTRABLE: ReadonlySet<string> = new Set(['pending_approval', 'rekey_required']);
+
+function notRegistrable(listenerId: string, state: string): KeyhubError {
+  return new KeyhubError('LISTENER_STATE_INVALID', `listener ${listenerId} is ${state}; an existing site enrolls again only after \`keyhub listener rekey --compromised\``);
+}
+
 @injectable()
 export class RegisterListener {
   constructor(private readonly ctx: HubContext) {}
@@ -28,9 +37,7 @@ export class RegisterListener {
   async execute(listenerId: string, ttlSeconds: number | undefined, principal: Principal): Promise<api.RegisterListenerResult> {
     // Refused early, before anything is signed (and again under the lock below).
     const current = await this.ctx.ds.getRepository(ListenerEntity).findOne({ where: { id: listenerId } });
-    if (current && (current.state === 'approved' || current.state === 'active')) {
-      throw new KeyhubError('LISTENER_STATE_INVALID', `listener ${listenerId} is ${current.state}; revoke it before registering it again`);
-    }
+    if (current && !REGISTRABLE.has(current.state)) throw notRegistrable(listenerId, current.state);
     const authority = await NatsAuthority.for(this.ctx.keyring.hsm);
     const ttl = ttlSeconds ?? this.ctx.config.nats.bootstrapTtlSeconds;
     const expiresAt = new Date(Math.floor(Date.now() / 1000) * 1000 + ttl * 1000);
@@ -39,9 +46,7 @@ export class RegisterListener {
     const jwt = await authority.issueUser({ userKey: bootstrapKey, name: `bootstrap-${listenerId}`, permissions: bootstrapPermissions(listenerId), expiresAt });
     await this.ctx.ds.transaction(async (m) => {
       const listener = await m.findOne(ListenerEntity, { where: { id: listenerId }, lock: { mode: 'pessimistic_write' } });
-      if (listener && (listener.state === 'approved' || listener.state === 'active')) {
-        throw new KeyhubError('LISTENER_STATE_INVALID', `listener ${listenerId} is ${listener.state}; revoke it before registering it again`);
-      }
+      if (listener && !REGISTRABLE.has(listener.state)) throw notRegistrable(listenerId, listener.state);
       const previous = await findRegistration(m, listenerId, true);
       if (previous && previous.state === 'open') {
         await revokeNatsUser(m, { publicKey: previous.bootstrap_key, listenerId, reason: 'bootstrap replaced', notAfter: previous.expires_at });

@@ -1,6 +1,7 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
 
-export type KekState = 'pending_confirmation' | 'active' | 'retired' | 'revoked';
+/** retired: superseded by a rotation (the site may still hold it for packages in flight); compromised: never used again, its blob wiped. */
+export type KekState = 'pending_confirmation' | 'active' | 'retired' | 'revoked' | 'compromised';
 
 /** A listener's root KEK, stored wrapped under the Hub Master Key. */
 @Entity('keks')

@@ -1,6 +1,7 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-export type ListenerState = 'pending_approval' | 'approved' | 'active' | 'revoked';
+/** rekey_required: its root KEK was compromised, it must enroll again; decommissioning: destroys sent, identity not yet revoked. */
+export type ListenerState = 'pending_approval' | 'approved' | 'active' | 'revoked' | 'rekey_required' | 'decommissioning' | 'decommissioned';
 
 export interface ListenerTarget {
   name: string;
