@@ -5,11 +5,24 @@ import { z } from 'zod';
 import { LISTENER_ID_PATTERN } from '@keyhub/protocol';
 import { hsmConfigSchema, KeyhubError, NOT_OWNER_ONLY, type Logger } from '@keyhub/shared';
 
+/**
+ * A PKCS#11 target. Without `hsm` it is the listener's own token (where the
+ * root KEK lives, as before). With `hsm` it is another token, possibly
+ * behind another module, with a KEK of its own installed in it (issue 12):
+ * its module path, token label, PIN source (`pinEnv` or `pinFile`; a file
+ * must be owner-only, shared/src/secrets.ts) and mechanism profile are its
+ * own. The profile: `hsm.kwpMechanism` (0x210A SoftHSM2, 0x210B PKCS#11
+ * 3.x) for the key packages, `oaepHash` and `transportKeyBits` for the
+ * RSA-OAEP install of its KEK (SoftHSM2 does OAEP with SHA-1 only).
+ */
 const pkcs11TargetSchema = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
   kind: z.literal('pkcs11'),
   /** Prefix of CKA_LABEL for imported keys: `<prefix><key name>.v<version>`. */
   labelPrefix: z.string().max(32).default(''),
+  hsm: hsmConfigSchema.optional(),
+  oaepHash: z.enum(['sha1', 'sha256']).default('sha1'),
+  transportKeyBits: z.number().int().min(2048).max(4096).default(3072),
 });
 
 export const listenerConfigSchema = z.strictObject({
@@ -19,8 +32,18 @@ export const listenerConfigSchema = z.strictObject({
   /** Fingerprint of the hub signing key, pinned at install time and compared out of band. */
   hubFingerprint: z.string().min(16),
   hsm: hsmConfigSchema,
-  targets: z.array(pkcs11TargetSchema).min(1),
+  targets: z
+    .array(pkcs11TargetSchema)
+    .min(1)
+    .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, 'target names must be unique')
+    .refine((ts) => ts.some((t) => !t.hsm), "one target at least is the listener's own token (no hsm): it is what enrollment reports")
+    .refine(
+      (ts) => ts.every((t) => t.hsm?.tokenLabel === undefined || ts.filter((u) => u.hsm?.tokenLabel === t.hsm?.tokenLabel && u.hsm?.module === t.hsm?.module).length === 1),
+      'one target per token',
+    ),
   heartbeatSeconds: z.number().int().min(1).default(10),
+  /** A signed inventory of the targets goes to the hub on start and this often (listener/src/inventory). */
+  inventorySeconds: z.number().int().min(1).max(86_400).default(300),
   /** Packages imported at once; a token persists several keys in parallel far faster than in turn. Keep hsm.sessions at least this. */
   importConcurrency: z.number().int().min(1).max(32).default(4),
   /**

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { MESSAGE_TYPES, type EnrollmentRequest } from '@keyhub/protocol';
-import { createLogger, createMetricsRegistry, InstrumentedHsm, Pkcs11Hsm, type Hsm, type Logger, type Registry } from '@keyhub/shared';
+import { createLogger, createMetricsRegistry, InstrumentedHsm, KeyhubError, Pkcs11Hsm, type Hsm, type Logger, type Registry } from '@keyhub/shared';
 import { readFileSync } from 'node:fs';
 import { ListenerBus, type ListenerNatsAccess } from './bus/listener-bus';
 import { ListenerNatsCredentials } from './bus/nats-credentials';
@@ -11,6 +11,7 @@ import { ListenerKeys } from './listener-keys';
 import { HubKeyStore } from './state/hub-key';
 import { Pkcs11Target } from './targets/pkcs11-target';
 import type { Target } from './targets/target';
+import type { TargetToken } from './targets/target-keks';
 
 export interface ListenerRuntime {
   home: string;
@@ -19,6 +20,8 @@ export interface ListenerRuntime {
   keys: ListenerKeys;
   hubKeys: HubKeyStore;
   targets: Map<string, Target>;
+  /** PKCS#11 targets with a token of their own (issue 12): that token's keys, for its own KEK. */
+  targetTokens: Map<string, TargetToken>;
   logger: Logger;
   /** Metrics of this process; `run` exposes them, the one-shot commands simply drop them. */
   registry: Registry;
@@ -37,10 +40,38 @@ export async function openListenerRuntime(home: string, logger: Logger = createL
   const hsm: Hsm = new InstrumentedHsm(await Pkcs11Hsm.open(config.hsm), registry);
   const keys = new ListenerKeys(hsm);
   const hubKeys = new HubKeyStore(home, config.hubFingerprint);
-  // A pkcs11 target is the listener's own token, where the root KEK lives: keys are unwrapped straight into it.
-  const targets = new Map<string, Target>(config.targets.map((t) => [t.name, new Pkcs11Target(t.name, hsm, keys, t.labelPrefix)]));
+  // A pkcs11 target without `hsm` is the listener's own token, where the root KEK lives: keys are unwrapped straight into it.
+  // One with `hsm` is another token (its own module, PIN and KWP code): keys are unwrapped there, under that token's own KEK.
+  const targets = new Map<string, Target>();
+  const targetTokens = new Map<string, TargetToken>();
+  const opened: Hsm[] = [];
+  try {
+    for (const t of config.targets) {
+      if (!t.hsm) {
+        targets.set(t.name, new Pkcs11Target(t.name, hsm, keys, t.labelPrefix));
+        continue;
+      }
+      if (t.hsm.module === config.hsm.module && t.hsm.tokenLabel === config.hsm.tokenLabel) {
+        throw new KeyhubError('CONFIG_INVALID', `target ${t.name} names the listener's own token; leave its hsm out instead`);
+      }
+      // The worker-thread translator is the hub's batch path; a target token never needs it.
+      const targetHsm = await Pkcs11Hsm.open({ ...t.hsm, translateWorker: false });
+      opened.push(targetHsm);
+      const targetKeys = new ListenerKeys(targetHsm);
+      targetTokens.set(t.name, { config: t, keys: targetKeys });
+      targets.set(t.name, new Pkcs11Target(t.name, targetHsm, targetKeys, t.labelPrefix));
+    }
+  } catch (err) {
+    for (const h of opened) await h.close().catch(() => undefined);
+    await hsm.close();
+    throw err;
+  }
   const nats: ListenerNatsAccess = { credentials: new ListenerNatsCredentials(home, config.id), hubKeys, ...(config.nats.caFile ? { tlsCa: readFileSync(config.nats.caFile, 'utf8') } : {}) };
-  return { home, config, hsm, keys, hubKeys, targets, logger, registry, nats, close: () => hsm.close() };
+  const close = async (): Promise<void> => {
+    for (const h of opened) await h.close().catch(() => undefined);
+    await hsm.close();
+  };
+  return { home, config, hsm, keys, hubKeys, targets, targetTokens, logger, registry, nats, close };
 }
 
 /** Creates (or reuses) the identity and transport keys and sends a signed enrollment request. */
@@ -54,7 +85,9 @@ export async function enroll(rt: ListenerRuntime): Promise<{ fingerprint: string
     identityKey: (await rt.keys.identitySpki()).toString('base64'),
     transportKey: (await rt.keys.transportSpki()).toString('base64'),
     oaepHash: rt.config.oaepHash,
-    targets: rt.config.targets.map((t) => ({ name: t.name, kind: t.kind })),
+    // Targets in other tokens are not reported here: each joins with its own KEK (`target request` and an operator's approval),
+    // so the hub never wraps a package for one under the root KEK, which is not in its token.
+    targets: rt.config.targets.filter((t) => !t.hsm).map((t) => ({ name: t.name, kind: t.kind })),
     hostname: hostname().slice(0, 128),
     natsUserKey: rt.nats.credentials!.ensureUserKey(),
   };

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { encodeEnvelope, MESSAGE_TYPES, type KeyPackage, type KeyUsage } from '@keyhub/protocol';
+import { encodeEnvelope, KEY_ALGORITHM_INFO, MESSAGE_TYPES, type KeyPackage, type KeyUsage } from '@keyhub/protocol';
 import { KeyhubError, type WrappedAesKey } from '@keyhub/shared';
 import { distributableAlgorithm } from '../domain/key-spec';
 import type { DistributionEntity, KeyEntity, KeyVersionEntity } from '../store/entities';
-import type { StoredKek } from '../store/queries/listeners';
+import { targetKekKey, type StoredKek } from '../store/queries/listeners';
 import type { HubKeyring } from './hub-keyring';
-import { kekMacData, keyVersionMacData } from './row-mac';
+import { kekMacData, keyVersionMacData, targetKekMacData } from './row-mac';
 
 export interface PackageRequest {
   distribution: DistributionEntity;
@@ -55,7 +55,7 @@ export async function signPackages(
   const sequenceOf = await sequences;
   const issuedAt = new Date();
   const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
-  const payloads: KeyPackage[] = requests.map((r, i) => payload(r, keks.get(r.distribution.listenerId)!, sequenceOf[i], blobs[i], issuedAt, expiresAt));
+  const payloads: KeyPackage[] = requests.map((r, i) => payload(r, kekFor(keks, r.distribution.listenerId, r.distribution.target), sequenceOf[i], blobs[i], issuedAt, expiresAt));
   const envelopes = await keyring.signBatch(payloads);
   return envelopes.map((envelope) => ({
     packageId: envelope.payload.id,
@@ -89,19 +89,21 @@ function translation(requests: PackageRequest[], keks: Map<string, StoredKek>): 
   const kekRows: string[] = [];
   const keyRows: string[] = [];
   requests.forEach((r, i) => {
-    const listenerId = r.distribution.listenerId;
-    let k = kekIndex.get(listenerId);
+    const kek = kekFor(keks, r.distribution.listenerId, r.distribution.target);
+    let k = kekIndex.get(kek.id);
     if (k === undefined) {
-      const kek = keks.get(listenerId)!;
-      const data = kekMacData({ id: kek.id, listenerId: kek.listener_id, version: kek.version, kcv: kek.kcv, wrapped: kek.wrapped });
+      const facts = { id: kek.id, listenerId: kek.listener_id, version: kek.version, kcv: kek.kcv, wrapped: kek.wrapped };
+      const data = kek.target === undefined ? kekMacData(facts) : targetKekMacData({ ...facts, target: kek.target });
       k = kekBlobs.push({ blob: kek.wrapped, lengthBytes: 32, ...(kek.mac ? { mac: { data, tag: kek.mac } } : {}) }) - 1;
       kekRows.push(kek.id);
-      kekIndex.set(listenerId, k);
+      kekIndex.set(kek.id, k);
     }
     let v = keyIndex.get(r.version.id);
     if (v === undefined) {
       const data = keyVersionMacData({ key: r.key, version: r.version });
-      v = keyBlobs.push({ blob: r.version.wrapped, lengthBytes: r.version.length, ...(r.version.mac ? { mac: { data, tag: r.version.mac } } : {}) }) - 1;
+      // The stored algorithm (row-MAC bound) says which master key holds the blob and what it unwraps as.
+      const keyType = KEY_ALGORITHM_INFO[distributableAlgorithm(r.key.algorithm)].keyType;
+      v = keyBlobs.push({ blob: r.version.wrapped, lengthBytes: r.version.length, ...(keyType !== 'aes' ? { keyType } : {}), ...(r.version.mac ? { mac: { data, tag: r.version.mac } } : {}) }) - 1;
       keyRows.push(r.version.id);
       keyIndex.set(r.version.id, v);
     }
@@ -109,6 +111,22 @@ function translation(requests: PackageRequest[], keks: Map<string, StoredKek>): 
     pairs[2 * i + 1] = v;
   });
   return { kekBlobs, keyBlobs, pairs, kekRows, keyRows };
+}
+
+/**
+ * The KEK a package for (listener, target) is wrapped under: the target's
+ * own KEK when it has asked for one (issue 12; refused until that KEK is
+ * active, as the root KEK is not in the target's token), else the site's
+ * root KEK.
+ */
+function kekFor(keks: Map<string, StoredKek>, listenerId: string, target: string): StoredKek {
+  const own = keks.get(targetKekKey(listenerId, target));
+  if (own) {
+    if (own.targetState !== 'active')
+      throw new KeyhubError('TARGET_KEK_NOT_ACTIVE', `target ${target} of ${listenerId} has its own KEK, ${own.targetState}: nothing is wrapped for it until it is active`);
+    return own;
+  }
+  return keks.get(listenerId)!;
 }
 
 function payload(r: PackageRequest, kek: StoredKek, sequence: number, blob: Buffer, issuedAt: Date, expiresAt: Date): KeyPackage {
@@ -130,6 +148,7 @@ function payload(r: PackageRequest, kek: StoredKek, sequence: number, blob: Buff
       usages: r.key.usages as KeyUsage[],
       exportable: r.key.exportable,
       kcv: r.version.kcv,
+      ...(r.version.publicKey ? { publicKey: r.version.publicKey.toString('base64') } : {}),
     },
     wrapping: { kekId: kek.id, kekVersion: kek.version, mechanism: 'AES-KWP', blob: blob.toString('base64') },
   };

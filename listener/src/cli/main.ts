@@ -10,6 +10,8 @@ import { listenerHome, loadListenerConfig, saveListenerConfig, secureHome } from
 import { ListenerNatsCredentials } from '../bus/nats-credentials';
 import { ListenerMetrics } from '../observability/listener-metrics';
 import { enroll, openListenerRuntime } from '../runtime';
+import { ListenerBus } from '../bus/listener-bus';
+import { requestTargetKek } from '../targets/target-keks';
 import { Journal } from '../state/journal';
 import { CheckpointStore, exportWitness } from '../state/checkpoints';
 import { HubKeyStore } from '../state/hub-key';
@@ -133,6 +135,29 @@ program
     process.once('SIGINT', () => void shutdown());
     process.once('SIGTERM', () => void shutdown());
     await agent.start();
+  });
+
+const targetCmd = program.command('target').description('PKCS#11 targets with a token of their own, and the KEK each gets in its token');
+targetCmd
+  .command('request')
+  .description("make a transport key in the target token and ask the hub for this target's own KEK (an operator approves it with the fingerprint shown)")
+  .argument('<name>', 'target name (a pkcs11 target with its own hsm in listener.json)')
+  .action(async (name: string) => {
+    const rt = await openListenerRuntime(listenerHome(globals().home));
+    try {
+      const bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger, rt.nats);
+      try {
+        const r = await requestTargetKek({ listenerId: rt.config.id, keys: rt.keys, tokens: rt.targetTokens, bus, now: () => new Date() }, name);
+        out(
+          `target KEK requested for ${shown(name)} of listener ${shown(rt.config.id)}\ntransport key fingerprint: ${shown(r.fingerprint)}\nAsk the hub operator to run \`keyhub listener target approve ${shown(rt.config.id)} ${shown(name)} --fingerprint <this>\` after comparing it.`,
+          { listenerId: rt.config.id, target: name, fingerprint: r.fingerprint, createdKey: r.createdKey },
+        );
+      } finally {
+        await bus.close();
+      }
+    } finally {
+      await rt.close();
+    }
   });
 
 program

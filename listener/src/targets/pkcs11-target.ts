@@ -1,7 +1,11 @@
-import { aesKcv, assertUsagesCompatible, KeyhubError, type Hsm, type KeyHandle } from '@keyhub/shared';
+import { assertUsagesCompatible, KeyhubError, type Hsm, type KeyHandle } from '@keyhub/shared';
+import { invalidUsages } from '@keyhub/protocol';
 import { checkExistingObject } from './pkcs11-object-check';
+import { ensurePublicKey, importIntoToken, objectClass, probePolicy, algorithmInfo, targetKcv, unwrapAs } from './pkcs11-key-types';
 import type { ListenerKeys } from '../listener-keys';
-import type { ImportRequest, ImportResult, InventoryItem, KeyRef, Target, TargetHealth } from './target';
+import type { KeyUsage } from '@keyhub/protocol';
+import { applyLifecycle, type LifecycleAction } from './pkcs11-lifecycle';
+import type { ImportRequest, ImportResult, InventoryItem, KeyRef, LifecycleEffect, Target, TargetHealth } from './target';
 
 /** CKA_ID of an imported key: the 16 bytes of the key's UUID followed by the version, big-endian. */
 export function objectId(ref: KeyRef): Buffer {
@@ -58,17 +62,20 @@ export class Pkcs11Target implements Target {
   private async importOnce(req: ImportRequest): Promise<ImportResult> {
     // The hub refuses these at key creation; a package carrying them never reaches the token either.
     assertUsagesCompatible(req.key.usages);
+    const wrongForType = invalidUsages(req.key.algorithm, req.key.usages);
+    if (wrongForType.length) throw new KeyhubError('KEY_USAGE_INVALID', `an ${req.key.algorithm} key cannot have usage ${wrongForType.join(', ')}`);
     const kek = await this.keys.findKek(req.wrapped.kekId, req.wrapped.kekVersion);
     if (!kek) throw new KeyhubError('KEK_UNKNOWN', `root KEK ${req.wrapped.kekId} v${req.wrapped.kekVersion} is not in token "${this.hsm.tokenLabel}"`);
     const ref = { keyId: req.key.id, version: req.key.version };
     const probe = await this.unwrapProbe(kek, req);
     try {
-      const kcv = await aesKcv(this.hsm, probe);
+      // Per type (pkcs11-key-types.ts); for a key pair only after the probe signed for the package's public key.
+      const kcv = await targetKcv(this.hsm, probe, req);
       if (kcv !== req.key.kcv) throw new KeyhubError('KCV_MISMATCH', `KCV at target ${kcv} differs from expected ${req.key.kcv}`);
       const id = objectId(ref);
       const index = await this.importedIndex();
       if (index.has(id.toString('hex'))) {
-        const existing = await this.hsm.findKeys({ class: 'secret', id, token: true });
+        const existing = await this.hsm.findKeys({ class: objectClass(req), id, token: true });
         if (existing.length > 0) return await this.alreadyPresent(existing, req, probe, kcv);
         index.delete(id.toString('hex'));
       }
@@ -78,23 +85,10 @@ export class Pkcs11Target implements Target {
     const id = objectId(ref);
     const index = await this.importedIndex();
     const kcv = req.key.kcv;
-    const usages = new Set(req.key.usages);
     try {
-      await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, {
-        token: true,
-        label: `${this.labelPrefix}${req.key.name}.v${req.key.version}`,
-        id,
-        sensitive: true,
-        extractable: req.key.exportable,
-        encrypt: usages.has('encrypt'),
-        decrypt: usages.has('decrypt'),
-        sign: usages.has('sign'),
-        verify: usages.has('verify'),
-        wrap: usages.has('wrap'),
-        unwrap: usages.has('unwrap'),
-        derive: usages.has('derive'),
-      });
+      await importIntoToken(this.hsm, kek, req, id, this.label(req));
     } catch (err) {
+      if (KeyhubError.is(err, 'TARGET_OBJECT_MISMATCH')) throw err;
       throw new KeyhubError('TARGET_IMPORT_FAILED', `token "${this.hsm.tokenLabel}" refused the import`, { cause: err, ckr: KeyhubError.is(err) ? err.ckr : undefined });
     }
     index.add(id.toString('hex'));
@@ -111,14 +105,21 @@ export class Pkcs11Target implements Target {
     return this.indexLoading;
   }
 
+  private label(req: ImportRequest): string {
+    return `${this.labelPrefix}${req.key.name}.v${req.key.version}`;
+  }
+
   /**
-   * The package's key as a session object, to compute its KCV (CKA_SIGN) and
-   * to compare it with an object already in the token (CKA_ENCRYPT). Never
-   * extractable: the root KEK's unwrap template would refuse anything else.
+   * The package's key as a session object of its type, to compute its KCV
+   * and to compare it with an object already in the token, with the usage
+   * each needs (AES: CKA_SIGN and CKA_ENCRYPT; TDES: CKA_ENCRYPT; HMAC and
+   * generic: CKA_SIGN; a private key: CKA_SIGN, to prove it matches the
+   * public key). Never extractable: the root KEK's unwrap template would
+   * refuse anything else.
    */
   private async unwrapProbe(kek: KeyHandle, req: ImportRequest): Promise<KeyHandle> {
     try {
-      return await this.hsm.unwrapKwp(kek, req.wrapped.blob, req.key.length, { token: false, sensitive: true, extractable: false, sign: true, encrypt: true });
+      return await unwrapAs(this.hsm, kek, req, probePolicy(algorithmInfo(req)));
     } catch (err) {
       if (KeyhubError.is(err, 'KEY_LENGTH_INVALID')) throw err;
       // Tokens report a tampered blob or wrong KEK variously (SoftHSM: CKR_GENERAL_ERROR); all mean integrity failure.
@@ -131,6 +132,8 @@ export class Pkcs11Target implements Target {
     if (existing.length > 1) throw new KeyhubError('TARGET_OBJECT_MISMATCH', `token "${this.hsm.tokenLabel}" holds ${existing.length} objects with this key's id`);
     const check = await checkExistingObject(this.hsm, existing[0], req, probe);
     if (!check.ok) throw new KeyhubError('TARGET_OBJECT_MISMATCH', `the object with this key's id in token "${this.hsm.tokenLabel}" is not this key as delivered: ${check.reason}`);
+    // A key pair's public half: made again if it went missing, refused if another one took its place.
+    if (objectClass(req) === 'private') await ensurePublicKey(this.hsm, req, objectId({ keyId: req.key.id, version: req.key.version }), this.label(req));
     return { outcome: 'already_present', kcv };
   }
 
@@ -140,15 +143,59 @@ export class Pkcs11Target implements Target {
   }
 
   async destroy(ref: KeyRef): Promise<boolean> {
-    const found = await this.hsm.findKeys({ class: 'secret', id: objectId(ref), token: true });
-    for (const h of found) await this.hsm.destroy(h);
-    this.imported?.delete(objectId(ref).toString('hex'));
-    return found.length > 0;
+    // Every class with the version's CKA_ID (a key pair's private and public halves too), after any import of it under way.
+    return this.serialized(ref, async () => {
+      const found = await this.hsm.findKeys({ id: objectId(ref), token: true });
+      for (const h of found) await this.hsm.destroy(h);
+      this.imported?.delete(objectId(ref).toString('hex'));
+      return found.length > 0;
+    });
+  }
+
+  /* Lifecycle commands: what each means in a token, and the fallbacks, in pkcs11-lifecycle.ts. */
+
+  suspend(ref: KeyRef): Promise<LifecycleEffect> {
+    return this.lifecycle(ref, 'suspend', []);
+  }
+
+  resume(ref: KeyRef, usages: KeyUsage[]): Promise<LifecycleEffect> {
+    return this.lifecycle(ref, 'resume', usages);
+  }
+
+  deactivate(ref: KeyRef, usages: KeyUsage[]): Promise<LifecycleEffect> {
+    return this.lifecycle(ref, 'deactivate', usages);
+  }
+
+  compromise(ref: KeyRef): Promise<LifecycleEffect> {
+    return this.lifecycle(ref, 'compromise', []);
+  }
+
+  private lifecycle(ref: KeyRef, action: LifecycleAction, usages: KeyUsage[]): Promise<LifecycleEffect> {
+    return this.serialized(ref, async () => {
+      const effect = await applyLifecycle(this.hsm, await this.hsm.findKeys({ id: objectId(ref), token: true }), action, usages);
+      if (effect === 'destroyed') this.imported?.delete(objectId(ref).toString('hex'));
+      return effect;
+    });
+  }
+
+  /** After, and before, any import of the same version (the same lock as `import`): a command never races an import. */
+  private async serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
+    const lockKey = objectId(ref).toString('hex');
+    const previous = this.locks.get(lockKey) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(work);
+    this.locks.set(lockKey, run);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
+    }
   }
 
   async inventory(): Promise<InventoryItem[]> {
     const items: InventoryItem[] = [];
-    for (const h of await this.hsm.findKeys({ class: 'secret', token: true })) {
+    // Secret keys and the private halves of key pairs (the public half shares the private key's CKA_ID: one item per version).
+    const handles = [...(await this.hsm.findKeys({ class: 'secret', token: true })), ...(await this.hsm.findKeys({ class: 'private', token: true }))];
+    for (const h of handles) {
       const info = await this.hsm.keyInfo(h);
       const ref = refFromId(info.id);
       if (!ref) continue;

@@ -2,6 +2,7 @@ import type { EntityManager } from 'typeorm';
 import { KeyhubError } from '@keyhub/shared';
 import type { ListenerEntity } from '../entities';
 import type { Queryable } from './queryable';
+import { targetKeksForPackages } from './target-keks';
 
 /** A listener's current root KEK as stored: wrapped under the hub master key. */
 export interface StoredKek {
@@ -12,7 +13,13 @@ export interface StoredKek {
   kcv: string;
   /** Row MAC (crypto/row-mac.ts); checked in the HSM before the blob is unwrapped. */
   mac: Buffer | null;
+  /** Set for a target's own KEK (queries/target-keks.ts): its target, and its state (only `active` wraps anything). */
+  target?: string;
+  targetState?: string;
 }
+
+/** Key of a target's own KEK in the map loadKeks returns (root KEKs are keyed by listener id alone). */
+export const targetKekKey = (listenerId: string, target: string): string => `${listenerId}\u0000${target}`;
 
 /** What distribute needs to know of a listener to expand its destinations. */
 export type ListenerTargetsRow = Pick<ListenerEntity, 'id' | 'state' | 'targets'>;
@@ -105,6 +112,11 @@ export async function loadKeks(m: Queryable, listenerIds: string[]): Promise<Map
   const byListener = new Map(keks.map((k) => [k.listener_id, k]));
   const missing = listenerIds.find((id) => !byListener.has(id));
   if (missing) throw new KeyhubError('NOT_ENROLLED', `listener ${missing} has no active root KEK`);
+  // Targets with a KEK of their own (issue 12): their packages go under it, never under the root KEK.
+  for (const t of await targetKeksForPackages(m, listenerIds)) {
+    const kek: StoredKek = { listener_id: t.listener_id, id: t.id, version: t.version, wrapped: t.wrapped ?? Buffer.alloc(0), kcv: t.kcv ?? '', mac: t.mac, target: t.target, targetState: t.state };
+    byListener.set(targetKekKey(t.listener_id, t.target), kek);
+  }
   return byListener;
 }
 
