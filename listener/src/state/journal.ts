@@ -51,8 +51,10 @@ export class Journal {
           // A torn last line from a crash mid-write: that message was not acked and will come again.
           continue;
         }
-        // A line that is not an entry (edited or damaged file) is skipped rather than trusted.
-        if (isJournalEntry(entry)) this.entries.set(entry.packageId, entry);
+        // A line that is not an entry (edited or damaged file) is skipped rather than trusted. Only the
+        // entry's own fields are kept: anything else on the line (e.g. an object nested thousands deep,
+        // which JSON.parse takes but JSON.stringify cannot write back; found by test/src/fuzz) is dropped.
+        if (isJournalEntry(entry)) this.entries.set(entry.packageId, ownFields(entry));
       }
     }
     if (this.entries.size > keep) {
@@ -139,6 +141,11 @@ export class Journal {
       }
     }
   }
+}
+
+function ownFields(e: JournalEntry): JournalEntry {
+  const { packageId, sequence, streamSeq, outcome, receipt, sha256 } = e;
+  return { packageId, sequence, streamSeq, outcome, receipt, ...(sha256 !== undefined ? { sha256 } : {}) };
 }
 
 function isJournalEntry(v: unknown): v is JournalEntry {
