@@ -1,0 +1,3 @@
+export { KeystoreFile, type CommitResult } from './keystore-file';
+export { ClearBytes } from './clear-bytes';
+export * from './keystore-types';
