@@ -73,11 +73,13 @@ export function checkpointFromEnvelope(envelope: SignedEnvelope<AuditCheckpointM
  * The checkpoint chain's own rules, for a complete list (the hub's): one
  * checkpoint per event at most, in order; legacy ones only before the first
  * chained one; each chained one names its predecessor in the list (or the
- * genesis). Returns the problems by checkpoint seq.
+ * genesis). Returns the problems by checkpoint seq. `from` is what the
+ * first one must link to: the genesis for a whole list, or, for a range
+ * export that starts at a checkpoint, that checkpoint's own signed link.
  */
-export function checkpointLinkProblems(checkpoints: StoredCheckpoint[]): Map<number, string> {
+export function checkpointLinkProblems(checkpoints: StoredCheckpoint[], from: { seq: number; digest: string } = CHECKPOINT_GENESIS): Map<number, string> {
   const problems = new Map<number, string>();
-  let prev: { seq: number; digest: string } = CHECKPOINT_GENESIS;
+  let prev: { seq: number; digest: string } = from;
   let chainedSeen = false;
   for (const cp of checkpoints) {
     if (cp.seq <= prev.seq) problems.set(cp.seq, `checkpoint at event ${cp.seq} is out of order or repeated`);

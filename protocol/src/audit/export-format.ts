@@ -6,13 +6,39 @@ import { z } from 'zod';
  * streamed both ways and inspected with grep and jq. A verifier never trusts
  * the header's key alone: it checks it against a fingerprint it pinned.
  */
-/** 2: checkpoints carry their chain link (at, prevSeq, prevDigest); version 1 files are still read. */
-export const AUDIT_EXPORT_VERSION = 2;
+/**
+ * 2: checkpoints carry their chain link (at, prevSeq, prevDigest).
+ * 3: an optional `range` (`keyhub audit export --from/--to`). Versions 1 and 2 are still read.
+ */
+export const AUDIT_EXPORT_VERSION = 3;
+
+/**
+ * A range export holds the events asked for (`from`..`to`) inside a window
+ * the verifier can tie to signed checkpoints: it starts at `start`, the
+ * event of the last checkpoint at or before `from` (1 when there is none),
+ * whose signed hash covers everything before it, and runs to the first
+ * checkpoint at or after `to` (or to the head, unsigned beyond the last
+ * checkpoint). `toHead` is false when the ledger went on after the file's
+ * last event: a site's checkpoint beyond it is then no sign of truncation.
+ * The header is not signed: it says what was asked, the checkpoints prove it.
+ */
+export const exportRange = z.strictObject({
+  from: z.number().int().min(1),
+  /** null: to the head as of the export. */
+  to: z.number().int().min(1).nullable(),
+  start: z.number().int().min(1),
+  toHead: z.boolean(),
+  /** The bounds as the operator gave them (a sequence number or a time). */
+  asked: z.strictObject({ from: z.string().max(64).optional(), to: z.string().max(64).optional() }),
+});
+export type ExportRange = z.infer<typeof exportRange>;
+
 export const exportHeaderLine = z.strictObject({
   type: z.literal('header'),
   hubSigningKey: z.string().min(1).max(2048),
   fingerprint: z.string().max(256),
-  version: z.union([z.literal(1), z.literal(AUDIT_EXPORT_VERSION)]).optional(),
+  version: z.union([z.literal(1), z.literal(2), z.literal(AUDIT_EXPORT_VERSION)]).optional(),
+  range: exportRange.optional(),
 });
 export const exportEventLine = z.strictObject({
   type: z.literal('event'),

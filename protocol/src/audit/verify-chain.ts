@@ -87,10 +87,10 @@ export async function verifyAuditChain(
   return { ok: true, events: count, checkpoints: checkpoints.length, head: count ? { seq: lastEvent, hash: prev } : undefined, ...(witnessed ? { witnessed } : {}) };
 }
 
-type WitnessEntry = { cp: StoredCheckpoint; digest: string } | { problem: string };
+export type WitnessEntry = { cp: StoredCheckpoint; digest: string } | { problem: string };
 
 /** A site's copy by seq: each one checked under the trusted key; two different checkpoints for one event are a fork. */
-function witnessBySeq(copy: StoredCheckpoint[], key: KeyObject): Map<number, WitnessEntry> {
+export function witnessBySeq(copy: StoredCheckpoint[], key: KeyObject): Map<number, WitnessEntry> {
   const out = new Map<number, WitnessEntry>();
   for (const cp of copy) {
     const digest = checkpointDigest(cp);

@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
-import { api, fingerprintsEqual, publicKeyFingerprint, verifyAuditChain, type AuditVerification, type StoredAuditEvent, type StoredCheckpoint } from '@keyhub/protocol';
-import { apiAuditEvents, readAuditExport, readWitnessCopy, writeAuditExport, type WitnessCopy } from '../audit-file';
+import { api, fingerprintsEqual, publicKeyFingerprint, verifyAuditLedger, type ExportRange, type LedgerVerification, type StoredAuditEvent, type StoredCheckpoint } from '@keyhub/protocol';
+import { apiAuditEvents, closeRange, writeAuditExport } from '../audit-export';
+import { readAuditExport, readWitnessCopy, type WitnessCopy } from '../audit-file';
+import { resolveWindow, type RangeAsked } from '../audit-range';
 import { client, globals } from '../context';
 import { pinnedHubFingerprint } from '../credentials';
 import { CliError } from '../errors';
 import { printFields, printJson, printLine } from '../output';
 
-interface VerifyReport extends AuditVerification {
+interface VerifyReport extends LedgerVerification {
   source: string;
   /** The key the checkpoints were checked with: pinned by fingerprint, or the one the sites pinned. */
   fingerprint: string;
@@ -16,6 +18,8 @@ interface VerifyReport extends AuditVerification {
   /** With --witness: the sites compared, and the events after the last checkpoint any of them holds (the window no site vouches for). */
   sites?: string[];
   unwitnessed?: number;
+  /** A range (--from/--to, or a range export): what was asked and the window checked around it. */
+  range?: ExportRange;
 }
 
 function count(n: number, noun: string): string {
@@ -28,6 +32,7 @@ interface AuditSource {
   signingKey: Buffer;
   checkpoints: StoredCheckpoint[];
   events(): AsyncIterable<StoredAuditEvent>;
+  range?: ExportRange;
 }
 
 /**
@@ -59,14 +64,94 @@ function trustedKey(source: AuditSource, pinned: string | undefined, witnesses: 
   return { key: source.signingKey, fingerprint: dataFingerprint, trust: 'fingerprint' };
 }
 
-async function openSource(file: string | undefined): Promise<AuditSource> {
+/** An export file as written, or the hub's ledger fetched through the API (a --from/--to window of it): verified here either way. */
+async function openSource(file: string | undefined, asked: RangeAsked): Promise<AuditSource> {
   if (file !== undefined) {
+    if (asked.from !== undefined || asked.to !== undefined) throw new CliError('INPUT_INVALID', '--from/--to choose what to fetch from the hub; an export file is verified as it was written');
     const f = await readAuditExport(file);
-    return { name: file, signingKey: f.signingKey, checkpoints: f.checkpoints, events: () => f.events() };
+    return { name: file, signingKey: f.signingKey, checkpoints: f.checkpoints, events: () => f.events(), ...(f.range ? { range: f.range } : {}) };
   }
   const c = await client();
   const cps = await c.get('/v1/audit/checkpoints', api.checkpointList);
-  return { name: 'hub', signingKey: Buffer.from(cps.signingKey, 'base64'), checkpoints: cps.checkpoints, events: () => apiAuditEvents(c) };
+  const window = await resolveWindow(c, cps.checkpoints, asked);
+  const range = window.range && (await closeRange(c, window.range, window.end));
+  return {
+    name: 'hub',
+    signingKey: Buffer.from(cps.signingKey, 'base64'),
+    checkpoints: window.checkpoints,
+    events: () => apiAuditEvents(c, window.start - 1, window.end),
+    ...(range ? { range } : {}),
+  };
+}
+
+/**
+ * A tampered ledger: with --json, the whole report (ok false, firstBad
+ * {seq, id}, kind, detail) and the error beside it, exit code from the
+ * errors table; in text, the error names the event and the kind.
+ */
+function reportTampering(result: VerifyReport, keyReplaced: boolean, json: boolean, storedKey: Buffer): void {
+  const { seq, id } = result.firstBad ?? { seq: 0, id: null };
+  const replaced = keyReplaced ? ` (and the hub's stored signing key ${publicKeyFingerprint(storedKey)} is not the pinned one)` : '';
+  const error = new CliError('AUDIT_CHAIN_BROKEN', `audit ledger ${result.kind ?? 'broken'} at event ${seq}${id ? ` (${id})` : ''}: ${result.detail ?? ''}${replaced}`, {
+    seq,
+    ...(id ? { id } : {}),
+    kind: result.kind ?? 'changed',
+    reason: result.detail ?? '',
+    verifiedEvents: result.events,
+    source: result.source,
+    trust: result.trust,
+    hubKeyReplaced: keyReplaced,
+  });
+  if (!json) throw error;
+  printJson({ ...result, error: error.toJSON() });
+  process.exitCode = error.exitCode;
+}
+
+function printVerified(result: VerifyReport): void {
+  printLine(`audit chain ok (${result.source}): ${count(result.events, 'event')}, ${count(result.checkpoints, 'checkpoint')}`);
+  const r = result.range;
+  printFields([
+    ['head', result.head ? `seq ${result.head.seq} ${result.head.hash}` : 'none (empty chain)'],
+    ...(r ? ([['range', `events ${r.from} to ${r.to ?? 'the head'}, checked from the checkpoint at event ${r.start}${r.toHead ? '' : ' (the ledger goes on)'}`]] as Array<[string, string]>) : []),
+    ['hub key', `${result.fingerprint} (${result.trust === 'witness' ? `pinned by ${result.sites?.join(', ')}` : 'pinned fingerprint'})`],
+    ...(result.witnessed ? ([['witnessed', `${count(result.witnessed.checkpoints, 'checkpoint')} held by the sites, up to event ${result.witnessed.lastSeq}`]] as Array<[string, string]>) : []),
+  ]);
+  if (result.unsigned > 0) printLine(`note: ${count(result.unsigned, 'event')} after the last checkpoint ${result.unsigned === 1 ? 'is' : 'are'} not yet covered by a signature`);
+  if (result.unwitnessed) printLine(`note: ${count(result.unwitnessed, 'event')} after the last checkpoint the sites hold ${result.unwitnessed === 1 ? 'is' : 'are'} not yet witnessed`);
+}
+
+interface VerifyOptions extends RangeAsked {
+  file?: string;
+  fingerprint?: string;
+  witness: string[];
+}
+
+async function verifyCommand(opts: VerifyOptions, json: boolean): Promise<void> {
+  const pinned = opts.fingerprint ?? (await pinnedHubFingerprint());
+  const witnesses = await Promise.all(opts.witness.map((w) => readWitnessCopy(w)));
+  const source = await openSource(opts.file, { from: opts.from, to: opts.to });
+  const trust = trustedKey(source, pinned, witnesses);
+  const v = await verifyAuditLedger(source.events(), source.checkpoints, trust.key, {
+    ...(witnesses.length ? { witness: witnesses.flatMap((w) => w.checkpoints) } : {}),
+    ...(source.range ? { start: source.range.start, partial: !source.range.toHead } : {}),
+  });
+  const covered = source.checkpoints.reduce((m, c) => Math.max(m, c.seq), 0);
+  const head = v.head?.seq ?? 0;
+  const result: VerifyReport = {
+    ...v,
+    source: source.name,
+    fingerprint: trust.fingerprint,
+    trust: trust.trust,
+    unsigned: Math.max(0, head - covered),
+    ...(witnesses.length ? { sites: witnesses.map((w) => w.listenerId), unwitnessed: Math.max(0, head - (v.witnessed?.lastSeq ?? 0)) } : {}),
+    ...(source.range ? { range: source.range } : {}),
+  };
+  const keyReplaced = !source.signingKey.equals(trust.key);
+  if (!result.ok) return reportTampering(result, keyReplaced, json, source.signingKey);
+  if (keyReplaced)
+    throw new CliError('HUB_KEY_NOT_PINNED', `the chain verifies under the pinned key, but the hub's stored signing key ${publicKeyFingerprint(source.signingKey)} is not ${trust.fingerprint}`);
+  if (json) return printJson(result);
+  printVerified(result);
 }
 
 export function registerAuditCommands(program: Command): void {
@@ -85,64 +170,25 @@ export function registerAuditCommands(program: Command): void {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
-    .action(async (opts: { file?: string; fingerprint?: string; witness: string[] }, cmd: Command) => {
-      const g = globals(cmd);
-      const pinned = opts.fingerprint ?? (await pinnedHubFingerprint());
-      const witnesses = await Promise.all(opts.witness.map((w) => readWitnessCopy(w)));
-      const source = await openSource(opts.file);
-      const trust = trustedKey(source, pinned, witnesses);
-      const witnessCheckpoints = witnesses.flatMap((w) => w.checkpoints);
-      const v = await verifyAuditChain(source.events(), source.checkpoints, trust.key, witnesses.length ? { witness: witnessCheckpoints } : {});
-      const covered = source.checkpoints.reduce((m, c) => Math.max(m, c.seq), 0);
-      const head = v.head?.seq ?? 0;
-      const result: VerifyReport = {
-        source: source.name,
-        fingerprint: trust.fingerprint,
-        trust: trust.trust,
-        ...v,
-        unsigned: Math.max(0, head - covered),
-        ...(witnesses.length ? { sites: witnesses.map((w) => w.listenerId), unwitnessed: Math.max(0, head - (v.witnessed?.lastSeq ?? 0)) } : {}),
-      };
-      const keyReplaced = !source.signingKey.equals(trust.key);
-      if (!result.ok && result.firstBad) {
-        const { seq, reason } = result.firstBad;
-        throw new CliError(
-          'AUDIT_CHAIN_BROKEN',
-          `audit chain broken at event ${seq}: ${reason}${keyReplaced ? ` (and the hub's stored signing key ${publicKeyFingerprint(source.signingKey)} is not the pinned one)` : ''}`,
-          {
-            seq,
-            reason,
-            verifiedEvents: result.events,
-            source: result.source,
-            trust: result.trust,
-            hubKeyReplaced: keyReplaced,
-          },
-        );
-      }
-      if (keyReplaced)
-        throw new CliError('HUB_KEY_NOT_PINNED', `the chain verifies under the pinned key, but the hub's stored signing key ${publicKeyFingerprint(source.signingKey)} is not ${trust.fingerprint}`);
-      if (g.json) return printJson(result);
-      printLine(`audit chain ok (${result.source}): ${count(result.events, 'event')}, ${count(result.checkpoints, 'checkpoint')}`);
-      printFields([
-        ['head', result.head ? `seq ${result.head.seq} ${result.head.hash}` : 'none (empty chain)'],
-        ['hub key', `${result.fingerprint} (${result.trust === 'witness' ? `pinned by ${result.sites?.join(', ')}` : 'pinned fingerprint'})`],
-        ...(result.witnessed ? ([['witnessed', `${count(result.witnessed.checkpoints, 'checkpoint')} held by the sites, up to event ${result.witnessed.lastSeq}`]] as Array<[string, string]>) : []),
-      ]);
-      if (result.unsigned > 0) printLine(`note: ${count(result.unsigned, 'event')} after the last checkpoint ${result.unsigned === 1 ? 'is' : 'are'} not yet covered by a signature`);
-      if (result.unwitnessed) printLine(`note: ${count(result.unwitnessed, 'event')} after the last checkpoint the sites hold ${result.unwitnessed === 1 ? 'is' : 'are'} not yet witnessed`);
-    });
+    .option('--from <seq|time>', 'online: check only from this event (a sequence number, or the first event dated at or after an ISO 8601 time)')
+    .option('--to <seq|time>', 'online: check only up to this event (a sequence number, or the last event dated at or before a time)')
+    .action(async (opts: VerifyOptions, cmd: Command) => verifyCommand(opts, globals(cmd).json));
 
   audit
     .command('export')
     .description('write the chain and its checkpoints as JSON lines, for offline verification')
     .requiredOption('--out <file>', 'file to write')
-    .action(async (opts: { out: string }, cmd: Command) => {
+    .option('--from <seq|time>', 'first event wanted: a sequence number, or the first event dated at or after an ISO 8601 time (the file starts at the checkpoint before it)')
+    .option('--to <seq|time>', 'last event wanted: a sequence number, or the last event dated at or before a time (the file runs to the checkpoint after it)')
+    .action(async (opts: { out: string } & RangeAsked, cmd: Command) => {
       const g = globals(cmd);
-      const summary = await writeAuditExport(await client(), opts.out);
+      const summary = await writeAuditExport(await client(), opts.out, { from: opts.from, to: opts.to });
       if (g.json) return printJson(summary);
       printLine(`exported ${count(summary.events, 'event')} and ${count(summary.checkpoints, 'checkpoint')} to ${summary.file}`);
+      const r = summary.range;
       printFields([
         ['head', summary.head ? `seq ${summary.head.seq} ${summary.head.hash}` : 'none (empty chain)'],
+        ...(r ? ([['range', `events ${r.from} to ${r.to ?? 'the head'}, from the checkpoint at event ${r.start}`]] as Array<[string, string]>) : []),
         ['hub key', summary.fingerprint],
       ]);
     });

@@ -8,13 +8,13 @@ export function registerAuditRoutes(app: ZodApp, { resolve }: RouteDeps): void {
     '/v1/audit/events',
     {
       schema: {
-        summary: 'the hash-chained audit events, oldest first, paged by sequence number',
+        summary: 'the hash-chained audit events, oldest first, paged by sequence number (optionally only those dated from `since`)',
         tags: ['audit'],
         querystring: api.auditEventsQuery,
         response: responses({ 200: api.auditEventsPage }),
       },
     },
-    async (req) => resolve(ReadAudit).events(req.query.after, req.query.limit),
+    async (req) => resolve(ReadAudit).events(req.query.after, req.query.limit, req.query.since),
   );
   app.get('/v1/audit/checkpoints', { schema: { summary: 'signed checkpoints and the stored hub signing key', tags: ['audit'], response: responses({ 200: api.checkpointList }) } }, async () =>
     resolve(ReadAudit).checkpoints(),

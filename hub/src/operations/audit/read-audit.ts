@@ -2,7 +2,7 @@ import { injectable } from 'tsyringe';
 import { publicKeyFingerprint, type api } from '@keyhub/protocol';
 import { HubContext } from '../../context';
 import { readCheckpoints, hubSigningKey } from '../../store/queries/audit';
-import { auditEventPage } from '../../store/queries/audit-pages';
+import { auditEventPage, auditEventPageSince } from '../../store/queries/audit-pages';
 
 /**
  * The chain as stored, for auditors: the client verifies it itself, against
@@ -12,8 +12,10 @@ import { auditEventPage } from '../../store/queries/audit-pages';
 export class ReadAudit {
   constructor(private readonly ctx: HubContext) {}
 
-  async events(after: number, limit: number): Promise<{ events: api.AuditEventView[]; next: number | null }> {
-    const rows = await auditEventPage(this.ctx.ds.manager, after, limit);
+  /** `since`: only events dated at or after it, for locating a period (the client verifies contiguous pages only). */
+  async events(after: number, limit: number, since?: string): Promise<{ events: api.AuditEventView[]; next: number | null }> {
+    const m = this.ctx.ds.manager;
+    const rows = since === undefined ? await auditEventPage(m, after, limit) : await auditEventPageSince(m, after, new Date(since), limit);
     const events = rows.map((r) => ({
       seq: Number(r.seq),
       at: (r.at as Date).toISOString(),

@@ -15,6 +15,8 @@ export type AuditEventView = z.infer<typeof auditEventView>;
 export const auditEventsQuery = z.strictObject({
   after: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
+  /** Only events dated at or after this time: to find where a period starts (`keyhub audit export --from <time>`); such a page is not a contiguous chain. */
+  since: timestamp.optional(),
 });
 export const auditEventsPage = z.strictObject({ events: z.array(auditEventView), next: z.number().int().nullable() });
 
