@@ -43,7 +43,8 @@ RUN npm prune --omit=dev --no-audit --no-fund
 
 # What the runtime needs, gathered in one tree: production node_modules (with
 # the compiled pkcs11js), the package.json + dist of each workspace the hub
-# uses, and the client's hub/cli/dist (it resolves commander and cli-progress
+# uses, the dashboard's templates and stylesheet (read from hub/src/dashboard
+# at run time), and the client's hub/cli/dist (it resolves commander and cli-progress
 # from the hub's node_modules, and finds the server at ../../dist/main.js).
 # Links into the workspaces left out would dangle, so they go.
 RUN set -eu; \
@@ -54,8 +55,9 @@ RUN set -eu; \
       cp -a "$ws/package.json" "$ws/dist" "/out/$ws/"; \
       if [ -d "$ws/node_modules" ]; then cp -a "$ws/node_modules" "/out/$ws/"; fi; \
     done; \
-    mkdir -p /out/hub/cli; \
+    mkdir -p /out/hub/cli /out/hub/src/dashboard; \
     cp -a hub/cli/dist /out/hub/cli/; \
+    cp -a hub/src/dashboard/views hub/src/dashboard/static /out/hub/src/dashboard/; \
     find /out -name '*.tsbuildinfo' -delete; \
     find /out -xtype l -delete
 

@@ -11,6 +11,8 @@ import { FailedAuthThrottle } from './auth/failed-auth-throttle';
 import { ROUTE_PERMISSIONS, routeKey } from './auth/route-permissions';
 import { errorHandler } from './errors';
 import { registerRoutes, type Resolve } from './routes';
+import { registerDashboard } from '../dashboard';
+import { sessionPrincipal } from '../dashboard/session';
 
 export interface ApiServerOptions {
   config: HubConfig['api'];
@@ -95,9 +97,10 @@ export async function buildApiServer(o: ApiServerOptions): Promise<FastifyInstan
   });
   // Failed authentications: a tenth of the request budget per address and window.
   const throttle = new FailedAuthThrottle(Math.max(10, Math.ceil(o.config.rateLimit.max / 10)), o.config.rateLimit.windowSeconds * 1000);
-  app.addHook('onRequest', authorizer(o.authenticateToken, throttle, o.certificatePrincipal));
+  app.addHook('onRequest', authorizer(o.authenticateToken, throttle, o.certificatePrincipal, sessionPrincipal(o.resolve)));
   app.withTypeProvider<ZodTypeProvider>().get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerRoutes(app, o);
+  await registerDashboard(app, { ...o, loginThrottle: throttle });
   await app.ready();
   return app;
 }

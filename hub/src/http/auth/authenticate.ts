@@ -27,10 +27,18 @@ export function bearerToken(req: FastifyRequest): string | undefined {
  * permission from the one table. Unknown routes pass through to the 404
  * handler; a known route missing from the table is refused.
  */
-export function authorizer(authenticateToken: AuthenticateToken, throttle: FailedAuthThrottle, certificatePrincipal?: (req: FastifyRequest) => Promise<Principal | undefined>) {
+export function authorizer(
+  authenticateToken: AuthenticateToken,
+  throttle: FailedAuthThrottle,
+  certificatePrincipal?: (req: FastifyRequest) => Promise<Principal | undefined>,
+  // Dashboard session cookies: consulted only on /ui routes (dashboard/session.ts), never on /v1.
+  sessionPrincipal?: (req: FastifyRequest) => Promise<Principal | undefined>,
+) {
   const identify = async (req: FastifyRequest): Promise<Principal | undefined> => {
     const token = bearerToken(req);
     if (token !== undefined) return authenticateToken.execute(token);
+    const session = sessionPrincipal ? await sessionPrincipal(req) : undefined;
+    if (session) return session;
     return certificatePrincipal ? certificatePrincipal(req) : undefined;
   };
   return async (req: FastifyRequest): Promise<void> => {
