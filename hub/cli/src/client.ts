@@ -1,4 +1,5 @@
 import { request, type RequestOptions } from 'node:https';
+import { pipeline } from 'node:stream/promises';
 import type { z } from 'zod';
 import { api } from '@keyhub/protocol';
 import type { Credentials } from './credentials';
@@ -42,6 +43,52 @@ export class HubClient {
 
   async post<T extends z.ZodType>(path: string, schema: T, body: unknown = {}, status = 200): Promise<z.infer<T>> {
     return (await this.call('POST', path, { [status]: schema }, body)).body as z.infer<T>;
+  }
+
+  /**
+   * A 200 answer's body streamed into `sink` as it arrives (reports as CSV
+   * or PDF: no size cap, never held whole); any other status is read as the
+   * API's JSON error.
+   */
+  download(path: string, sink: NodeJS.WritableStream): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req = request(this.options('GET', path, { accept: '*/*' }), (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.length < 1024 && chunks.push(c));
+          res.on('end', () => {
+            let body: unknown;
+            try {
+              body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              body = undefined;
+            }
+            reject(CliError.fromBody(res.statusCode ?? 0, body));
+          });
+          return;
+        }
+        // pipeline ends a file sink and waits for it; stdout is written to but never ended.
+        pipeline(res, sink).then(() => (res.complete ? resolve() : reject(new CliError('HUB_UNAVAILABLE', `the hub closed ${path} before its end`, undefined, true))), reject);
+      });
+      req.on('timeout', () => req.destroy(new CliError('TIMEOUT', `no answer from ${this.creds.addr} in time`)));
+      req.on('error', (err) => reject(err instanceof CliError ? err : new CliError('HUB_UNAVAILABLE', `cannot reach the hub at ${this.creds.addr}: ${err.message}`, undefined, true)));
+      req.end();
+    });
+  }
+
+  private options(method: string, path: string, headers: Record<string, string>): RequestOptions {
+    const url = new URL(`${this.creds.addr}${path}`);
+    if (this.creds.token) headers.authorization = `Bearer ${this.creds.token}`;
+    return {
+      method,
+      hostname: url.hostname,
+      port: url.port || 443,
+      path: `${url.pathname}${url.search}`,
+      headers,
+      ca: this.creds.caPem,
+      ...(this.creds.clientCert ? { cert: this.creds.clientCert.cert, key: this.creds.clientCert.key } : {}),
+      timeout: Number(process.env.KEYHUB_HTTP_TIMEOUT_MS ?? 600_000),
+    };
   }
 
   private send(method: string, path: string, body: unknown): Promise<{ status: number; text: string }> {
