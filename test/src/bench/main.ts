@@ -5,8 +5,8 @@
  *   bench-results/bench-<timestamp>.json, bench-results/latest.json,
  *   bench-results/latest.md (the summary table, also printed at the end).
  *
- * Usage: node test/dist/bench/main.js [bare] [fanout] [api] [e2e] [scale]
- * (no argument: all five). fanout and e2e compare against limits from bare,
+ * Usage: node test/dist/bench/main.js [bare] [fanout] [api] [e2e] [scale] [lifecycle] [compromise]
+ * (no argument: all seven). fanout, e2e and lifecycle compare against limits from bare,
  * so bare runs first whenever one of them is selected.
  * Every stage is bounded in time and count and removes what it started
  * (servers, tokens, databases, temp dirs), also when it fails.
@@ -19,6 +19,8 @@ import { runBare } from './bare';
 import type { BenchContext, StageRun } from './context';
 import { runE2e } from './e2e';
 import { runFanout } from './fanout';
+import { runCompromiseE2e } from './compromise-e2e';
+import { runLifecycle } from './lifecycle';
 import { Cleanup, describeError, now, say, StageRecorder, TimeoutError, withDeadline, type StageResult } from './lib';
 import { renderMarkdown, type BenchReport } from './report';
 import { runScale } from './scale';
@@ -39,6 +41,8 @@ const STAGES: StageDef[] = [
   { name: 'api', title: 'distribution through the HTTPS API next to the in-process call', budgetMs: 240_000, run: runApi },
   { name: 'e2e', title: 'end to end with 4 real listeners, auth+TLS and plain NATS', budgetMs: 600_000, run: runE2e },
   { name: 'scale', title: 'queries on 100,000 key versions and 1,000 listeners', budgetMs: 150_000, run: runScale },
+  { name: 'lifecycle', title: 'compromise at 1,000 sites, rotation of 1,000 keys x 10 sites, drift scan of 1,000 x 100', budgetMs: 360_000, run: runLifecycle },
+  { name: 'compromise', title: 'compromise with 4 real listeners, each behind a 1,000-package backlog', budgetMs: 420_000, run: runCompromiseE2e },
 ];
 
 function selectStages(argv: string[]): { stages: StageDef[]; notes: string[] } {
@@ -49,9 +53,9 @@ function selectStages(argv: string[]): { stages: StageDef[]; notes: string[] } {
     process.exit(2);
   }
   const wanted = new Set(argv.length ? argv : STAGES.map((s) => s.name));
-  if (!wanted.has('bare') && (wanted.has('fanout') || wanted.has('e2e'))) {
+  if (!wanted.has('bare') && (wanted.has('fanout') || wanted.has('e2e') || wanted.has('lifecycle'))) {
     wanted.add('bare');
-    notes.push('bare was added: fanout and e2e report ratios against limits measured in the same run');
+    notes.push('bare was added: fanout, e2e and lifecycle report ratios against limits measured in the same run');
   }
   return { stages: STAGES.filter((s) => wanted.has(s.name)), notes };
 }
