@@ -99,6 +99,15 @@ export const hubConfigSchema = z.strictObject({
         .default(8 * 3600),
     })
     .prefault({}),
+  /** How often each replica runs the key lifecycle's scheduled transitions (activation, deactivation, rotation): it bounds their delay. */
+  keyLifecycle: z.strictObject({ intervalMs: z.number().int().min(100).max(3_600_000).default(5_000) }).prefault({}),
+  /** Distribution policies: how often they are reconciled, and how often every site's inventory is scanned for drift (a site is also scanned whenever its inventory arrives). */
+  placements: z
+    .strictObject({
+      reconcileSeconds: z.number().int().min(1).max(86_400).default(30),
+      driftScanSeconds: z.number().int().min(1).max(86_400).default(300),
+    })
+    .prefault({}),
   dbPoolSize: z.number().int().min(1).max(100).default(10),
 });
 export type HubConfig = z.infer<typeof hubConfigSchema>;

@@ -5,6 +5,7 @@ import { createLogger, createMetricsRegistry, InstrumentedHsm, Pkcs11Hsm, type H
 import type { HubConfig } from './config';
 import { sealAuditWith } from './audit/audit-seal';
 import { HubKeyring } from './crypto/hub-keyring';
+import { signKeyCommandsWith } from './operations/commands/command-signer';
 import { connectDataSource } from './store/data-source';
 import { TOKENS } from './tokens';
 import type { api } from '@keyhub/protocol';
@@ -12,9 +13,13 @@ import type { HubCa } from './crypto/ca';
 import { HUB_CA_PEMS } from './http/tls-material';
 import { APPROVED_ACTION_RUNNERS, type ApprovedActionRunner, type ApprovedActionRunners } from './operations/approvals/approved-action';
 import { UpdatePolicy } from './operations/approvals/policies';
+import { ChangeKeyState } from './operations/keys/change-key-state';
 import { RequestDistribution } from './operations/distributions/request-distribution';
 import { RequestListenerApproval } from './operations/listeners/request-listener-approval';
+import { DecommissionListener } from './operations/listeners/decommission-listener';
 import { OperatorChanges } from './operations/operators/operator-changes';
+import { ApprovePlacement } from './operations/placements/approve-placement';
+import { RequestTargetKekApproval } from './operations/targets/request-target-kek-approval';
 
 export interface HubRuntime {
   container: DependencyContainer;
@@ -51,6 +56,8 @@ export async function openHubRuntime(config: HubConfig, options: { requireKeyrin
   c.register(TOKENS.logger, { useValue: logger });
   // Every append on this data source is checked and sealed by the hub HSM (audit/audit-seal.ts); before init made the keys, from first use.
   sealAuditWith(ds, () => HubKeyring.load(hsm));
+  // Lifecycle commands are signed inside other operations' transactions (operations/commands/command-signer.ts).
+  signKeyCommandsWith(ds, () => (c.isRegistered(TOKENS.keyring) ? Promise.resolve(c.resolve(TOKENS.keyring)) : HubKeyring.load(hsm)));
   const close = async () => {
     await ds.destroy().catch(() => undefined);
     await hsm.close();
@@ -78,6 +85,11 @@ export function registerApiServices(c: DependencyContainer, ca: HubCa): void {
     ['listener.approve', c.resolve(RequestListenerApproval)],
     ['operator.manage', c.resolve(OperatorChanges)],
     ['approval_policy.update', c.resolve(UpdatePolicy)],
+    ['key.destroy', c.resolve(ChangeKeyState)],
+    ['key.compromise', c.resolve(ChangeKeyState)],
+    ['listener.decommission', c.resolve(DecommissionListener)],
+    ['placement.sensitive', c.resolve(ApprovePlacement)],
+    ['listener.target_approve', c.resolve(RequestTargetKekApproval)],
   ]);
   c.register(APPROVED_ACTION_RUNNERS, { useValue: runners });
 }

@@ -9,6 +9,12 @@ import { CheckpointStore } from './state/checkpoints';
 import type { ListenerRuntime } from './runtime';
 import { HeartbeatSequence } from './state/heartbeat-sequence';
 import { Journal } from './state/journal';
+import { CommandHandler } from './commands/command-handler';
+import { CommandJournal } from './state/command-journal';
+import { Tombstones } from './state/tombstones';
+import { indexTargets } from './inventory/indexed-targets';
+import { InventoryIndex } from './inventory/inventory-index';
+import { InventoryReporter } from './inventory/inventory-reporter';
 
 /**
  * `keyhub-listener run`: consumes this listener's durable consumer in stream
@@ -27,11 +33,16 @@ import { Journal } from './state/journal';
 export class ListenerAgent {
   private running = false;
   private messages?: ConsumerMessages;
+  private urgent?: ConsumerMessages;
+  private tombstones?: Tombstones;
+  private commandJournal?: CommandJournal;
   private heartbeatTimer?: NodeJS.Timeout;
   private bus?: ListenerBus;
   private journal?: Journal;
   private consumer: 'not started' | 'waiting for approval' | 'ok' | 'closed' = 'not started';
   private heartbeatSequence?: HeartbeatSequence;
+  private inventoryIndex?: InventoryIndex;
+  private inventory?: InventoryReporter;
 
   constructor(
     private readonly rt: ListenerRuntime,
@@ -44,11 +55,41 @@ export class ListenerAgent {
     this.journal = Journal.open(rt.home);
     this.heartbeatSequence = HeartbeatSequence.open(rt.home);
     this.bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger, rt.nats);
-    const inbox = new Inbox(rt.config.id, rt.keys, rt.hubKeys, this.journal, rt.targets, this.bus, rt.logger);
+    // Imports and destroys pass through the inventory index (listener/src/inventory): it keeps the KCVs the inventory reports.
+    this.inventoryIndex = InventoryIndex.open(rt.home, rt.logger);
+    const targets = indexTargets(rt.targets, this.inventoryIndex);
+    const inbox = new Inbox(rt.config.id, rt.keys, rt.hubKeys, this.journal, targets, this.bus, rt.logger);
     inbox.witness = new CheckpointWitness(CheckpointStore.open(rt.home), rt.hubKeys, rt.logger);
+    this.tombstones = Tombstones.open(rt.home);
+    this.commandJournal = CommandJournal.open(rt.home);
+    inbox.tombstones = this.tombstones;
+    inbox.targetKeks = { listenerId: rt.config.id, keys: rt.keys, hubKeys: rt.hubKeys, tokens: rt.targetTokens, bus: this.bus, logger: rt.logger, now: () => new Date() };
+    inbox.commands = new CommandHandler(rt.config.id, rt.keys, rt.hubKeys, this.commandJournal, this.tombstones, targets, this.bus, rt.logger);
+    const inventory = new InventoryReporter(rt, this.bus, this.inventoryIndex);
+    this.inventory = inventory;
     let announcedWaiting = false;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), rt.config.heartbeatSeconds * 1000);
     await this.heartbeat();
+    // The urgent lane (compromise, destroy) in a loop of its own: never behind the normal backlog.
+    void this.bus
+      .consumeUrgent(
+        async (m) => {
+          try {
+            const r = await inbox.handle({ data: m.data, streamSeq: m.info.streamSequence });
+            if (r.kind === 'dropped') m.term();
+            else m.ack();
+            this.events.onResult?.(r);
+          } catch (err) {
+            const e = KeyhubError.from(err);
+            // The urgent consumer never gives up (max_deliver -1): a passing failure is tried again.
+            rt.logger.warn({ code: e.code, detail: e.message, ckr: e.ckr, deliveries: m.info.deliveryCount }, 'urgent command failed; it will be redelivered');
+            m.nak(2_000);
+          }
+        },
+        () => this.running,
+      )
+      .then((urgent) => (this.urgent = urgent))
+      .catch((err: unknown) => rt.logger.error({ code: KeyhubError.from(err).code }, 'urgent lane consumer failed'));
     this.messages = await this.bus.consume(
       async (m) => {
         // deliveryCount counts this delivery: 1 the first time.
@@ -57,6 +98,8 @@ export class ListenerAgent {
           const r = await inbox.handle({ data: m.data, streamSeq: m.info.streamSequence, lastAttempt });
           if (r.kind === 'dropped') m.term();
           else m.ack();
+          // A root KEK is active from now on: the site's inventory counts at the hub.
+          if (r.kind === 'root_kek' || r.kind === 'target_kek') void inventory.reportNow();
           this.events.onResult?.(r);
         } catch (err) {
           const e = KeyhubError.from(err);
@@ -81,6 +124,8 @@ export class ListenerAgent {
     if (this.messages) {
       this.consumer = 'ok';
       void this.messages.closed().then(() => (this.consumer = 'closed'));
+      // Approved and consuming: the hub takes inventories only from active sites.
+      inventory.start();
       this.events.onReady?.('consuming');
     }
   }
@@ -124,8 +169,13 @@ export class ListenerAgent {
   async stop(): Promise<void> {
     this.running = false;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.inventory?.stop();
     this.messages?.stop();
+    this.urgent?.stop();
     await this.bus?.close();
+    this.inventoryIndex?.close();
     this.journal?.close();
+    this.tombstones?.close();
+    this.commandJournal?.close();
   }
 }

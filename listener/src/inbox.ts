@@ -19,10 +19,14 @@ import {
 import { aesKcv, KeyhubError, RateLimitedLog, type Logger } from '@keyhub/shared';
 import type { ListenerBus } from './bus/listener-bus';
 import type { CheckpointWitness } from './checkpoint-witness';
+import { handleRootKekRotation } from './enrollment/root-kek-rotation';
+import type { CommandHandler, CommandResult } from './commands/command-handler';
+import type { Tombstones } from './state/tombstones';
 import type { ListenerKeys } from './listener-keys';
 import type { HubKeyStore } from './state/hub-key';
 import type { Journal } from './state/journal';
 import type { Target } from './targets/target';
+import { handleTargetKek, type TargetKekDeps } from './targets/target-keks';
 
 /** The part of a JetStream message the inbox needs; lets tests feed it directly. */
 export interface InboundMessage {
@@ -43,7 +47,9 @@ export type InboxResult =
   | { kind: 'receipt'; outcome: Receipt['outcome']; code?: ErrorCode; packageId: string }
   | { kind: 'redelivered'; packageId: string }
   | { kind: 'dropped'; code: ErrorCode }
-  | { kind: 'checkpoint'; result: 'stored' | 'present'; seq: number };
+  | { kind: 'checkpoint'; result: 'stored' | 'present'; seq: number }
+  | { kind: 'target_kek'; target: string; result: 'stored' | 'present' }
+  | CommandResult;
 
 /** Failures that are not the package's: the same package may well import on the next delivery. */
 const PASSING_FAILURES: ReadonlySet<ErrorCode> = new Set(['HSM_ERROR', 'BUS_UNAVAILABLE', 'INTERNAL']);
@@ -73,6 +79,12 @@ export class Inbox {
   private readonly batches = new VerifiedBatches();
   /** Keeps the hub's signed audit checkpoints (listener/src/checkpoint-witness.ts); set by the agent. */
   witness?: CheckpointWitness;
+  /** Lifecycle commands (commands/command-handler.ts); set by the agent. */
+  commands?: CommandHandler;
+  /** Versions this site was told are compromised or destroyed: their packages are refused (KEY_VERSION_REVOKED); set by the agent. */
+  tombstones?: Tombstones;
+  /** Per-target KEKs (targets/target-keks.ts); set by the agent. */
+  targetKeks?: TargetKekDeps;
   private readonly unverified: RateLimitedLog;
 
   constructor(
@@ -93,8 +105,21 @@ export class Inbox {
     if (!decoded.ok) return this.drop(decoded.code, msg.streamSeq, 'message dropped: not a message of ours');
     const envelope = decoded.envelope;
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKek)) return this.handleRootKek(envelope, msg.streamSeq);
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKekRotation)) {
+      const deps = { listenerId: this.listenerId, keys: this.keys, hubKeys: this.hubKeys, bus: this.bus, logger: this.logger, now: this.now };
+      const r = await handleRootKekRotation(deps, envelope);
+      return r.kind === 'dropped' ? this.drop(r.code, msg.streamSeq, 'root KEK rotation dropped: it did not verify or cannot be installed here') : r;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetKek) && this.targetKeks) {
+      const r = await handleTargetKek(this.targetKeks, envelope);
+      return r.kind === 'dropped' ? this.drop(r.code, msg.streamSeq, 'target KEK dropped: it did not verify or cannot be installed here') : r;
+    }
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.keyPackage)) return this.handlePackage(envelope, msg);
     if (isEnvelopeOf(envelope, AUDIT_CHECKPOINT_TYPE) && this.witness) return this.witness.handle(envelope);
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.keyCommand) && this.commands) {
+      const r = await this.commands.handle(envelope, msg.data);
+      return r.kind === 'dropped' ? this.drop(r.code, msg.streamSeq, 'command dropped: it did not verify under the pinned hub key') : r;
+    }
     return this.drop('MESSAGE_UNKNOWN_TYPE', msg.streamSeq, 'message dropped: not expected from the hub');
   }
 
@@ -152,6 +177,8 @@ export class Inbox {
       }
       reserved = true;
       if (new Date(pkg.expiresAt).getTime() <= this.now().getTime()) throw new KeyhubError('PACKAGE_EXPIRED', `package expired at ${pkg.expiresAt}`);
+      // Even a package queued before the command: a compromised or destroyed version never comes back.
+      if (this.tombstones?.has(pkg.key.id, pkg.key.version, pkg.target, pkg.issuedAt)) throw revoked(pkg);
       const target = this.targets.get(pkg.target);
       if (!target) throw new KeyhubError('TARGET_UNKNOWN', `no target named ${pkg.target}`);
       // The schema bounds the length; that it is the algorithm's is checked before any target sees the key (found by test/src/fuzz).
@@ -161,6 +188,8 @@ export class Inbox {
         key: pkg.key,
         wrapped: { kekId: pkg.wrapping.kekId, kekVersion: pkg.wrapping.kekVersion, mechanism: pkg.wrapping.mechanism, blob: Buffer.from(pkg.wrapping.blob, 'base64') },
       });
+      // A command that arrived during the import waits for it (the target's per-version lock), then disables or destroys it.
+      if (this.tombstones?.has(pkg.key.id, pkg.key.version, pkg.target, pkg.issuedAt)) throw revoked(pkg);
       result = { outcome: imported.outcome, kcv: imported.kcv };
     } catch (err) {
       const e = KeyhubError.from(err);
@@ -203,4 +232,8 @@ export class Inbox {
     }
     return { kind: 'receipt', outcome: result.outcome, code: result.code, packageId: pkg.id };
   }
+}
+
+function revoked(pkg: KeyPackage): KeyhubError {
+  return new KeyhubError('KEY_VERSION_REVOKED', `version ${pkg.key.version} of key ${pkg.key.name} was marked compromised or destroyed here; nothing of it is imported`);
 }

@@ -8,3 +8,4 @@ export * from './merkle';
 export * from './fingerprint';
 export * as api from './api/v1';
 export * from './audit';
+export * from './key-blocks/tr31';

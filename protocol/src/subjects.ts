@@ -7,19 +7,27 @@
 export const SUBJECT_ROOT = 'keyhub.v1';
 
 export const STREAMS = {
-  down: { name: 'KEYHUB_DOWN', subjects: [`${SUBJECT_ROOT}.to.>`] },
+  down: { name: 'KEYHUB_DOWN', subjects: [`${SUBJECT_ROOT}.to.>`, `${SUBJECT_ROOT}.urgent.>`] },
   up: { name: 'KEYHUB_UP', subjects: [`${SUBJECT_ROOT}.from.>`] },
 } as const;
 
 /** Listener ids appear in subjects, so they are restricted to subject-safe tokens. */
 export const LISTENER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
-export type DownKind = 'package' | 'root_kek' | 'checkpoint' | 'nats_credentials';
-export type UpKind = 'enroll' | 'receipt' | 'kek_confirm';
+export type DownKind = 'package' | 'root_kek' | 'checkpoint' | 'nats_credentials' | 'command' | 'target_kek';
+export type UpKind = 'enroll' | 'receipt' | 'kek_confirm' | 'command_receipt' | 'inventory' | 'target_kek';
 
 export const subjects = {
   toListener: (listenerId: string, kind: DownKind): string => `${SUBJECT_ROOT}.to.${listenerId}.${kind}`,
   toListenerAll: (listenerId: string): string => `${SUBJECT_ROOT}.to.${listenerId}.>`,
+  /**
+   * The urgent lane (compromise, destroy): outside `to.<id>.>`, so that the
+   * listener's normal consumer (one filter subject on nats-server 2.9) never
+   * holds it behind a backlog; its own durable consumer reads only it.
+   */
+  urgent: (listenerId: string): string => `${SUBJECT_ROOT}.urgent.${listenerId}`,
+  /** Durable consumer through which one listener reads its urgent lane. */
+  listenerUrgentConsumer: (listenerId: string): string => `urgent-${listenerId}`,
   fromListener: (listenerId: string, kind: UpKind): string => `${SUBJECT_ROOT}.from.${listenerId}.${kind}`,
   fromAllListeners: `${SUBJECT_ROOT}.from.>`,
   /** Heartbeats are core NATS (not stored): only the latest one matters. */

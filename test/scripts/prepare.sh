@@ -68,7 +68,12 @@ have pkcs11-tool || missing+=(opensc)
 have nats-server || missing+=(nats-server)
 have openssl || missing+=(openssl)
 { have python3 && python3 -c 'import cryptography' >/dev/null 2>&1; } || missing+=(python3-cryptography)
-{ have java && have keytool; } || missing+=(default-jre-headless)
+# The keystore tests compile a small Java reader (javac) and list keystores with keytool.
+{ have java && have keytool && have javac; } || missing+=(default-jdk-headless)
+# The dashboard's browser tests drive Debian's Chromium (playwright-core is pinned to its major; never `playwright install`).
+have chromium || missing+=(chromium)
+# The reports test reads the PDFs the hub renders with pdftotext.
+have pdftotext || missing+=(poppler-utils)
 # A remote database via DATABASE_URL makes a local server unnecessary.
 if [ -z "${DATABASE_URL:-}" ] && ! postgres_server_installed; then
   missing+=(postgresql)

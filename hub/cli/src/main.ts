@@ -8,7 +8,9 @@ import { registerDistributeCommand } from './commands/distribute';
 import { registerKeyCommands } from './commands/keys';
 import { registerListenerCommands } from './commands/listeners';
 import { registerOperatorCommands } from './commands/operators';
+import { registerPlacementCommands } from './commands/placements';
 import { registerPolicyCommands } from './commands/policies';
+import { registerReportCommands } from './commands/reports';
 import { registerServerCommands } from './commands/server';
 import { registerSessionCommands } from './commands/session';
 import { CliError } from './errors';
@@ -34,7 +36,9 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerListenerCommands(program);
   registerDistributeCommand(program);
+  registerPlacementCommands(program);
   registerAuditCommands(program);
+  registerReportCommands(program);
   registerServerCommands(program);
   return program;
 }

@@ -1,10 +1,14 @@
 import type { JsMsg } from 'nats';
 import { decodeEnvelope, isEnvelopeOf, listenerIdFromUpSubject, MESSAGE_TYPES } from '@keyhub/protocol';
 import { KeyhubError, RateLimitedLog, type Logger } from '@keyhub/shared';
+import type { ApplyCommandReceipt } from '../operations/commands/apply-command-receipt';
 import type { ApplyReceipt } from '../operations/distributions/apply-receipts';
+import type { ProcessInventory } from '../operations/inventory/process-inventory';
 import type { ConfirmRootKek } from '../operations/listeners/confirm-root-kek';
 import type { RegisterEnrollment } from '../operations/listeners/register-enrollment';
 import type { VerifyListenerSignature } from '../operations/listeners/verify-listener-signature';
+import type { ConfirmTargetKek } from '../operations/targets/confirm-target-kek';
+import type { RegisterTargetKekRequest } from '../operations/targets/register-target-kek-request';
 import { errorSummary } from './hub-bus';
 import { ReceiptBatcher } from './receipt-batcher';
 
@@ -23,6 +27,10 @@ export class UpHandler {
   private readonly receipts: ReceiptBatcher;
   /** Rejections are caused by whoever publishes: logged by code, at a bounded rate. */
   private readonly rejections: RateLimitedLog;
+  /** Signed inventories (operations/inventory/process-inventory.ts); without it, inventories are refused as unexpected. */
+  processInventory?: ProcessInventory;
+  /** Per-target KEK requests and confirmations (operations/targets); without them, both are refused as unexpected. */
+  targetKeks?: { register: RegisterTargetKekRequest; confirm: ConfirmTargetKek };
 
   constructor(
     private readonly verifySignature: VerifyListenerSignature,
@@ -33,6 +41,8 @@ export class UpHandler {
     private readonly onReceipt?: (effect: string) => void,
     /** After a root KEK is active: the bus removes the listener's one-time messages from the stream. */
     private readonly onRootKekActive?: (listenerId: string) => Promise<void>,
+    /** Answers to lifecycle commands (operations/commands/apply-command-receipt.ts). */
+    private readonly applyCommandReceipt?: ApplyCommandReceipt,
   ) {
     this.receipts = new ReceiptBatcher((batch) => applyReceipt.executeBatch(batch));
     this.rejections = new RateLimitedLog(logger);
@@ -81,6 +91,26 @@ export class UpHandler {
         throw new KeyhubError('RECEIPT_PACKAGE_MISMATCH', `receipt for package ${envelope.payload.packageId} names a hash that is not that package's`);
       }
       this.logger.debug({ listenerId, packageId: envelope.payload.packageId, outcome: envelope.payload.outcome, effect }, 'receipt applied');
+      return;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.commandReceipt) && this.applyCommandReceipt) {
+      const effect = await this.applyCommandReceipt.execute(envelope.payload, listenerId);
+      this.logger.info({ listenerId, commandId: envelope.payload.commandId, action: envelope.payload.action, outcome: envelope.payload.outcome, effect }, 'command receipt applied');
+      return;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.inventory) && this.processInventory) {
+      const r = await this.processInventory.execute(envelope.payload);
+      this.logger.debug({ listenerId, reportId: envelope.payload.reportId, part: envelope.payload.part, of: envelope.payload.of, outcome: r.outcome, drift: r.scan?.counts }, 'inventory part taken');
+      return;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetKekRequest) && this.targetKeks) {
+      const r = await this.targetKeks.register.execute(envelope.payload);
+      this.logger.info({ listenerId, target: envelope.payload.target, version: r.version, fingerprint: r.fingerprint, outcome: r.outcome }, 'target KEK request recorded; awaiting approval');
+      return;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetKekConfirm) && this.targetKeks) {
+      const r = await this.targetKeks.confirm.execute(envelope.payload);
+      this.logger.info({ listenerId, target: envelope.payload.target, result: r }, 'target KEK confirmation');
       return;
     }
     throw new KeyhubError('MESSAGE_UNKNOWN_TYPE', `${envelope.payload.type} is not expected from a listener`);

@@ -17,7 +17,49 @@ export type ActionDocument =
   | { action: 'operator.manage'; change: 'grant'; name: string; add: api.Role[]; remove: api.Role[] }
   | { action: 'operator.manage'; change: 'token'; name: string; roles: api.Role[] | null; ttlSeconds: number; description: string }
   | { action: 'operator.manage'; change: 'certificate'; name: string; publicKeyPem: string; publicKeySha256: string; validityDays: number }
-  | { action: 'approval_policy.update'; policy: api.PolicyAction; from: { required: number; enabled: boolean }; to: { required: number; enabled: boolean } };
+  | { action: 'approval_policy.update'; policy: api.PolicyAction; from: { required: number; enabled: boolean }; to: { required: number; enabled: boolean } }
+  | { action: 'key.destroy' | 'key.compromise'; key: string; keyId: string; version: number; kcv: string; reason: string | null }
+  /** `fingerprint` pins the site as enrolled when asked: a site that enrolled again meanwhile is not what was approved. */
+  | { action: 'listener.decommission'; listenerId: string; fingerprint: string; force: boolean; timeoutSeconds: number; reason: string | null }
+  /** `fingerprint`: the target transport key's, recomputed from the stored request when asked and again when run. */
+  | { action: 'listener.target_approve'; listenerId: string; target: string; fingerprint: string }
+  | PlacementDocument;
+
+/**
+ * A distribution policy that widens a sensitive key's reach: made
+ * ('create', naming the whole policy), or widened later ('widen': a site
+ * that matches now, or a new version). `sites` ("listener/target") are the
+ * sites the approval covers, resolved when asked; `futureSites` and
+ * `futureVersions` say whether later matches and versions need no new request.
+ */
+export type PlacementDocument =
+  | {
+      action: 'placement.sensitive';
+      change: 'create';
+      placement: string;
+      key: string;
+      version: number;
+      kcv: string;
+      listeners: string[];
+      selector: Record<string, string> | null;
+      targets: string[];
+      futureVersions: boolean;
+      futureSites: boolean;
+      destroyExtras: boolean;
+      sites: string[];
+    }
+  | {
+      action: 'placement.sensitive';
+      change: 'widen';
+      placement: string;
+      placementId: string;
+      key: string;
+      version: number;
+      kcv: string;
+      futureVersions: boolean;
+      futureSites: boolean;
+      sites: string[];
+    };
 
 /** What the stored request holds: the action document plus who asked and when. */
 export type StoredRequest = ActionDocument & { requestedBy: string; requestedAt: string; requestId: string };
@@ -39,6 +81,18 @@ export function summarize(doc: ActionDocument): string {
       return `issue a token to operator ${doc.name}${doc.roles ? ` scoped to ${doc.roles.join(', ')}` : ''}`;
     case 'approval_policy.update':
       return `approval policy ${doc.policy}: ${describePolicy(doc.from)} -> ${describePolicy(doc.to)}`;
+    case 'key.destroy':
+    case 'key.compromise':
+      return `${doc.action === 'key.destroy' ? 'destroy' : 'mark compromised'} ${doc.key} v${doc.version} (kcv ${doc.kcv}) at the hub and at every site that holds it${doc.reason ? `: ${doc.reason}` : ''}`;
+    case 'listener.decommission':
+      return `decommission listener ${doc.listenerId}: revoke its root KEKs, ${doc.force ? 'revoke its NATS identity at once, sending no destroy' : `destroy what it holds, then revoke its NATS identity (within ${doc.timeoutSeconds} s)`}${doc.reason ? `: ${doc.reason}` : ''}`;
+    case 'listener.target_approve':
+      return `make the own KEK of target ${doc.target} of listener ${doc.listenerId}, wrapped to the transport key with fingerprint ${doc.fingerprint}`;
+    case 'placement.sensitive': {
+      const sites = `${doc.sites.length} site(s)${doc.sites.length ? `: ${doc.sites.slice(0, 5).join(', ')}${doc.sites.length > 5 ? ', ...' : ''}` : ''}`;
+      const later = `${doc.futureVersions ? 'later versions' : 'this version only'}, ${doc.futureSites ? 'sites that match later' : 'these sites only'}`;
+      return `${doc.change === 'create' ? 'create placement' : 'widen placement'} ${doc.placement}: ${doc.key} v${doc.version} (kcv ${doc.kcv}) to ${sites} (${later})`;
+    }
   }
 }
 

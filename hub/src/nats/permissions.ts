@@ -35,10 +35,18 @@ function consumerRights(consumer: string): string[] {
   ];
 }
 
-/** An approved listener: its own consumer, its own UP subjects and heartbeats, its own inbox. */
+/** An approved listener: its own consumers (normal and urgent lane), its own UP subjects and heartbeats, its own inbox. */
 export function listenerPermissions(listenerId: string): UserPermissions {
   return {
-    pub: { allow: [`${SUBJECT_ROOT}.from.${listenerId}.>`, subjects.heartbeat(listenerId), ...consumerRights(subjects.listenerConsumer(listenerId))] },
+    pub: {
+      allow: [
+        `${SUBJECT_ROOT}.from.${listenerId}.>`,
+        subjects.heartbeat(listenerId),
+        ...consumerRights(subjects.listenerConsumer(listenerId)),
+        // Its urgent lane (compromise, destroy): its own second consumer, no other.
+        ...consumerRights(subjects.listenerUrgentConsumer(listenerId)),
+      ],
+    },
     sub: { allow: [`${listenerInboxPrefix(listenerId)}.>`] },
   };
 }
@@ -59,7 +67,9 @@ export function bootstrapPermissions(listenerId: string): UserPermissions {
  */
 export function hubPermissions(): UserPermissions {
   return {
-    pub: { allow: ['$JS.API.>', `${SUBJECT_ROOT}.to.>`, `$JS.ACK.${STREAMS.up.name}.${subjects.hubConsumer}.>`, `$JS.ACK.*.*.${STREAMS.up.name}.${subjects.hubConsumer}.>`] },
+    pub: {
+      allow: ['$JS.API.>', `${SUBJECT_ROOT}.to.>`, `${SUBJECT_ROOT}.urgent.>`, `$JS.ACK.${STREAMS.up.name}.${subjects.hubConsumer}.>`, `$JS.ACK.*.*.${STREAMS.up.name}.${subjects.hubConsumer}.>`],
+    },
     sub: { allow: [`${HUB_INBOX_PREFIX}.>`, subjects.heartbeatAll] },
   };
 }

@@ -6,16 +6,28 @@ import { UpHandler } from '../bus/up-handler';
 import type { HubContext } from '../context';
 import type { HubMetrics } from '../observability/hub-metrics';
 import { WriteCheckpoint } from '../operations/audit/write-checkpoint';
+import { ApplyCommandReceipt } from '../operations/commands/apply-command-receipt';
+import { ResendCommands } from '../operations/commands/resend-commands';
 import type { ApplyReceipt } from '../operations/distributions/apply-receipts';
 import type { ResendDue } from '../operations/distributions/resend-due';
 import type { ConfirmRootKek } from '../operations/listeners/confirm-root-kek';
+import { RotateKey } from '../operations/keys/rotate-key';
+import { RunKeySchedule } from '../operations/keys/run-key-schedule';
+import { FinishDecommission } from '../operations/listeners/finish-decommission';
 import { RecordHeartbeats } from '../operations/listeners/record-heartbeats';
+import { SiteStreamCleanups } from '../operations/listeners/site-stream-cleanups';
 import type { RegisterEnrollment } from '../operations/listeners/register-enrollment';
 import { VerifyListenerSignature } from '../operations/listeners/verify-listener-signature';
 import { OutboxRelay } from '../relay/outbox-relay';
+import { ConfirmTargetKek } from '../operations/targets/confirm-target-kek';
+import { RegisterTargetKekRequest } from '../operations/targets/register-target-kek-request';
 import { CheckpointJob } from '../scheduler/jobs/checkpoint-job';
+import { CommandResendJob } from '../scheduler/jobs/command-resend-job';
 import { HeartbeatFlushJob } from '../scheduler/jobs/heartbeat-flush-job';
+import { KeyLifecycleJob } from '../scheduler/jobs/key-lifecycle-job';
+import { placementServices } from '../scheduler/jobs/reconcile-job';
 import { ResendJob } from '../scheduler/jobs/resend-job';
+import { SiteLifecycleJob } from '../scheduler/jobs/site-lifecycle-job';
 import { untimed, type TimeJob } from '../scheduler/jobs/timing';
 import { Scheduler } from '../scheduler/scheduler';
 
@@ -62,7 +74,11 @@ export class HubService {
         const purged = await this.bus.purgeOneTimeMessages(listenerId);
         logger.info({ listenerId, purged }, 'root KEK and credentials messages removed from the stream');
       },
+      new ApplyCommandReceipt(ds),
     );
+    const placements = placementServices(this.ctx, (name, work) => this.metrics?.timeDb(name, work) ?? work());
+    up.processInventory = placements.processInventory;
+    up.targetKeks = { register: new RegisterTargetKekRequest(this.ctx), confirm: new ConfirmTargetKek(this.ctx) };
     this.upMessages = await this.bus.consumeUp((m) => up.handle(m));
     const heartbeats = new HeartbeatHandler(verifySignature, logger);
     this.heartbeatSub = this.bus.connection.subscribe(subjects.heartbeatAll, {
@@ -85,7 +101,11 @@ export class HubService {
         time,
       ),
     );
+    scheduler.add(new CommandResendJob(new ResendCommands(ds, config.delivery), (ids) => this.bus.listenersWithBacklog(ids), config.delivery.resendAfterSeconds, logger, time));
+    scheduler.add(placements.job);
     scheduler.add(new CheckpointJob(new WriteCheckpoint(ds, keyring), config.audit.checkpointEverySeconds, logger, time));
+    scheduler.add(new SiteLifecycleJob(new FinishDecommission(this.ctx), new SiteStreamCleanups(this.ctx), () => this.bus.connection.jetstreamManager(), logger));
+    scheduler.add(new KeyLifecycleJob(new RunKeySchedule(this.ctx, new RotateKey(this.ctx)), config.keyLifecycle.intervalMs, logger, time));
     this.scheduler = scheduler;
     this.phase = 'ok';
     logger.info({ fingerprint: keyring.fingerprint }, 'hub started');

@@ -11,6 +11,13 @@ import { RowMacs1732900000000 } from './migrations/1732900000000-row-macs';
 import { CheckpointChain1733000000000 } from './migrations/1733000000000-checkpoint-chain';
 import { ReceiptBinding1733200000000 } from './migrations/1733200000000-receipt-binding';
 import { ListenerRegistrations1733100000000 } from './migrations/1733100000000-listener-registrations';
+import { KeyLifecycle1733300000000 } from './migrations/1733300000000-key-lifecycle';
+import { KeyCommands1733400000000 } from './migrations/1733400000000-key-commands';
+import { DistributionPolicies1733500000000 } from './migrations/1733500000000-distribution-policies';
+import { SiteLifecycle1733600000000 } from './migrations/1733600000000-site-lifecycle';
+import { KeyPairPublicKeys1733610000000 } from './migrations/1733610000000-key-pair-public-keys';
+import { DashboardSessions1733700000000 } from './migrations/1733700000000-dashboard-sessions';
+import { TargetKeks1733800000000 } from './migrations/1733800000000-target-keks';
 
 export const MIGRATIONS = [
   Initial1732300000000,
@@ -23,6 +30,13 @@ export const MIGRATIONS = [
   CheckpointChain1733000000000,
   ListenerRegistrations1733100000000,
   ReceiptBinding1733200000000,
+  KeyLifecycle1733300000000,
+  KeyCommands1733400000000,
+  DistributionPolicies1733500000000,
+  SiteLifecycle1733600000000,
+  KeyPairPublicKeys1733610000000,
+  DashboardSessions1733700000000,
+  TargetKeks1733800000000,
 ];
 
 export function createDataSource(url: string, poolSize = 10): DataSource {

@@ -12,9 +12,16 @@ export const MESSAGE_TYPES = {
   enrollmentRequest: 'keyhub.v1.enrollment_request',
   rootKek: 'keyhub.v1.root_kek',
   rootKekConfirm: 'keyhub.v1.root_kek_confirm',
+  rootKekRotation: 'keyhub.v1.root_kek_rotation',
   keyPackage: 'keyhub.v1.key_package',
   receipt: 'keyhub.v1.receipt',
   heartbeat: 'keyhub.v1.heartbeat',
+  keyCommand: 'keyhub.v1.key_command',
+  commandReceipt: 'keyhub.v1.command_receipt',
+  inventory: 'keyhub.v1.inventory',
+  targetKekRequest: 'keyhub.v1.target_kek_request',
+  targetKek: 'keyhub.v1.target_kek',
+  targetKekConfirm: 'keyhub.v1.target_kek_confirm',
 } as const;
 
 export const uuid = z.uuid();
@@ -49,9 +56,51 @@ export function storableText(s: string, max: number): string {
   return s.slice(0, max).replace(new RegExp(UNSTORABLE.source, 'g'), '\uFFFD');
 }
 
-export const KEY_ALGORITHMS = ['AES-128', 'AES-192', 'AES-256'] as const;
+/** Every key type Keyhub makes and distributes; what each is and may do is in key-algorithms.ts. */
+export const KEY_ALGORITHMS = [
+  'AES-128',
+  'AES-192',
+  'AES-256',
+  'TDES-2KEY',
+  'TDES-3KEY',
+  'HMAC-SHA256',
+  'HMAC-SHA384',
+  'HMAC-SHA512',
+  'GENERIC-256',
+  'GENERIC-384',
+  'GENERIC-512',
+  'RSA-2048',
+  'RSA-3072',
+  'RSA-4096',
+  'EC-P256',
+  'EC-P384',
+  'EC-P521',
+] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
-export const KEY_LENGTH_BYTES: Record<KeyAlgorithm, number> = { 'AES-128': 16, 'AES-192': 24, 'AES-256': 32 };
+/**
+ * A package's `length`: the secret's true length in bytes (TDES with its
+ * parity bits: 16 or 24), or for a key pair its size (RSA modulus, EC field)
+ * in bytes; a private key's PKCS#8 length follows from its DER.
+ */
+export const KEY_LENGTH_BYTES: Record<KeyAlgorithm, number> = {
+  'AES-128': 16,
+  'AES-192': 24,
+  'AES-256': 32,
+  'TDES-2KEY': 16,
+  'TDES-3KEY': 24,
+  'HMAC-SHA256': 32,
+  'HMAC-SHA384': 48,
+  'HMAC-SHA512': 64,
+  'GENERIC-256': 32,
+  'GENERIC-384': 48,
+  'GENERIC-512': 64,
+  'RSA-2048': 256,
+  'RSA-3072': 384,
+  'RSA-4096': 512,
+  'EC-P256': 32,
+  'EC-P384': 48,
+  'EC-P521': 66,
+};
 
 /** Usages a key may be granted at its target (PKCS#11 CKA_* capability names, lower case). */
 export const KEY_USAGES = ['encrypt', 'decrypt', 'sign', 'verify', 'wrap', 'unwrap', 'derive'] as const;

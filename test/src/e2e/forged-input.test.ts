@@ -140,6 +140,10 @@ describe('end to end: forged copies, replayed heartbeats, packages that never im
       },
       disable: (ref) => real.disable(ref),
       destroy: (ref) => real.destroy(ref),
+      suspend: (ref) => real.suspend(ref),
+      resume: (ref, usages) => real.resume(ref, usages),
+      deactivate: (ref, usages) => real.deactivate(ref, usages),
+      compromise: (ref) => real.compromise(ref),
       inventory: () => real.inventory(),
       health: () => real.health(),
     };

@@ -20,7 +20,11 @@ import {
 } from '@keyhub/protocol';
 import { KeyhubError, type RateLimitedLog } from '@keyhub/shared';
 import { HeartbeatHandler } from '@keyhub/hub/dist/bus/heartbeat-handler';
+import { ApplyCommandReceipt } from '@keyhub/hub/dist/operations/commands/apply-command-receipt';
 import { UpHandler } from '@keyhub/hub/dist/bus/up-handler';
+import { ProcessInventory } from '@keyhub/hub/dist/operations/inventory/process-inventory';
+import { ConfirmTargetKek } from '@keyhub/hub/dist/operations/targets/confirm-target-kek';
+import { RegisterTargetKekRequest } from '@keyhub/hub/dist/operations/targets/register-target-kek-request';
 import { FRESH_FUTURE_MS, FRESH_PAST_MS } from '@keyhub/hub/dist/domain/liveness';
 import { verifyStoredAudit } from '@keyhub/hub/dist/operations/audit/verify-stored-audit';
 import { ApplyReceipt } from '@keyhub/hub/dist/operations/distributions/apply-receipts';
@@ -176,7 +180,18 @@ describe('fuzz: hub handlers for enrollments, root-KEK confirmations, receipts a
     for (const s of [signerA, signerB]) await fx.rt.ds.query('UPDATE listeners SET identity_key = $1 WHERE id = $2', [s.spki, s.id]);
     const { container } = fx.rt;
     const verify = new VerifyListenerSignature(fx.rt.ds);
-    up = new UpHandler(verify, container.resolve(RegisterEnrollment), container.resolve(ConfirmRootKek), container.resolve(ApplyReceipt), fx.logger);
+    up = new UpHandler(
+      verify,
+      container.resolve(RegisterEnrollment),
+      container.resolve(ConfirmRootKek),
+      container.resolve(ApplyReceipt),
+      fx.logger,
+      undefined,
+      undefined,
+      new ApplyCommandReceipt(fx.rt.ds),
+    );
+    up.processInventory = container.resolve(ProcessInventory);
+    up.targetKeks = { register: container.resolve(RegisterTargetKekRequest), confirm: container.resolve(ConfirmTargetKek) };
     beats = new HeartbeatHandler(verify, fx.logger);
     // The handler's refusals, every one (its log is rate-limited): a test seam on a private field.
     (beats as unknown as { refusals: Pick<RateLimitedLog, 'warn'> }).refusals = { warn: (_reason, fields) => void refusals.push(String(fields.code)) };
@@ -243,6 +258,7 @@ describe('fuzz: hub handlers for enrollments, root-KEK confirmations, receipts a
     'key_versions',
     'audit_events',
     'audit_checkpoints',
+    'target_keks',
   ];
 
   /**

@@ -145,6 +145,10 @@ describe('fuzz: listener inbox and checkpoint witness (SoftHSM2 token, pinned hu
     const dec = decodeEnvelope(bytes);
     if (!dec.ok) return [dec.code];
     const type = dec.envelope.payload.type;
+    // Before enrollment no rotation verifies; after it, a hub-signed one is wrapped under a KEK this site does not hold.
+    if (type === MESSAGE_TYPES.rootKekRotation) return enrolled ? ['SIGNATURE_INVALID', 'KEK_UNKNOWN'] : ['NOT_ENROLLED'];
+    // The same for a target KEK: it verifies first; a hub-signed one names a target with no token of its own here.
+    if (type === MESSAGE_TYPES.targetKek) return enrolled ? ['SIGNATURE_INVALID', 'TARGET_UNKNOWN'] : ['NOT_ENROLLED'];
     const disposition = INBOX_DISPOSITION[type];
     if (disposition !== 'handled') return [disposition];
     if (type === MESSAGE_TYPES.rootKek) return g ? ['SIGNATURE_INVALID'] : ['SIGNATURE_INVALID', 'HUB_KEY_NOT_PINNED'];

@@ -9,6 +9,7 @@ import { strict as assert } from 'node:assert';
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { api, isErrorCode, type ErrorCode } from '@keyhub/protocol';
 import { registeredRoutes } from '@keyhub/hub/dist/http/server';
+import { csrfTokenFor } from '@keyhub/hub/dist/operations/dashboard/csrf-token';
 import { createApiHub, type ApiHub, type ApiResponse } from '../fixtures/api-hub';
 import { insertActiveListeners, listenerIds } from '../bench/hub-fixture';
 import { Cleanup } from '../bench/lib';
@@ -46,12 +47,15 @@ interface World {
   spareTokenIds: Record<Column, string>;
   /** A public key (PEM) to ask client certificates for. */
   publicKeyPem: string;
+  /** The hub's own origin (dashboard forms must come from it). */
+  origin: string;
   serial: () => number;
 }
 
 interface Cell {
   path: string;
   body?: unknown;
+  headers?: Record<string, string>;
 }
 
 interface RouteSpec {
@@ -65,6 +69,8 @@ const at =
   (path: string): ((w: World) => Cell) =>
   () => ({ path });
 const hex64 = (): string => randomBytes(32).toString('hex');
+/** The dashboard login form's nonce cookie (any value: the CSRF token is bound to it). */
+const LOGIN_NONCE = randomBytes(32).toString('base64url');
 
 /*
  * The policy, from the role descriptions:
@@ -93,6 +99,12 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
   },
   'GET /v1/keys/:name/status': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/keys/${encodeURIComponent(w.keyName)}/status` }) },
   'GET /v1/status': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/v1/status') },
+  'GET /v1/keys/:name/commands': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/keys/${encodeURIComponent(w.keyName)}/commands` }) },
+  'GET /v1/commands': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/v1/commands') },
+  'GET /v1/keys/:name': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/keys/${encodeURIComponent(w.keyName)}` }) },
+  // Keys nobody made: an allowed caller learns that, and nothing is rotated or changed.
+  'POST /v1/keys/:name/rotate': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/keys/matrix%2Fno-such-key/rotate', body: {} }) },
+  'POST /v1/keys/:name/state': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/keys/matrix%2Fno-such-key/state', body: { action: 'suspend' } }) },
 
   'GET /v1/listeners': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/v1/listeners') },
   'GET /v1/listeners/:id': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/listeners/${w.listenerId}` }) },
@@ -106,6 +118,17 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
   'POST /v1/listeners/:id/register': { access: ['key-officer'], allowed: 409, request: (w) => ({ path: `/v1/listeners/${w.listenerId}/register`, body: {} }) },
   // An id nobody knows: an allowed caller learns that, and nothing is revoked.
   'POST /v1/listeners/:id/revoke': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/revoke', body: {} }) },
+  // Site lifecycle on an id nobody knows: an allowed caller learns that, and no KEK, distribution or identity changes.
+  'POST /v1/listeners/:id/rotate-kek': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/rotate-kek', body: {} }) },
+  'POST /v1/listeners/:id/compromise-kek': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/compromise-kek', body: {} }) },
+  'POST /v1/listeners/:id/decommission': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/decommission', body: {} }) },
+  'GET /v1/listeners/:id/targets': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/listeners/${w.listenerId}/targets` }) },
+  // No KEK request from this target: an allowed caller learns that, and no KEK is made.
+  'POST /v1/listeners/:id/targets/:target/approve': {
+    access: ['key-officer'],
+    allowed: 404,
+    request: (w) => ({ path: `/v1/listeners/${w.listenerId}/targets/no-such-target/approve`, body: { fingerprint: 'ab'.repeat(32) } }),
+  },
 
   'POST /v1/distributions': {
     access: ['key-officer'],
@@ -117,6 +140,20 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
     allowed: 200,
     request: (w) => ({ path: '/v1/distributions/progress', body: { keys: [{ name: w.keyName, version: 1 }], to: 'all' } }),
   },
+
+  'PATCH /v1/listeners/:id/labels': { access: ['key-officer'], allowed: 200, request: (w, col) => ({ path: `/v1/listeners/${w.listenerId}/labels`, body: { set: { matrix: col } } }) },
+  'GET /v1/placements': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/v1/placements') },
+  'POST /v1/placements': {
+    access: ['key-officer'],
+    allowed: 201,
+    request: (w, col) => ({ path: '/v1/placements', body: { name: `matrix-${col}-${w.serial()}`, key: w.keyName, listeners: [w.listenerId] } }),
+  },
+  // Names nobody gave a placement: an allowed caller learns that, and nothing is deleted.
+  'GET /v1/placements/:name': { access: ['key-officer', 'auditor'], allowed: 404, request: at('/v1/placements/no-such-placement') },
+  'PATCH /v1/placements/:name': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/placements/no-such-placement', body: { targets: ['hsm'] } }) },
+  'DELETE /v1/placements/:name': { access: ['key-officer'], allowed: 404, request: at('/v1/placements/no-such-placement') },
+  'POST /v1/placements/reconcile': { access: ['key-officer'], allowed: 200, request: at('/v1/placements/reconcile') },
+  'GET /v1/drift': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/v1/drift') },
 
   // Access reviews are part of an audit: auditors see who holds which role.
   'GET /v1/operators': { access: ['admin', 'auditor'], allowed: 200, request: at('/v1/operators') },
@@ -160,6 +197,36 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
   'GET /v1/audit/events': { access: ['admin', 'auditor'], allowed: 200, request: at('/v1/audit/events?limit=5') },
   'GET /v1/audit/checkpoints': { access: ['admin', 'auditor'], allowed: 200, request: at('/v1/audit/checkpoints') },
   'POST /v1/audit/checkpoints': { access: ['admin'], allowed: 200, request: at('/v1/audit/checkpoints') },
+
+  // Reports: what each area's readers may read (auditors all three; key officers keys and sites; admins the ledger, as they read the audit).
+  'GET /v1/reports/keys/:name': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/reports/keys/${encodeURIComponent(w.keyName)}` }) },
+  'GET /v1/reports/sites/:id': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/reports/sites/${w.listenerId}?format=csv` }) },
+  'GET /v1/reports/ledger': { access: ['admin', 'auditor'], allowed: 200, request: at('/v1/reports/ledger?from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=5') },
+
+  // The dashboard, called with bearer tokens (a browser's session cookie maps to the same principal: see e2e/dashboard).
+  'GET /ui': { access: 'authenticated', allowed: 303, request: at('/ui') },
+  'GET /ui/login': { access: 'public', allowed: 200, request: at('/ui/login') },
+  // A login with a token the hub does not know, from its own origin with the form's CSRF pair: back to the form (303), for anyone.
+  'POST /ui/login': {
+    access: 'public',
+    allowed: 303,
+    request: (w) => ({
+      path: '/ui/login',
+      body: { csrf: csrfTokenFor(LOGIN_NONCE), token: 'not-a-token' },
+      headers: { origin: w.origin, cookie: `__Secure-khub_login=${LOGIN_NONCE}` },
+    }),
+  },
+  'POST /ui/logout': { access: 'authenticated', allowed: 303, request: at('/ui/logout') },
+  'GET /ui/static/*': { access: 'public', allowed: 200, request: at('/ui/static/htmx.min.js') },
+  'GET /ui/keys': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/ui/keys') },
+  'GET /ui/matrix': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/ui/matrix') },
+  'GET /ui/listeners': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/ui/listeners') },
+  'GET /ui/drift': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/ui/drift') },
+  'GET /ui/approvals': { access: 'authenticated', allowed: 200, request: at('/ui/approvals') },
+  'POST /ui/approvals/:id/approve': { access: ['approver'], allowed: 404, request: () => ({ path: `/ui/approvals/${randomUUID()}/approve`, body: { hash: hex64() } }) },
+  'POST /ui/approvals/:id/reject': { access: ['approver'], allowed: 404, request: () => ({ path: `/ui/approvals/${randomUUID()}/reject`, body: { hash: hex64() } }) },
+  'GET /ui/audit': { access: ['admin', 'auditor'], allowed: 200, request: at('/ui/audit') },
+  'GET /ui/audit/events/:seq': { access: ['admin', 'auditor'], allowed: 200, request: at('/ui/audit/events/1') },
 };
 
 /**
@@ -194,7 +261,7 @@ function errorCode(r: ApiResponse): string | undefined {
 /** Checks one answer against the cell's expectation; returns what is wrong, if anything. */
 function judge(route: string, col: Column, r: ApiResponse): string | undefined {
   const spec = POLICY[route];
-  const shown = `${col}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 160)}`;
+  const shown = `${col}: HTTP ${r.status} ${JSON.stringify(r.body ?? null).slice(0, 160)}`;
   if (expectedAllowed(route, col)) {
     if (r.status === 401 || r.status === 403) return `${shown} — expected to be allowed`;
     if (r.status !== spec.allowed) return `${shown} — allowed, but expected HTTP ${spec.allowed} for this request`;
@@ -264,7 +331,7 @@ describe('API role matrix: every route x every credential, judged by a policy ta
       spareTokenIds[col] = (ROLES as readonly string[]).includes(col) ? tokenIdOf(await newToken(own, { description: 'spare' })) : randomBytes(16).toString('hex');
     }
     const publicKeyPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    world = { keyName, listenerId, roleTarget: 'matrix-role-target', victims, spareTokenIds, publicKeyPem, serial: () => ++counter };
+    world = { keyName, listenerId, roleTarget: 'matrix-role-target', victims, spareTokenIds, publicKeyPem, origin: new URL(h.url).origin, serial: () => ++counter };
   });
 
   after(async () => {
@@ -293,7 +360,7 @@ describe('API role matrix: every route x every credential, judged by a policy ta
       const wrong: string[] = [];
       for (const col of COLUMNS) {
         const cell = POLICY[route].request(world, col);
-        const r = await h.call(method, cell.path, { token: col === 'none' ? undefined : tokens.get(col), body: cell.body });
+        const r = await h.call(method, cell.path, { token: col === 'none' ? undefined : tokens.get(col), body: cell.body, headers: cell.headers });
         const problem = judge(route, col, r);
         if (problem) wrong.push(problem);
       }

@@ -156,6 +156,29 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
     assert.equal(await streamState(), before);
   });
 
+  it("the urgent lane: listener A pulls its own urgent consumer, never B's, and cannot publish on any urgent subject", async () => {
+    const a = await asListener('site-a');
+    const seen = violations(a);
+    const before = await streamState();
+    const down = STREAMS.down.name;
+    for (const s of [
+      `$JS.API.CONSUMER.INFO.${down}.${subjects.listenerUrgentConsumer('site-b')}`,
+      `$JS.API.CONSUMER.MSG.NEXT.${down}.${subjects.listenerUrgentConsumer('site-b')}`,
+      subjects.urgent('site-b'),
+      subjects.urgent('site-a'),
+      subjects.fromListener('site-b', 'command_receipt'),
+      subjects.toListener('site-a', 'command'),
+    ]) {
+      await expectPublishDenied(a, seen, s);
+    }
+    await expectPublishDenied(a, seen, `$JS.ACK.${down}.${subjects.listenerUrgentConsumer('site-b')}.1.1.1.${Date.now()}000000.0`);
+    await expectSubscribeDenied(a, subjects.urgent('site-b'));
+    // Its own urgent consumer answers (the hub made it with the normal one).
+    const mine = await a.jetstream().consumers.get(down, subjects.listenerUrgentConsumer('site-a'));
+    assert.equal((await mine.info()).config.filter_subject, subjects.urgent('site-a'));
+    assert.equal(await streamState(), before);
+  });
+
   it('listener A cannot publish a receipt, a heartbeat or an enrollment as B', async () => {
     const a = await asListener('site-a');
     const seen = violations(a);
@@ -163,10 +186,51 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
     await expectPublishDenied(a, seen, subjects.fromListener('site-b', 'receipt'));
     await expectPublishDenied(a, seen, subjects.fromListener('site-b', 'enroll'));
     await expectPublishDenied(a, seen, subjects.fromListener('site-b', 'kek_confirm'));
+    await expectPublishDenied(a, seen, subjects.fromListener('site-b', 'inventory'));
     await expectPublishDenied(a, seen, subjects.heartbeat('site-b'));
     await expectPublishDenied(a, seen, subjects.toListener('site-b', 'package'));
     await expectPublishDenied(a, seen, subjects.toListener('site-a', 'package'));
     assert.equal(await streamState(), before);
+  });
+
+  it("inventories: listener A may publish its own inventory subject (the UP stream takes it), never B's", async () => {
+    const a = await asListener('site-a');
+    const seen = violations(a);
+    const ack = await a.jetstream().publish(subjects.fromListener('site-a', 'inventory'), enc.encode('{"not":"an inventory"}'));
+    assert.equal(ack.stream, STREAMS.up.name);
+    await expectPublishDenied(a, seen, subjects.fromListener('site-b', 'inventory'));
+    // The hub refuses it (not an inventory); wait for that, so later cases see a settled stream.
+    const jsm = await admin.jetstreamManager();
+    const deadline = Date.now() + 15_000;
+    while ((await jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer)).ack_floor.stream_seq < ack.seq) {
+      assert.ok(Date.now() < deadline, 'the hub did not take the message off the UP stream');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  it('root KEK rotations: no listener can put one in any root_kek subject (its own included), nor confirm a KEK as another site', async () => {
+    const a = await asListener('site-a');
+    const seen = violations(a);
+    const before = await streamState();
+    for (const s of [subjects.toListener('site-a', 'root_kek'), subjects.toListener('site-b', 'root_kek'), subjects.fromListener('site-b', 'kek_confirm')]) await expectPublishDenied(a, seen, s);
+    assert.equal(await streamState(), before);
+  });
+
+  it("target KEKs: listener A may send its own target_kek request/confirmation subject, never B's, and can put no target KEK in any target_kek subject", async () => {
+    const a = await asListener('site-a');
+    const seen = violations(a);
+    const before = await streamState();
+    for (const s of [subjects.fromListener('site-b', 'target_kek'), subjects.toListener('site-a', 'target_kek'), subjects.toListener('site-b', 'target_kek')]) await expectPublishDenied(a, seen, s);
+    assert.equal(await streamState(), before);
+    // Its own UP subject is open to it (the stream takes it; the hub refuses the junk, unsigned).
+    const ack = await a.jetstream().publish(subjects.fromListener('site-a', 'target_kek'), enc.encode('{"not":"a target KEK request"}'));
+    assert.equal(ack.stream, STREAMS.up.name);
+    const jsm = await admin.jetstreamManager();
+    const deadline = Date.now() + 15_000;
+    while ((await jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer)).ack_floor.stream_seq < ack.seq) {
+      assert.ok(Date.now() < deadline, 'the hub did not take the message off the UP stream');
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 
   it('listener A cannot create, update, delete or purge streams or consumers (the hub consumer cannot be replaced)', async () => {
@@ -220,6 +284,8 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
     for (const s of [
       subjects.fromListener('site-c', 'receipt'),
       subjects.fromListener('site-c', 'kek_confirm'),
+      subjects.fromListener('site-c', 'inventory'),
+      subjects.fromListener('site-c', 'target_kek'),
       subjects.heartbeat('site-c'),
       subjects.fromListener('site-a', 'enroll'),
       `$JS.API.CONSUMER.INFO.${STREAMS.down.name}.listener-site-c`,

@@ -1,8 +1,22 @@
 import { Option, type Command } from 'commander';
 import { api, KEY_ALGORITHMS, KEY_USAGES } from '@keyhub/protocol';
 import { client, globals } from '../context';
+import { printDriftStatus } from './placements';
 import { CliError } from '../errors';
 import { printFields, printJson, printLine, printTable } from '../output';
+import { parseDate, parseDuration, registerKeyLifecycleCommands } from './key-lifecycle';
+
+interface CreateOptions {
+  alg: string;
+  usage?: string[];
+  exportable?: boolean;
+  sensitive?: boolean;
+  count?: string;
+  activateAt?: string;
+  cryptoperiod?: number;
+  rotateEvery?: number;
+  grace?: number;
+}
 
 export function registerKeyCommands(program: Command): void {
   const key = program.command('key').description('managed keys');
@@ -12,15 +26,20 @@ export function registerKeyCommands(program: Command): void {
     .description('generate a key in the hub HSM; it is stored only wrapped under the hub master key')
     .argument('<name>', 'key name (A-Z a-z 0-9 . _ : / -)')
     .addOption(new Option('--alg <algorithm>', 'key algorithm').choices(KEY_ALGORITHMS).makeOptionMandatory())
-    .addOption(new Option('--usage <usage...>', 'usages granted at the targets (default: encrypt decrypt)').choices(KEY_USAGES))
+    .addOption(new Option('--usage <usage...>', 'usages granted at the targets (default per algorithm: AES/TDES encrypt decrypt, HMAC and key pairs sign verify, GENERIC derive)').choices(KEY_USAGES))
     .option('--exportable', 'targets may let the key be exported again')
     .option('--sensitive', 'distributing it falls under the distribution.sensitive approval policy')
     .option('--count <n>', 'create n keys named <name>-00001 ... in one transaction (bulk provisioning)')
-    .action(async (name: string, opts: { alg: string; usage?: string[]; exportable?: boolean; sensitive?: boolean; count?: string }, cmd: Command) => {
+    .option('--activate-at <date>', 'start in pre-activation; the hub activates version 1 at this date (ISO 8601)', parseDate)
+    .option('--cryptoperiod <duration>', 'each version is deactivated this long after activation (e.g. 365d)', parseDuration)
+    .option('--rotate-every <duration>', 'rotate automatically this long after the current version became active (e.g. 90d)', parseDuration)
+    .option('--grace <duration>', 'after a rotation, older versions stay active at the sites this long (default 1d)', parseDuration)
+    .action(async (name: string, opts: CreateOptions, cmd: Command) => {
       const g = globals(cmd);
       const count = opts.count === undefined ? undefined : Number(opts.count);
       if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > 100_000)) throw new CliError('INPUT_INVALID', '--count must be a whole number from 1 to 100000');
-      const body = { name, algorithm: opts.alg, usages: opts.usage, exportable: opts.exportable, sensitive: opts.sensitive, count };
+      const lifecycle = { activateAt: opts.activateAt, cryptoperiodSeconds: opts.cryptoperiod, rotateEverySeconds: opts.rotateEvery, graceSeconds: opts.grace };
+      const body = { name, algorithm: opts.alg, usages: opts.usage, exportable: opts.exportable, sensitive: opts.sensitive, count, ...lifecycle };
       const { keys } = await (await client()).post('/v1/keys', api.createKeyResult, body, 201);
       if (g.json) return printJson(count === undefined ? keys[0] : keys);
       if (count !== undefined) return printLine(`created ${keys.length} keys: ${keys[0].name} .. ${keys[keys.length - 1].name}`);
@@ -65,12 +84,20 @@ export function registerKeyCommands(program: Command): void {
       );
     });
 
+  // show, rotate and the state changes, after create and list in `keyhub key --help`.
+  registerKeyLifecycleCommands(key);
+
   program
     .command('status')
     .description('where every key version is: one row per key version, listener and target')
     .argument('[key]', 'only this key')
-    .action(async (keyName: string | undefined, _opts: unknown, cmd: Command) => {
+    .option('--drift', "drift instead: what the sites' signed inventories show against what they should hold (missing, extra, KCV and state mismatches)")
+    .option('--listener <id>', 'with --drift: only this site')
+    .option('--commands', 'the lifecycle commands sent to sites instead: per key version and command, which sites confirmed it and which are outstanding')
+    .action(async (keyName: string | undefined, opts: { commands?: boolean; drift?: boolean; listener?: string }, cmd: Command) => {
       const g = globals(cmd);
+      if (opts.drift) return printDriftStatus(opts.listener, g.json);
+      if (opts.commands) return printCommandStatus(keyName, g.json);
       const path = keyName === undefined ? '/v1/status' : `/v1/keys/${encodeURIComponent(keyName)}/status`;
       const { rows } = await (await client()).get(path, api.statusList);
       if (g.json) return printJson(rows);
@@ -89,4 +116,26 @@ export function registerKeyCommands(program: Command): void {
         { empty: 'no keys' },
       );
     });
+}
+
+/** `keyhub status --commands`: one line per command and site, outstanding ones marked. */
+async function printCommandStatus(keyName: string | undefined, json: boolean | undefined): Promise<void> {
+  const path = keyName === undefined ? '/v1/commands' : `/v1/keys/${encodeURIComponent(keyName)}/commands`;
+  const { commands } = await (await client()).get(path, api.commandStatusList);
+  if (json) return printJson(commands);
+  const rows = commands.flatMap((c) => c.sites.map((s) => ({ ...s, key: c.key, version: c.version, action: c.action, summary: `${c.confirmed}/${c.sites.length}` })));
+  printTable(
+    rows,
+    [
+      { header: 'key', value: (r) => r.key },
+      { header: 'version', value: (r) => r.version, align: 'right' },
+      { header: 'command', value: (r) => r.action },
+      { header: 'confirmed', value: (r) => r.summary, align: 'right' },
+      { header: 'listener', value: (r) => r.listener },
+      { header: 'target', value: (r) => r.target },
+      { header: 'state', value: (r) => (r.state === 'pending' ? 'outstanding' : r.state) },
+      { header: 'effect', value: (r) => r.effect ?? r.errorCode },
+    ],
+    { empty: 'no commands' },
+  );
 }

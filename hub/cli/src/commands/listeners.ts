@@ -4,6 +4,9 @@ import { api } from '@keyhub/protocol';
 import { printPending } from '../approval-output';
 import { client, globals } from '../context';
 import { CliError } from '../errors';
+import { registerListenerLifecycleCommands } from './listener-lifecycle';
+import { registerLabelCommand } from './placements';
+import { printTargets, registerTargetCommands } from './targets';
 import { printFields, printJson, printLine, printTable, terminalSafe } from '../output';
 
 /** Enough of the fingerprint to tell listeners apart in a table; `listener show` prints all of it for the comparison. */
@@ -13,6 +16,7 @@ function shortFingerprint(fp: string): string {
 
 export function registerListenerCommands(program: Command): void {
   const listener = program.command('listener').description('listener agents and their enrollment');
+  registerLabelCommand(listener);
 
   listener
     .command('list')
@@ -55,6 +59,7 @@ export function registerListenerCommands(program: Command): void {
         ['last seen', row.lastSeenAt],
         ['backlog', row.backlog],
       ]);
+      await printTargets(id);
     });
 
   listener
@@ -121,6 +126,9 @@ export function registerListenerCommands(program: Command): void {
         ['NATS keys revoked', r.revokedNatsKeys],
       ]);
     });
+
+  registerListenerLifecycleCommands(listener);
+  registerTargetCommands(listener);
 }
 
 function durationSeconds(value: string | undefined): number | undefined {

@@ -18,16 +18,38 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/keys': 'keys:read',
   'POST /v1/keys': 'keys:write',
   'GET /v1/keys/:name/status': 'keys:read',
+  'GET /v1/keys/:name': 'keys:read',
+  'POST /v1/keys/:name/rotate': 'keys:write',
+  'POST /v1/keys/:name/state': 'keys:write',
   'GET /v1/status': 'keys:read',
+  'GET /v1/keys/:name/commands': 'keys:read',
+  'GET /v1/commands': 'keys:read',
 
   'GET /v1/listeners': 'listeners:read',
   'GET /v1/listeners/:id': 'listeners:read',
   'POST /v1/listeners/:id/approve': 'listeners:approve',
   'POST /v1/listeners/:id/register': 'listeners:register',
   'POST /v1/listeners/:id/revoke': 'listeners:revoke',
+  // A new root KEK for a site is what an approval makes; cutting a site off (compromise, decommission) is what revoke does.
+  'POST /v1/listeners/:id/rotate-kek': 'listeners:approve',
+  'POST /v1/listeners/:id/compromise-kek': 'listeners:revoke',
+  'POST /v1/listeners/:id/decommission': 'listeners:revoke',
+  // A target's own KEK is what an enrollment approval makes for the site's own token.
+  'GET /v1/listeners/:id/targets': 'listeners:read',
+  'POST /v1/listeners/:id/targets/:target/approve': 'listeners:approve',
 
   'POST /v1/distributions': 'distributions:write',
   'POST /v1/distributions/progress': 'keys:read',
+
+  // Labels decide where placements put keys: set by those who push keys.
+  'PATCH /v1/listeners/:id/labels': 'distributions:write',
+  'GET /v1/placements': 'keys:read',
+  'POST /v1/placements': 'distributions:write',
+  'GET /v1/placements/:name': 'keys:read',
+  'PATCH /v1/placements/:name': 'distributions:write',
+  'DELETE /v1/placements/:name': 'distributions:write',
+  'POST /v1/placements/reconcile': 'distributions:write',
+  'GET /v1/drift': 'keys:read',
 
   'GET /v1/operators': 'operators:read',
   'POST /v1/operators': 'operators:write',
@@ -57,6 +79,27 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/audit/events': 'audit:read',
   'GET /v1/audit/checkpoints': 'audit:read',
   'POST /v1/audit/checkpoints': 'audit:write',
+
+  // Reports read what their area's read permission shows (auditors hold all three; key officers the key and site reports).
+  'GET /v1/reports/keys/:name': 'keys:read',
+  'GET /v1/reports/sites/:id': 'listeners:read',
+  'GET /v1/reports/ledger': 'audit:read',
+
+  // The dashboard (hub/src/dashboard): the same permissions as the API reads and writes it shows or runs.
+  'GET /ui': 'tokens:self',
+  'GET /ui/login': 'public',
+  'POST /ui/login': 'public',
+  'POST /ui/logout': 'tokens:self',
+  'GET /ui/static/*': 'public',
+  'GET /ui/keys': 'keys:read',
+  'GET /ui/matrix': 'keys:read',
+  'GET /ui/listeners': 'listeners:read',
+  'GET /ui/drift': 'keys:read',
+  'GET /ui/approvals': 'approvals:read',
+  'POST /ui/approvals/:id/approve': 'approvals:decide',
+  'POST /ui/approvals/:id/reject': 'approvals:decide',
+  'GET /ui/audit': 'audit:read',
+  'GET /ui/audit/events/:seq': 'audit:read',
 };
 
 export function routeKey(method: string, url: string): string {

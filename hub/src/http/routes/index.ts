@@ -5,11 +5,15 @@ import { api } from '@keyhub/protocol';
 import type { z } from 'zod';
 import { registerApprovalRoutes } from './approvals';
 import { registerAuditRoutes } from './audit';
+import { registerCommandRoutes } from './commands';
 import { registerDistributionRoutes } from './distributions';
 import { registerHubRoutes } from './hub';
 import { registerKeyRoutes } from './keys';
 import { registerListenerRoutes } from './listeners';
 import { registerOperatorRoutes } from './operators';
+import { registerPlacementRoutes } from './placements';
+import { registerReportRoutes } from './reports';
+import { registerTargetRoutes } from './targets';
 
 /** Resolves an operation from the composition root's container. */
 export type Resolve = <T>(cls: InjectionToken<T>) => T;
@@ -35,9 +39,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const r = withZod(app);
   registerHubRoutes(r, deps);
   registerKeyRoutes(r, deps);
+  registerCommandRoutes(r, deps);
   registerListenerRoutes(r, deps);
+  registerTargetRoutes(r, deps);
   registerDistributionRoutes(r, deps);
+  registerPlacementRoutes(r, deps);
   registerOperatorRoutes(r, deps);
   registerApprovalRoutes(r, deps);
   registerAuditRoutes(r, deps);
+  registerReportRoutes(r, deps);
 }

@@ -5,6 +5,9 @@ import { ListListeners } from '../../operations/listeners/list-listeners';
 import { RequestListenerApproval } from '../../operations/listeners/request-listener-approval';
 import { RegisterListener } from '../../operations/listeners/register-listener';
 import { RevokeListener } from '../../operations/listeners/revoke-listener';
+import { RotateRootKek } from '../../operations/listeners/rotate-root-kek';
+import { RekeyCompromisedListener } from '../../operations/listeners/rekey-compromised-listener';
+import { DecommissionListener } from '../../operations/listeners/decommission-listener';
 import { responses, type RouteDeps, type ZodApp } from './index';
 
 export function registerListenerRoutes(app: ZodApp, { resolve }: RouteDeps): void {
@@ -65,5 +68,50 @@ export function registerListenerRoutes(app: ZodApp, { resolve }: RouteDeps): voi
       },
     },
     async (req) => resolve(RevokeListener).execute(req.params.id, req.body.reason, principalOf(req)),
+  );
+
+  app.post(
+    '/v1/listeners/:id/rotate-kek',
+    {
+      schema: {
+        summary: "rotate a site's root KEK: the new one travels wrapped under the current one and is used once the site confirms its KCV",
+        tags: ['listeners'],
+        params: api.listenerParams,
+        body: api.rotateKekBody,
+        response: responses({ 202: api.rotateKekResult }),
+      },
+    },
+    async (req, reply) => reply.code(202).send(await resolve(RotateRootKek).execute(req.params.id, req.body.reason, principalOf(req))),
+  );
+
+  app.post(
+    '/v1/listeners/:id/compromise-kek',
+    {
+      schema: {
+        summary: "declare a site's root KEK compromised: distribution stops, the site must enroll again, and the keys to re-key are listed",
+        tags: ['listeners'],
+        params: api.listenerParams,
+        body: api.compromiseKekBody,
+        response: responses({ 200: api.compromiseKekResult }),
+      },
+    },
+    async (req) => resolve(RekeyCompromisedListener).execute(req.params.id, req.body.reason, principalOf(req)),
+  );
+
+  app.post(
+    '/v1/listeners/:id/decommission',
+    {
+      schema: {
+        summary: 'decommission a site: root KEKs revoked, destroys sent, then its NATS identity revoked (dual control under listener.decommission)',
+        tags: ['listeners'],
+        params: api.listenerParams,
+        body: api.decommissionBody,
+        response: responses({ 200: api.decommissionResult, 202: api.approvalPending }),
+      },
+    },
+    async (req, reply) => {
+      const out = await resolve(DecommissionListener).execute(req.params.id, req.body, principalOf(req));
+      return 'approval' in out ? reply.code(202).send(out) : out;
+    },
   );
 }

@@ -3,6 +3,7 @@ import type { EntityManager } from 'typeorm';
 import type { Receipt } from '@keyhub/protocol';
 import { appendAudit, lockAuditChain, type AuditInput } from '../../audit/audit-log';
 import { HubContext } from '../../context';
+import { isDistributable } from '../../domain/key-lifecycle';
 import { freshness } from '../../domain/liveness';
 import { applyReceiptEffect, receiptMatchesPackage, type DistributionInBatch, type ReceiptEffect } from '../../domain/receipt-effects';
 import { DistributionEntity } from '../../store/entities';
@@ -94,11 +95,18 @@ export class ApplyReceipt {
     const toReissue = [...new Map(reissues.filter((f) => current.get(f.id)!.final?.state === 'queued').map((f) => [f.id, f])).values()];
     if (!toReissue.length) return issuedFor;
     const { versions, keys } = await loadVersionsAndKeys(m, [...new Set(toReissue.map((f) => f.key_version_id))]);
-    const requests = toReissue.map((f) => {
-      const version = versions.get(f.key_version_id)!;
-      const distribution = Object.assign(new DistributionEntity(), { id: f.id, listenerId: receipts[f.idx].listenerId, target: f.target, keyVersionId: f.key_version_id });
-      return { distribution, version, key: keys.get(version.keyId)! };
-    });
+    // A version that is no longer active (suspended, deactivated, compromised, destroyed) is never sent again: the distribution fails instead.
+    for (const f of toReissue) {
+      const v = versions.get(f.key_version_id)!;
+      if (!isDistributable(v.state)) current.get(f.id)!.final = { state: 'failed', code: 'KEY_VERSION_NOT_ACTIVE', detail: `key version ${v.version} is ${v.state}: not sent again` };
+    }
+    const requests = toReissue
+      .filter((f) => isDistributable(versions.get(f.key_version_id)!.state))
+      .map((f) => {
+        const version = versions.get(f.key_version_id)!;
+        const distribution = Object.assign(new DistributionEntity(), { id: f.id, listenerId: receipts[f.idx].listenerId, target: f.target, keyVersionId: f.key_version_id });
+        return { distribution, version, key: keys.get(version.keyId)! };
+      });
     const { keyring, config } = this.ctx;
     for (const i of await issuePackages(m, keyring, requests, config.delivery.packageTtlSeconds)) issuedFor.set(i.distributionId, i.packageId);
     return issuedFor;

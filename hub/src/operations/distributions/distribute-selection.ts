@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { KeyhubError } from '@keyhub/shared';
+import { isDistributable } from '../../domain/key-lifecycle';
 import { everyTarget, expandDestinations, type Destination } from '../../domain/distribute-plan';
 import type { KeyEntity, KeyVersionEntity } from '../../store/entities';
 import { findKeysByName, findKeysByPrefix, findKeyVersions } from '../../store/queries/keys';
@@ -43,7 +44,7 @@ export async function resolveKeys(m: EntityManager, keys: KeySelection): Promise
   return found.map((key) => {
     const version = byKey.get(key.id);
     if (!version) throw new KeyhubError('KEY_NOT_FOUND', `key "${key.name}" has no version ${versionOf(key)}`);
-    if (version.state !== 'active') throw new KeyhubError('INPUT_INVALID', `version ${version.version} of "${key.name}" is ${version.state}`);
+    if (!isDistributable(version.state)) throw new KeyhubError('KEY_VERSION_NOT_ACTIVE', `version ${version.version} of "${key.name}" is ${version.state}: only active versions are distributed`);
     return { key, version };
   });
 }

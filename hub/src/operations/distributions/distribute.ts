@@ -168,7 +168,8 @@ export class Distribute {
   }
 }
 
-function newRequest(key: KeyEntity, version: KeyVersionEntity, p: { listenerId: string; target: string }, actor: string, now: Date, ref: Omit<DistributionRef, 'distributionId'>): ChunkRequest {
+/** A new queued distribution of `version` to one (listener, target), as a chunk request (rotation queues its new versions with it too). */
+export function newRequest(key: KeyEntity, version: KeyVersionEntity, p: { listenerId: string; target: string }, actor: string, now: Date, ref: Omit<DistributionRef, 'distributionId'>): ChunkRequest {
   const row = Object.assign(new DistributionEntity(), {
     id: randomUUID(),
     keyVersionId: version.id,

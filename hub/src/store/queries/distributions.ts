@@ -65,11 +65,11 @@ export async function existingDistributionIds(m: Queryable, ids: string[]): Prom
   return ours.map((r) => r.id);
 }
 
-/** Failed distributions queued afresh with a new package; returns those that were still failed. */
+/** Failed (or destroyed-at-the-site) distributions queued afresh with a new package; returns those that were still so. */
 export async function requeueFailedDistributions(m: Queryable, ids: string[], packageOf: Map<string, string>, now: Date): Promise<Array<{ id: string }>> {
   return m.query(
     `WITH u AS (UPDATE distributions d SET state = 'queued', attempts = 1, error_code = NULL, error_detail = NULL, updated_at = $3, last_package_id = v.pkg
-                 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS pkg) v WHERE d.id = v.id AND d.state = 'failed' RETURNING d.id) SELECT id FROM u`,
+                 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::uuid[]) AS pkg) v WHERE d.id = v.id AND d.state IN ('failed', 'destroyed') RETURNING d.id) SELECT id FROM u`,
     [ids, ids.map((id) => packageOf.get(id)), now],
   );
 }
@@ -126,10 +126,13 @@ export async function requeueAfterReceipt(m: Queryable, queued: Array<{ id: stri
  * most 6 times), to a listener heard from within the online window.
  * confirmed_at IS NULL: sent rows never are confirmed; it lets the partial
  * index find them. $1: resendAfterSeconds, $2: onlineWindowSeconds.
+ * Only active key versions are sent again (domain/key-lifecycle.ts): a
+ * suspended, deactivated, compromised or destroyed one never is.
  */
 const dueFilter = `d.confirmed_at IS NULL AND d.state = 'sent'
             AND d.last_sent_at < now() - make_interval(secs => $1 * power(2, LEAST(d.attempts - 1, 6)))
-            AND l.last_seen_at > now() - make_interval(secs => $2)`;
+            AND l.last_seen_at > now() - make_interval(secs => $2)
+            AND EXISTS (SELECT 1 FROM key_versions kv WHERE kv.id = d.key_version_id AND kv.state = 'active')`;
 
 /** The listeners that have distributions due for a re-send. */
 export async function listenersWithDueResends(m: Queryable, resendAfterSeconds: number, onlineWindowSeconds: number): Promise<string[]> {

@@ -2,7 +2,18 @@ import { z } from 'zod';
 import { operatorName, sha256Hex, shortText, timestamp, uuid } from './common';
 
 /** Actions that an approval policy can put under dual control. */
-export const POLICY_ACTIONS = ['distribution.sensitive', 'listener.approve', 'operator.manage', 'approval_policy.update'] as const;
+export const POLICY_ACTIONS = [
+  'distribution.sensitive',
+  'listener.approve',
+  'operator.manage',
+  'approval_policy.update',
+  'placement.sensitive',
+  'key.destroy',
+  'key.compromise',
+  'listener.decommission',
+  /** A target's own KEK (issue 12): made and sent to the target token once approved. */
+  'listener.target_approve',
+] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 export const policyAction = z.enum(POLICY_ACTIONS);
 

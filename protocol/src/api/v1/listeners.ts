@@ -42,3 +42,72 @@ export type RegisterListenerResult = z.infer<typeof registerListenerResult>;
 /** `keyhub listener revoke`: cuts a site off NATS (its user and any bootstrap) and marks it revoked. */
 export const revokeListenerBody = z.strictObject({ reason: z.string().min(1).max(256).optional() });
 export const revokeListenerResult = z.strictObject({ listenerId, state: z.literal('revoked'), revokedNatsKeys: z.number().int().min(0) });
+
+/* Site lifecycle: root KEK rotation, a compromised root KEK, decommissioning. */
+
+export const rotateKekBody = z.strictObject({ reason: z.string().min(1).max(256).optional() });
+/** `keyhub listener rotate-kek`: the new root KEK is on its way, wrapped under the current one; it is used once the site confirms this KCV. */
+export const rotateKekResult = z.strictObject({
+  listenerId,
+  kekId: uuid,
+  version: z.number().int().min(1),
+  kcv,
+  /** The root KEK it travels under (still the one packages use until the confirmation). */
+  wrappedUnder: z.strictObject({ kekId: uuid, version: z.number().int().min(1) }),
+});
+export type RotateKekResult = z.infer<typeof rotateKekResult>;
+
+/** A key version a site holds (or was sent), for a re-keying list or a decommission record. */
+export const siteKeyView = z.strictObject({
+  keyId: uuid,
+  keyName: z.string().max(512),
+  keyVersionId: uuid,
+  version: z.number().int().min(1),
+  target: z.string().max(256),
+  /** The distribution's state there when it was listed (confirmed, sent, ...). */
+  state: z.string().max(32),
+  /** Whether another site (not decommissioned) holds the same version, confirmed. */
+  heldElsewhere: z.boolean(),
+});
+export type SiteKeyView = z.infer<typeof siteKeyView>;
+
+/** `keyhub listener rekey --compromised`: the site's root KEKs are compromised; it must enroll again. */
+export const compromiseKekBody = z.strictObject({ reason: z.string().min(1).max(256).optional() });
+export const compromiseKekResult = z.strictObject({
+  listenerId,
+  state: z.literal('rekey_required'),
+  compromisedKeks: z.array(z.strictObject({ kekId: uuid, version: z.number().int().min(1) })).max(10_000),
+  cancelledDistributions: z.number().int().min(0),
+  /** Every key version that travelled to the site under those KEKs: each must be rotated (re-keyed). */
+  keysToRekey: z.array(siteKeyView).max(1_000_000),
+});
+export type CompromiseKekResult = z.infer<typeof compromiseKekResult>;
+
+/** `keyhub listener decommission`. */
+export const decommissionBody = z.strictObject({
+  /** Revoke the site at once, without waiting for its destroy confirmations (or sending any). */
+  force: z.boolean().optional(),
+  /** How long the site's NATS identity stays, at most, for its destroy confirmations. */
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 86_400)
+    .optional(),
+  reason: z.string().min(1).max(256).optional(),
+});
+export const decommissionResult = z.strictObject({
+  listenerId,
+  state: z.enum(['decommissioning', 'decommissioned']),
+  /** Until when the site may still confirm its destroys (decommissioning only). */
+  deadline: timestamp.nullable(),
+  held: z.array(siteKeyView).max(1_000_000),
+  /** The versions held only at this site: re-key them, or they are gone with it. */
+  heldOnlyHere: z.array(siteKeyView).max(1_000_000),
+  destroyCommands: z.number().int().min(0),
+  destroysOutstanding: z.number().int().min(0),
+  cancelledDistributions: z.number().int().min(0),
+  revokedKeks: z.number().int().min(0),
+  revokedNatsKeys: z.number().int().min(0),
+});
+export type DecommissionResult = z.infer<typeof decommissionResult>;

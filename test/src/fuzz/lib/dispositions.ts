@@ -16,11 +16,21 @@ export const INBOX_DISPOSITION: Record<MessageType, Disposition> = {
   [MESSAGE_TYPES.keyPackage]: 'handled',
   [MESSAGE_TYPES.rootKek]: 'handled',
   [AUDIT_CHECKPOINT_TYPE]: 'handled',
+  // Signed by the hub but wrapped under a root KEK the site does not hold: dropped with that code, nothing installed, no confirmation.
+  [MESSAGE_TYPES.rootKekRotation]: 'KEK_UNKNOWN',
   [MESSAGE_TYPES.enrollmentRequest]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.rootKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.receipt]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.heartbeat]: 'MESSAGE_UNKNOWN_TYPE',
   [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+  // Carried out by commands/command-handler.ts; the fuzzer has no genuine commands, so every one it throws must be dropped unverified.
+  [MESSAGE_TYPES.keyCommand]: 'handled',
+  [MESSAGE_TYPES.commandReceipt]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.inventory]: 'MESSAGE_UNKNOWN_TYPE',
+  // Signed by the hub, but for a target with no token of its own here (the fuzz site has only its own token): dropped, nothing installed, no confirmation.
+  [MESSAGE_TYPES.targetKek]: 'TARGET_UNKNOWN',
+  [MESSAGE_TYPES.targetKekRequest]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
 };
 
 /** hub/src/bus/up-handler.ts (UP stream), for a message signed by the listener named in its subject. */
@@ -31,8 +41,19 @@ export const UP_DISPOSITION: Record<MessageType, Disposition> = {
   [MESSAGE_TYPES.keyPackage]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.rootKek]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.heartbeat]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKekRotation]: 'MESSAGE_UNKNOWN_TYPE',
   [AUDIT_CHECKPOINT_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
   [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.keyCommand]: 'MESSAGE_UNKNOWN_TYPE',
+  // Signed by the listener but naming no command the hub sent it: refused, nothing changed.
+  [MESSAGE_TYPES.commandReceipt]: 'COMMAND_RECEIPT_MISMATCH',
+  // Signed by the listener, but its generator dates it two days back: outside the freshness window, refused, nothing stored.
+  [MESSAGE_TYPES.inventory]: 'INVENTORY_STALE',
+  // Signed by the listener, but its transport key is RSA-1024 (the generator's): refused before anything is recorded.
+  [MESSAGE_TYPES.targetKekRequest]: 'MESSAGE_MALFORMED',
+  // Signed by the listener but naming no target KEK the hub made: refused, nothing activated.
+  [MESSAGE_TYPES.targetKekConfirm]: 'KEK_UNKNOWN',
+  [MESSAGE_TYPES.targetKek]: 'MESSAGE_UNKNOWN_TYPE',
 };
 
 /**
@@ -47,9 +68,16 @@ export const HEARTBEAT_DISPOSITION: Record<MessageType, Disposition> = {
   [MESSAGE_TYPES.rootKek]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.rootKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.keyPackage]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKekRotation]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.receipt]: 'MESSAGE_UNKNOWN_TYPE',
   [AUDIT_CHECKPOINT_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
   [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.keyCommand]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.commandReceipt]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.inventory]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetKekRequest]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetKek]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
 };
 
 export const ALL_DISPOSITIONS = { inbox: INBOX_DISPOSITION, up: UP_DISPOSITION, heartbeat: HEARTBEAT_DISPOSITION } as const;

@@ -19,10 +19,41 @@ export interface PayloadContext {
 
 const SPKI_EC = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
 const SPKI_RSA = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+/** Too weak for a transport key: the hub refuses a target KEK request carrying it. */
+const SPKI_RSA_1024 = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 const b64url = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 export const PAYLOADS: { [T in MessageType]: (c: PayloadContext) => MessageOf<T> } = {
+  [MESSAGE_TYPES.targetKekRequest]: (c) => ({
+    type: MESSAGE_TYPES.targetKekRequest,
+    id: randomUUID(),
+    listenerId: c.listenerId,
+    issuedAt: c.now.toISOString(),
+    target: 'hsm',
+    kind: 'pkcs11',
+    transportKey: SPKI_RSA_1024,
+    oaepHash: 'sha1',
+  }),
+  [MESSAGE_TYPES.targetKek]: (c) => ({
+    type: MESSAGE_TYPES.targetKek,
+    id: randomUUID(),
+    listenerId: c.listenerId,
+    issuedAt: c.now.toISOString(),
+    target: 'hsm',
+    transportFingerprint: (hex(32).match(/.{4}/g) ?? []).join('-'),
+    kek: { id: randomUUID(), version: 1, kcv: hex(3), mechanism: 'RSA-OAEP', oaepHash: 'sha1', blob: randomBytes(256).toString('base64') },
+  }),
+  [MESSAGE_TYPES.targetKekConfirm]: (c) => ({
+    type: MESSAGE_TYPES.targetKekConfirm,
+    id: randomUUID(),
+    listenerId: c.listenerId,
+    issuedAt: c.now.toISOString(),
+    target: 'hsm',
+    kekId: randomUUID(),
+    kekVersion: 1,
+    kcv: hex(3),
+  }),
   [MESSAGE_TYPES.enrollmentRequest]: (c) => ({
     type: MESSAGE_TYPES.enrollmentRequest,
     id: randomUUID(),
@@ -51,6 +82,14 @@ export const PAYLOADS: { [T in MessageType]: (c: PayloadContext) => MessageOf<T>
     kekId: randomUUID(),
     kekVersion: 1,
     kcv: hex(3),
+  }),
+  [MESSAGE_TYPES.rootKekRotation]: (c) => ({
+    type: MESSAGE_TYPES.rootKekRotation,
+    id: randomUUID(),
+    listenerId: c.listenerId,
+    issuedAt: c.now.toISOString(),
+    wrappedUnder: { id: randomUUID(), version: 1 },
+    kek: { id: randomUUID(), version: 2, kcv: hex(3), mechanism: 'AES-KWP', blob: randomBytes(40).toString('base64') },
   }),
   [MESSAGE_TYPES.keyPackage]: (c) => ({
     type: MESSAGE_TYPES.keyPackage,
@@ -103,6 +142,44 @@ export const PAYLOADS: { [T in MessageType]: (c: PayloadContext) => MessageOf<T>
       userJwt: `${b64url({ typ: 'JWT', alg: 'ed25519-nkey' })}.${b64url({ sub: userKey, nats: { type: 'user' } })}.${randomBytes(64).toString('base64url')}`,
     };
   },
+  [MESSAGE_TYPES.keyCommand]: (c) => ({
+    type: MESSAGE_TYPES.keyCommand,
+    id: randomUUID(),
+    listenerId: c.listenerId,
+    target: 'hsm',
+    issuedAt: c.now.toISOString(),
+    action: 'compromise',
+    reason: 'operator',
+    key: { id: randomUUID(), name: 'fuzz-key', version: 1, kcv: hex(3), usages: ['encrypt', 'decrypt'] },
+  }),
+  [MESSAGE_TYPES.inventory]: (c) => ({
+    type: MESSAGE_TYPES.inventory,
+    id: randomUUID(),
+    listenerId: c.listenerId,
+    issuedAt: c.now.toISOString(),
+    reportId: randomUUID(),
+    // Two days old: past the hub's freshness window (hub/src/operations/inventory/record-inventory.ts).
+    takenAt: new Date(c.now.getTime() - 2 * 86_400_000).toISOString(),
+    part: 1,
+    of: 1,
+    targets: ['hsm'],
+    items: [
+      { target: 'hsm', objectId: hex(20), keyId: randomUUID(), version: 1, label: 'fuzz-key.v1', kcv: hex(3), state: 'active' },
+      { target: 'hsm', objectId: hex(8), label: 'planted', state: 'disabled' },
+    ],
+  }),
+  [MESSAGE_TYPES.commandReceipt]: (c) => ({
+    type: MESSAGE_TYPES.commandReceipt,
+    id: randomUUID(),
+    listenerId: c.listenerId,
+    issuedAt: c.now.toISOString(),
+    commandId: randomUUID(),
+    commandSha256: hex(32),
+    target: 'hsm',
+    action: 'compromise',
+    outcome: 'done',
+    effect: 'usages_off',
+  }),
 };
 
 /** Every message type the protocol knows: the members of `messageSchema` and the values of `MESSAGE_TYPES`. */

@@ -21,7 +21,11 @@ import { ListenerKeys, TRANSPORT_LABEL } from '@keyhub/listener/dist/listener-ke
 import { CheckpointStore } from '@keyhub/listener/dist/state/checkpoints';
 import { HubKeyStore } from '@keyhub/listener/dist/state/hub-key';
 import { Journal } from '@keyhub/listener/dist/state/journal';
+import { CommandHandler } from '@keyhub/listener/dist/commands/command-handler';
+import { CommandJournal } from '@keyhub/listener/dist/state/command-journal';
+import { Tombstones } from '@keyhub/listener/dist/state/tombstones';
 import { Pkcs11Target } from '@keyhub/listener/dist/targets/pkcs11-target';
+import type { TargetKekDeps } from '@keyhub/listener/dist/targets/target-keks';
 import { useSoftHsm } from '../../bench/softhsm-env';
 import { createSoftHsm, makeTempDir, type SoftHsmEnv, type TempDir } from '../../env';
 
@@ -104,6 +108,12 @@ export class FuzzSite {
     const bus = { publishUp: async (kind: string, envelope: SignedEnvelope<Message>) => void published.push({ kind, envelope }) };
     const inbox = new Inbox(SITE, keys, hubKeys, journal, new Map([['hsm', target]]), bus as ConstructorParameters<typeof Inbox>[5], logger);
     inbox.witness = new CheckpointWitness(store, hubKeys, logger);
+    // Lifecycle commands as the agent wires them (commands/command-handler.ts).
+    const tombstones = Tombstones.open(home.path);
+    inbox.tombstones = tombstones;
+    // Per-target KEKs as the agent wires them; this site has no target with a token of its own.
+    inbox.targetKeks = { listenerId: SITE, keys, hubKeys, tokens: new Map(), bus: bus as TargetKekDeps['bus'], logger, now: () => new Date() };
+    inbox.commands = new CommandHandler(SITE, keys, hubKeys, CommandJournal.open(home.path), tombstones, new Map([['hsm', target]]), bus as ConstructorParameters<typeof CommandHandler>[6], logger);
     const site = new FuzzSite(soft, restoreEnv, hubHsm, siteHsm, keyring, keys, home, hubKeys, journal, store, target, inbox, kek, logger, published, logs);
     site.kekKcv = await aesKcv(hubHsm, kek);
     // Every signature the listener makes is counted: unverified input must earn none.
@@ -222,7 +232,15 @@ export class FuzzSite {
   /** Everything the listener keeps outside the token, by size: what a rejected message must not change. */
   fileState(): Record<string, number> {
     const size = (name: string): number => (existsSync(join(this.home.path, name)) ? statSync(join(this.home.path, name)).size : -1);
-    return { journalEntries: this.journal.size, journalBytes: size('journal.jsonl'), checkpoints: this.store.size, checkpointBytes: size('checkpoints.jsonl'), hubKey: size('hub-key.der') };
+    return {
+      journalEntries: this.journal.size,
+      journalBytes: size('journal.jsonl'),
+      checkpoints: this.store.size,
+      checkpointBytes: size('checkpoints.jsonl'),
+      hubKey: size('hub-key.der'),
+      commandBytes: size('commands.jsonl'),
+      tombstoneBytes: size('tombstones.jsonl'),
+    };
   }
 }
 
