@@ -1,3 +1,4 @@
+import { ByteReader } from './byte-reader';
 import { corrupt } from './der';
 
 /**
@@ -33,36 +34,10 @@ interface ClassDesc {
   readonly parent: ClassDesc | null;
 }
 
-class Walker {
+class Walker extends ByteReader {
   private readonly handles: unknown[] = [];
-  constructor(
-    private readonly buf: Buffer,
-    public pos: number,
-  ) {}
-
-  private need(n: number): void {
-    if (this.pos + n > this.buf.length) throw corrupt('serialized object truncated');
-  }
-  u8(): number {
-    this.need(1);
-    return this.buf[this.pos++];
-  }
-  skip(n: number): void {
-    this.need(n);
-    this.pos += n;
-  }
-  u16(): number {
-    this.need(2);
-    return this.buf.readUInt16BE((this.pos += 2) - 2);
-  }
-  u32(): number {
-    this.need(4);
-    return this.buf.readUInt32BE((this.pos += 4) - 4);
-  }
-  utf(): string {
-    const len = this.u16();
-    this.need(len);
-    return this.buf.toString('utf8', this.pos, (this.pos += len));
+  constructor(buf: Buffer, pos: number) {
+    super(buf, pos, 'serialized object');
   }
   private lookup(): unknown {
     const h = this.u32() - BASE_HANDLE;
@@ -80,7 +55,7 @@ class Walker {
     }
     if (tc !== TC.CLASSDESC) throw corrupt('unsupported class descriptor');
     const name = this.utf();
-    this.skip(8); // serialVersionUID
+    this.advance(8); // serialVersionUID
     const slot = this.handles.push(undefined) - 1;
     const flags = this.u8();
     const fields: string[] = [];
@@ -104,14 +79,14 @@ class Walker {
       if (tc === TC.ENDBLOCKDATA) return void this.pos++;
       if (tc === TC.BLOCKDATA) {
         this.pos++;
-        this.skip(this.u8());
+        this.advance(this.u8());
       } else this.content(depth + 1);
     }
   }
 
   value(code: string, depth: number): void {
     if (code === 'L' || code === '[') this.content(depth + 1);
-    else this.skip(PRIMITIVE_SIZE[code]);
+    else this.advance(PRIMITIVE_SIZE[code]);
   }
 
   content(depth: number): void {
@@ -129,7 +104,7 @@ class Walker {
         this.handles.push('string');
         const hi = this.u32();
         if (hi !== 0) throw corrupt('string too long');
-        return this.skip(this.u32());
+        return this.advance(this.u32());
       }
       case TC.ARRAY: {
         const desc = this.classDesc(depth);
@@ -137,7 +112,7 @@ class Walker {
         this.handles.push('array');
         const element = desc.name[1];
         const count = this.u32();
-        if (element in PRIMITIVE_SIZE) return this.skip(count * PRIMITIVE_SIZE[element]);
+        if (element in PRIMITIVE_SIZE) return this.advance(count * PRIMITIVE_SIZE[element]);
         for (let i = 0; i < count; i++) this.content(depth + 1);
         return;
       }

@@ -1,3 +1,4 @@
+import { ByteReader } from './byte-reader';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { KeyhubError } from '@keyhub/shared';
 import { corrupt } from './der';
@@ -30,45 +31,27 @@ function keyedHash(password: string): ReturnType<typeof createHash> {
   return md;
 }
 
-class Reader {
-  constructor(
-    readonly buf: Buffer,
-    public pos = 0,
-  ) {}
-  need(n: number): void {
-    if (n < 0 || this.pos + n > this.buf.length) throw corrupt('JCEKS truncated');
-  }
-  int(): number {
-    this.need(4);
-    return this.buf.readInt32BE((this.pos += 4) - 4);
-  }
-  skip(n: number): void {
-    this.need(n);
-    this.pos += n;
-  }
-  utf(): string {
-    this.need(2);
-    const len = this.buf.readUInt16BE(this.pos);
-    this.skip(2 + len);
-    return this.buf.toString('utf8', this.pos - len, this.pos);
+class Reader extends ByteReader {
+  constructor(buf: Buffer, pos = 0) {
+    super(buf, pos, 'JCEKS');
   }
   /** A certificate as JceKeyStore v2 writes it: type (UTF), length, DER. */
   cert(): void {
     this.utf();
-    this.skip(this.int());
+    this.advance(this.i32());
   }
 }
 
 function readEntry(r: Reader): JceksEntry {
   const start = r.pos;
-  const tag = r.int();
+  const tag = r.i32();
   const kind = TAG_KIND[tag];
   if (!kind) throw corrupt(`unknown JCEKS entry tag ${tag}`);
   const alias = r.utf();
-  r.skip(8); // creation date
+  r.advance(8); // creation date
   if (tag === 1) {
-    r.skip(r.int());
-    for (let n = r.int(); n > 0; n--) r.cert();
+    r.advance(r.i32());
+    for (let n = r.i32(); n > 0; n--) r.cert();
   } else if (tag === 2) r.cert();
   else r.pos = endOfSerializedObject(r.buf, r.pos);
   return { alias: alias.toLowerCase(), kind, der: Buffer.from(r.buf.subarray(start, r.pos)) };
@@ -84,9 +67,9 @@ export function parseJceks(file: Buffer, password: string): JceksEntry[] {
     throw new KeyhubError('KEYSTORE_WRONG_PASSWORD', 'JCEKS integrity check fails: wrong password or the file was altered');
   }
   const r = new Reader(body, 4);
-  if (r.int() !== VERSION) throw corrupt('JCEKS version other than 2');
+  if (r.i32() !== VERSION) throw corrupt('JCEKS version other than 2');
   const entries: JceksEntry[] = [];
-  for (let n = r.int(); n > 0; n--) entries.push(readEntry(r));
+  for (let n = r.i32(); n > 0; n--) entries.push(readEntry(r));
   if (r.pos !== body.length) throw corrupt('bytes after the last JCEKS entry');
   return entries;
 }
