@@ -8,6 +8,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+for_tests=0
+[ "${1:-}" = "--tests" ] && for_tests=1
 PG_PORT=5432
 
 say() { printf '[prepare] %s\n' "$*"; }
@@ -68,12 +70,16 @@ have pkcs11-tool || missing+=(opensc)
 have nats-server || missing+=(nats-server)
 have openssl || missing+=(openssl)
 { have python3 && python3 -c 'import cryptography' >/dev/null 2>&1; } || missing+=(python3-cryptography)
-# The keystore tests compile a small Java reader (javac) and list keystores with keytool.
-{ have java && have keytool && have javac; } || missing+=(default-jdk-headless)
-# The dashboard's browser tests drive Debian's Chromium (playwright-core is pinned to its major; never `playwright install`).
-have chromium || missing+=(chromium)
-# The reports test reads the PDFs the hub renders with pdftotext.
-have pdftotext || missing+=(poppler-utils)
+# Independent checkers only the tests use (`prepare.sh --tests`, from `npm test`); the demo and the
+# benchmark do without them.
+if [ "$for_tests" -eq 1 ]; then
+  # The keystore tests compile a small Java reader (javac) and list keystores with keytool.
+  { have java && have keytool && have javac; } || missing+=(default-jdk-headless)
+  # The dashboard's browser tests drive Debian's Chromium (playwright-core is pinned to its major; never `playwright install`).
+  have chromium || missing+=(chromium)
+  # The reports test reads the PDFs the hub renders with pdftotext.
+  have pdftotext || missing+=(poppler-utils)
+fi
 # A remote database via DATABASE_URL makes a local server unnecessary.
 if [ -z "${DATABASE_URL:-}" ] && ! postgres_server_installed; then
   missing+=(postgresql)
