@@ -1,6 +1,7 @@
-import { aesKcv, KeyhubError, type Hsm, type KeyInfo } from '@keyhub/shared';
+import { aesKcv, type Hsm, type KeyInfo } from '@keyhub/shared';
 import { inventoryItemSchema, storableText, type InventoryItemReport } from '@keyhub/protocol';
 import { IDENTITY_LABEL, TARGET_TRANSPORT_LABEL, TRANSPORT_LABEL } from '../listener-keys';
+import { refFromId } from '../targets/pkcs11-target';
 import type { InventoryIndex } from './inventory-index';
 
 /** A pkcs11 target as configured: its name and the label prefix of what it imports. */
@@ -43,10 +44,11 @@ export async function collectTokenInventory(hsm: Hsm, targets: readonly TokenTar
     present.add(objectId);
     const entry = index.get(objectId);
     const ref = refFromId(info.id);
+    const keyRef = ref && ref.version >= 1 ? ref : undefined;
     const item: InventoryItemReport = {
       target: entry?.target ?? targetByLabel(targets, info.label),
       objectId: objectId.slice(0, 256),
-      ...(ref ? { keyId: ref.keyId, version: ref.version } : {}),
+      ...(keyRef ? { keyId: keyRef.keyId, version: keyRef.version } : {}),
       label: storableText(info.label, 128),
       ...kcvOf(await tokenKcv(hsm, info), entry?.kcv),
       state: stateOf(info, entry?.usages),
@@ -73,9 +75,8 @@ async function tokenKcv(hsm: Hsm, info: KeyInfo): Promise<string | undefined> {
   if (info.class !== 'secret' || info.keyType !== 'aes' || !info.sign) return undefined;
   try {
     return await aesKcv(hsm, info.handle);
-  } catch (err) {
+  } catch {
     // A token that refuses the CMAC leaves the index's KCV in place.
-    void KeyhubError.from(err);
     return undefined;
   }
 }
@@ -93,12 +94,4 @@ function stateOf(info: KeyInfo, granted: string[] | undefined): 'active' | 'disa
 function targetByLabel(targets: readonly TokenTarget[], label: string): string {
   const byPrefix = targets.filter((t) => t.labelPrefix && label.startsWith(t.labelPrefix)).sort((a, b) => b.labelPrefix.length - a.labelPrefix.length);
   return (byPrefix[0] ?? targets[0]).name;
-}
-
-function refFromId(id: Buffer): { keyId: string; version: number } | undefined {
-  if (id.length !== 20) return undefined;
-  const version = id.readUInt32BE(16);
-  if (version < 1) return undefined;
-  const hex = id.subarray(0, 16).toString('hex');
-  return { keyId: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`, version };
 }

@@ -36,7 +36,8 @@ export class CommandJournal {
         if (!line.trim()) continue;
         try {
           const e = JSON.parse(line) as unknown;
-          if (isEntry(e)) this.remember(e);
+          // Only the entry's own fields: extra ones (a nesting JSON.stringify cannot write back, journal.ts) would break the rewrite below.
+          if (isEntry(e)) this.remember(ownFields(e));
         } catch {
           // A torn last line from a crash mid-write: that command was not acked and will come again.
         }
@@ -78,6 +79,11 @@ export class CommandJournal {
     const before = this.newest.get(k);
     if (!before || before < e.issuedAt) this.newest.set(k, e.issuedAt);
   }
+}
+
+function ownFields(e: CommandJournalEntry): CommandJournalEntry {
+  const { commandId, sha256, keyId, version, target, action, issuedAt, outcome, receipt } = e;
+  return { commandId, sha256, keyId, version, target, action, issuedAt, outcome, receipt };
 }
 
 function isEntry(v: unknown): v is CommandJournalEntry {

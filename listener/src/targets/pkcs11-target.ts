@@ -14,7 +14,8 @@ export function objectId(ref: KeyRef): Buffer {
   return Buffer.concat([Buffer.from(ref.keyId.replace(/-/g, ''), 'hex'), v]);
 }
 
-function refFromId(id: Buffer): KeyRef | undefined {
+/** The inverse of objectId; undefined for a CKA_ID not of that shape. */
+export function refFromId(id: Buffer): KeyRef | undefined {
   if (id.length !== 20) return undefined;
   const hex = id.subarray(0, 16).toString('hex');
   return { keyId: `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`, version: id.readUInt32BE(16) };
@@ -48,15 +49,7 @@ export class Pkcs11Target implements Target {
   ) {}
 
   async import(req: ImportRequest): Promise<ImportResult> {
-    const lockKey = objectId({ keyId: req.key.id, version: req.key.version }).toString('hex');
-    const previous = this.locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => this.importOnce(req));
-    this.locks.set(lockKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
-    }
+    return this.serialized({ keyId: req.key.id, version: req.key.version }, () => this.importOnce(req));
   }
 
   private async importOnce(req: ImportRequest): Promise<ImportResult> {

@@ -1,6 +1,6 @@
-import { createCipheriv, createHash, createHmac, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createCipheriv, createHmac, createPrivateKey, createPublicKey } from 'node:crypto';
 import { KEY_ALGORITHM_INFO, type KeyAlgorithm } from '@keyhub/protocol';
-import { cmacSubkey, KeyhubError, kcvHex } from '@keyhub/shared';
+import { cmacSubkey, KeyhubError, kcvHex, spkiKcv } from '@keyhub/shared';
 
 const ZERO_16 = Buffer.alloc(16);
 
@@ -35,9 +35,7 @@ export function materialKcv(algorithm: KeyAlgorithm, material: Buffer): string {
       return kcvHex(ecb(material.length === 16 ? 'des-ede-ecb' : 'des-ede3-ecb', material, Buffer.alloc(8)));
     case 'hmac-sha256':
       return kcvHex(createHmac('sha256', material).update(ZERO_16).digest());
-    case 'spki-sha256': {
-      const spki = createPublicKey(createPrivateKey({ key: material, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
-      return kcvHex(createHash('sha256').update(spki).digest());
-    }
+    case 'spki-sha256':
+      return spkiKcv(createPublicKey(createPrivateKey({ key: material, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' }));
   }
 }
