@@ -16,6 +16,8 @@ import {
 import type { HubConfig } from '../config';
 import { HUB_INBOX_PREFIX } from '../nats/permissions';
 import { JetStreamPublisher, type StoredAck } from './jetstream-publisher';
+import { isNotFound } from './not-found';
+import { cleanSiteStream } from './site-stream-cleanup';
 
 /** The bus options `keyhub serve` connects with: the configuration's NATS section and the hub's NATS access. */
 export function hubBusOptions(nats: HubConfig['nats'], access: { authenticator?: Authenticator; tlsCa?: string }): HubBusOptions {
@@ -244,6 +246,11 @@ export class HubBus {
     return purged;
   }
 
+  /** A compromised or decommissioned site's messages (and, for `all`, its consumers) out of the DOWN stream: see cleanSiteStream. */
+  cleanSiteStream(listenerId: string, what: 'packages' | 'all'): Promise<number> {
+    return cleanSiteStream(this.jsm, listenerId, what);
+  }
+
   /** Publishes with a message id: JetStream drops a second publish of the same id within its window. */
   publish(subject: string, payload: Uint8Array, msgId: string): Promise<StoredAck> {
     // A site's credentials are the answer to its enrollment: the consumer its bootstrap reads them from comes first.
@@ -282,10 +289,6 @@ export class HubBus {
     await this.nc.drain().catch(() => this.nc.close());
     this.publisher.close();
   }
-}
-
-function isNotFound(err: unknown): boolean {
-  return err instanceof Error && /not found/i.test(err.message);
 }
 
 export function errorSummary(err: unknown): { code?: string; message: string } {

@@ -1,6 +1,8 @@
 import type { JetStreamManager } from 'nats';
 import { STREAMS, subjects } from '@keyhub/protocol';
 import { KeyhubError } from '@keyhub/shared';
+import { enrollmentConsumer } from '../nats/permissions';
+import { isNotFound } from './not-found';
 
 /**
  * Removes a site's messages from the DOWN stream (JetStream is transport,
@@ -18,9 +20,9 @@ export async function cleanSiteStream(jsm: JetStreamManager, listenerId: string,
   try {
     for (const filter of filters) purged += (await jsm.streams.purge(down, { filter })).purged;
     if (what === 'all') {
-      for (const consumer of [subjects.listenerConsumer(listenerId), subjects.listenerUrgentConsumer(listenerId), `enroll-${listenerId}`]) {
+      for (const consumer of [subjects.listenerConsumer(listenerId), subjects.listenerUrgentConsumer(listenerId), enrollmentConsumer(listenerId)]) {
         await jsm.consumers.delete(down, consumer).catch((err: unknown) => {
-          if (!(err instanceof Error && /not found/i.test(err.message))) throw err;
+          if (!isNotFound(err)) throw err;
         });
       }
     }

@@ -1,5 +1,5 @@
 import { KEY_ALGORITHM_INFO, type KeyAlgorithm } from '@keyhub/protocol';
-import { aesKcv, secretKcv, spkiKcv, type KeyHandle, type KeyPairSpec, type SecretKeyType } from '@keyhub/shared';
+import { aesKcv, secretKcv, spkiKcv, type KeyPairSpec, type SecretKeyType } from '@keyhub/shared';
 import type { HubKeyring } from './hub-keyring';
 
 /** A key version as it leaves the HSM: its KCV, the blob under its master key and, for a key pair, the public key (DER SPKI). */
@@ -36,12 +36,11 @@ export async function generateKeyVersion(keyring: HubKeyring, algorithm: KeyAlgo
   }
   const spec: KeyPairSpec = info.keyType === 'rsa' ? { type: 'rsa', bits: info.rsaBits! } : { type: 'ec', curve: info.curve! };
   const pair = await hsm.generateKeyPair(spec, { private: { token: false, extractable: true }, public: { token: false } });
-  const destroy = async (h: KeyHandle) => hsm.destroy(h);
   try {
     const publicKey = await hsm.publicKeySpki(pair.publicKey);
     return { kcv: spkiKcv(publicKey), wrapped: await keyring.wrapKeyVersion(pair.privateKey, spec.type), publicKey };
   } finally {
-    await destroy(pair.privateKey);
-    await destroy(pair.publicKey);
+    await hsm.destroy(pair.privateKey);
+    await hsm.destroy(pair.publicKey);
   }
 }

@@ -104,7 +104,7 @@ export class HubService {
     scheduler.add(new CommandResendJob(new ResendCommands(ds, config.delivery), (ids) => this.bus.listenersWithBacklog(ids), config.delivery.resendAfterSeconds, logger, time));
     scheduler.add(placements.job);
     scheduler.add(new CheckpointJob(new WriteCheckpoint(ds, keyring), config.audit.checkpointEverySeconds, logger, time));
-    scheduler.add(new SiteLifecycleJob(new FinishDecommission(this.ctx), new SiteStreamCleanups(this.ctx), () => this.bus.connection.jetstreamManager(), logger));
+    scheduler.add(new SiteLifecycleJob(new FinishDecommission(this.ctx), new SiteStreamCleanups(this.ctx), (id, what) => this.bus.cleanSiteStream(id, what), logger));
     scheduler.add(new KeyLifecycleJob(new RunKeySchedule(this.ctx, new RotateKey(this.ctx)), config.keyLifecycle.intervalMs, logger, time));
     this.scheduler = scheduler;
     this.phase = 'ok';

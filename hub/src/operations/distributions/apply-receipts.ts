@@ -10,7 +10,7 @@ import { DistributionEntity } from '../../store/entities';
 import { confirmDistributions, failDistributions, lockReceiptDistributions, requeueAfterReceipt, type ReceiptDistributionRow } from '../../store/queries/distributions';
 import { loadVersionsAndKeys } from '../../store/queries/keys';
 import { markListenersSeenThrottled } from '../../store/queries/listeners';
-import { issuePackages } from './issue-packages';
+import { issuePackages, type PackageRequest } from './issue-packages';
 
 export type { ReceiptEffect };
 
@@ -96,17 +96,16 @@ export class ApplyReceipt {
     if (!toReissue.length) return issuedFor;
     const { versions, keys } = await loadVersionsAndKeys(m, [...new Set(toReissue.map((f) => f.key_version_id))]);
     // A version that is no longer active (suspended, deactivated, compromised, destroyed) is never sent again: the distribution fails instead.
+    const requests: PackageRequest[] = [];
     for (const f of toReissue) {
-      const v = versions.get(f.key_version_id)!;
-      if (!isDistributable(v.state)) current.get(f.id)!.final = { state: 'failed', code: 'KEY_VERSION_NOT_ACTIVE', detail: `key version ${v.version} is ${v.state}: not sent again` };
+      const version = versions.get(f.key_version_id)!;
+      if (!isDistributable(version.state)) {
+        current.get(f.id)!.final = { state: 'failed', code: 'KEY_VERSION_NOT_ACTIVE', detail: `key version ${version.version} is ${version.state}: not sent again` };
+        continue;
+      }
+      const distribution = Object.assign(new DistributionEntity(), { id: f.id, listenerId: receipts[f.idx].listenerId, target: f.target, keyVersionId: f.key_version_id });
+      requests.push({ distribution, version, key: keys.get(version.keyId)! });
     }
-    const requests = toReissue
-      .filter((f) => isDistributable(versions.get(f.key_version_id)!.state))
-      .map((f) => {
-        const version = versions.get(f.key_version_id)!;
-        const distribution = Object.assign(new DistributionEntity(), { id: f.id, listenerId: receipts[f.idx].listenerId, target: f.target, keyVersionId: f.key_version_id });
-        return { distribution, version, key: keys.get(version.keyId)! };
-      });
     const { keyring, config } = this.ctx;
     for (const i of await issuePackages(m, keyring, requests, config.delivery.packageTtlSeconds)) issuedFor.set(i.distributionId, i.packageId);
     return issuedFor;

@@ -3,8 +3,9 @@ import type { EntityManager } from 'typeorm';
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
 import { ListenerEntity } from '../../store/entities';
-import { closeRegistration, findRegistration, revokeNatsUser } from '../../store/queries/nats-identities';
+import { findRegistration } from '../../store/queries/nats-identities';
 import { dueDecommissions, finishLifecycleEvent, lifecycleCommandIds, pendingCommands, releaseSiteDistributions } from '../../store/queries/site-lifecycle';
+import { revokeSiteNatsKeys, siteNatsKeys } from './site-nats-identities';
 
 /**
  * The second half of a decommission: the site's NATS identities (its own
@@ -35,11 +36,8 @@ export class FinishDecommission {
   async executeIn(m: EntityManager, listenerId: string, eventId: string, actor: string, forced: boolean): Promise<{ revokedNatsKeys: number; destroysOutstanding: number }> {
     const outstanding = await pendingCommands(m, await lifecycleCommandIds(m, eventId));
     const registration = await findRegistration(m, listenerId, true);
-    const keys: Array<{ key: string; notAfter: Date | null; what: string }> = [];
-    if (registration?.nats_user_key) keys.push({ key: registration.nats_user_key, notAfter: null, what: 'listener user' });
-    if (registration && registration.state === 'open') keys.push({ key: registration.bootstrap_key, notAfter: registration.expires_at, what: 'bootstrap' });
-    for (const k of keys) await revokeNatsUser(m, { publicKey: k.key, listenerId, reason: `${k.what}: listener decommissioned`, notAfter: k.notAfter });
-    if (registration) await closeRegistration(m, listenerId);
+    const keys = siteNatsKeys(registration);
+    await revokeSiteNatsKeys(m, listenerId, registration, keys, 'listener decommissioned');
     await m.update(ListenerEntity, { id: listenerId }, { state: 'decommissioned' });
     const released = await releaseSiteDistributions(m, listenerId);
     await finishLifecycleEvent(m, eventId);

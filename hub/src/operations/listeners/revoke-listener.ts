@@ -4,7 +4,8 @@ import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
 import type { Principal } from '../../domain/principal';
 import { ListenerEntity } from '../../store/entities';
-import { closeRegistration, findRegistration, revokeNatsUser } from '../../store/queries/nats-identities';
+import { findRegistration } from '../../store/queries/nats-identities';
+import { revokeSiteNatsKeys, siteNatsKeys } from './site-nats-identities';
 
 /**
  * Decommissions a site on NATS: the listener is revoked, and its own NATS
@@ -24,12 +25,9 @@ export class RevokeListener {
       const listener = await m.findOne(ListenerEntity, { where: { id: listenerId }, lock: { mode: 'pessimistic_write' } });
       const registration = await findRegistration(m, listenerId, true);
       if (!listener && !registration) throw new KeyhubError('LISTENER_NOT_FOUND', `no listener ${listenerId}`);
-      const keys: Array<{ key: string; notAfter: Date | null; what: string }> = [];
-      if (registration?.nats_user_key) keys.push({ key: registration.nats_user_key, notAfter: null, what: 'listener user' });
-      if (registration && registration.state === 'open') keys.push({ key: registration.bootstrap_key, notAfter: registration.expires_at, what: 'bootstrap' });
+      const keys = siteNatsKeys(registration);
       if (listener?.state === 'revoked' && keys.length === 0) return { listenerId, state: 'revoked' as const, revokedNatsKeys: 0 };
-      for (const k of keys) await revokeNatsUser(m, { publicKey: k.key, listenerId, reason: `${k.what}: ${reason ?? 'listener revoked'}`, notAfter: k.notAfter });
-      if (registration) await closeRegistration(m, listenerId);
+      await revokeSiteNatsKeys(m, listenerId, registration, keys, reason ?? 'listener revoked');
       if (listener) await m.update(ListenerEntity, { id: listenerId }, { state: 'revoked' });
       await appendAudit(m, [{ actor: principal.name, action: 'listener.revoked', subject: `listener:${listenerId}`, details: { reason: reason ?? '', natsKeys: keys.map((k) => k.key).join(',') } }]);
       return { listenerId, state: 'revoked' as const, revokedNatsKeys: keys.length };

@@ -4,7 +4,8 @@ import { KeyhubError } from '@keyhub/shared';
 import { api } from '@keyhub/protocol';
 import { HubContext } from '../../context';
 import { isoCell, textCell, type ReportColumn, type ReportDocument } from '../../reports/report-document';
-import { keyReportCount, keyReportPage, reportKey, type KeyReportDbRow, type KeyRowPosition, type ReportKeyRow } from '../../store/queries/reports';
+import { keyByName } from '../../store/queries/key-lifecycle';
+import { keyReportCount, keyReportPage, type KeyReportDbRow, type KeyRowPosition, type ReportKeyRow } from '../../store/queries/reports';
 import { allPages, checkRowLimit, decodeCursor, encodeCursor } from './report-cursor';
 
 const iso = (d: Date | null): string | null => (d ? new Date(d).toISOString() : null);
@@ -82,7 +83,7 @@ export class KeyReport {
   constructor(private readonly ctx: HubContext) {}
 
   private async key(name: string): Promise<ReportKeyRow> {
-    const k = await reportKey(this.ctx.ds, name);
+    const k = await keyByName(this.ctx.ds, name);
     if (!k) throw new KeyhubError('KEY_NOT_FOUND', `no key named "${name}"`);
     return k;
   }

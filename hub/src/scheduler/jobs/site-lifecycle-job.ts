@@ -1,6 +1,4 @@
-import type { JetStreamManager } from 'nats';
 import type { Logger } from '@keyhub/shared';
-import { cleanSiteStream } from '../../bus/site-stream-cleanup';
 import type { FinishDecommission } from '../../operations/listeners/finish-decommission';
 import type { SiteStreamCleanups } from '../../operations/listeners/site-stream-cleanups';
 import type { Job } from '../scheduler';
@@ -17,7 +15,8 @@ export class SiteLifecycleJob implements Job {
   constructor(
     private readonly finish: FinishDecommission,
     private readonly cleanups: SiteStreamCleanups,
-    private readonly jsm: () => Promise<JetStreamManager>,
+    /** HubBus.cleanSiteStream: the bus's own JetStream manager, not a new one per run. */
+    private readonly cleanSiteStream: (listenerId: string, what: 'packages' | 'all') => Promise<number>,
     private readonly logger: Logger,
     readonly intervalMs = 1000,
   ) {}
@@ -27,9 +26,8 @@ export class SiteLifecycleJob implements Job {
     if (finished) this.logger.info({ finished }, 'decommissions finished');
     const due = await this.cleanups.due();
     if (!due.length) return;
-    const jsm = await this.jsm();
     for (const c of due) {
-      const purged = await cleanSiteStream(jsm, c.listener_id, c.stream_cleanup);
+      const purged = await this.cleanSiteStream(c.listener_id, c.stream_cleanup);
       await this.cleanups.done(c.id, c.stream_cleanup);
       this.logger.info({ listenerId: c.listener_id, what: c.stream_cleanup, purged }, 'site messages removed from the DOWN stream');
     }

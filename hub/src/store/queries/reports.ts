@@ -1,3 +1,4 @@
+import type { LifecycleKeyRow } from './key-lifecycle';
 import type { Queryable } from './queryable';
 
 /*
@@ -7,21 +8,8 @@ import type { Queryable } from './queryable';
  * same per page wherever it starts.
  */
 
-export interface ReportKeyRow {
-  id: string;
-  name: string;
-  algorithm: string;
-  state: string;
-  current_version: number;
-  sensitive: boolean;
-  created_by: string;
-  created_at: Date;
-}
-
-export async function reportKey(m: Queryable, name: string): Promise<ReportKeyRow | undefined> {
-  const rows: ReportKeyRow[] = await m.query('SELECT id, name, algorithm, state, current_version, sensitive, created_by, created_at FROM keys WHERE name = $1', [name]);
-  return rows[0];
-}
+/** The key a key report is about: read with keyByName (key-lifecycle.ts). */
+export type ReportKeyRow = Pick<LifecycleKeyRow, 'id' | 'name' | 'algorithm' | 'state' | 'current_version' | 'sensitive' | 'created_by' | 'created_at'>;
 
 /** Where the key report's previous page ended: version, listener and target ('' for a version sent nowhere). */
 export interface KeyRowPosition {
