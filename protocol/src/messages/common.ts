@@ -109,4 +109,14 @@ export type KeyUsage = (typeof KEY_USAGES)[number];
 export const OAEP_HASHES = ['sha1', 'sha256'] as const;
 export type OaepHash = (typeof OAEP_HASHES)[number];
 
+/** A KEK sent to a listener wrapped with RSA-OAEP to a transport key it made (root KEK at enrollment, per-target KEK). */
+export const oaepWrappedKek = z.strictObject({
+  id: uuid,
+  version: positiveInt,
+  kcv,
+  mechanism: z.literal('RSA-OAEP'),
+  oaepHash: z.enum(OAEP_HASHES),
+  blob: base64(LIMITS.maxBlobChars),
+});
+
 export const TARGET_KINDS = ['pkcs11', 'keystore', 'aws-kms', 'azure-kv', 'gcp-kms'] as const;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { LIMITS } from '../limits';
 import { natsUserKey } from './nats-credentials';
-import { base64, freeText, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, positiveInt, TARGET_KINDS, timestamp, uuid } from './common';
+import { base64, freeText, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, oaepWrappedKek, positiveInt, TARGET_KINDS, timestamp, uuid } from './common';
 
 const targetRef = z.strictObject({ name, kind: z.enum(TARGET_KINDS) });
 
@@ -27,14 +27,7 @@ export const rootKekSchema = z.strictObject({
   issuedAt: timestamp,
   /** Hub signing public key (DER SPKI); the listener checks it against its pinned fingerprint. */
   hubKey: base64(LIMITS.maxSpkiChars),
-  kek: z.strictObject({
-    id: uuid,
-    version: positiveInt,
-    kcv,
-    mechanism: z.literal('RSA-OAEP'),
-    oaepHash: z.enum(OAEP_HASHES),
-    blob: base64(LIMITS.maxBlobChars),
-  }),
+  kek: oaepWrappedKek,
 });
 export type RootKekMessage = z.infer<typeof rootKekSchema>;
 

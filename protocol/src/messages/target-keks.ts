@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { canonicalBytes } from '../canonical';
 import { formatFingerprint } from '../fingerprint';
 import { LIMITS } from '../limits';
-import { base64, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, positiveInt, timestamp, uuid } from './common';
+import { base64, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, oaepWrappedKek, positiveInt, timestamp, uuid } from './common';
 
 /**
  * Per-target KEKs (issue 12): a PKCS#11 target other than the listener's own
@@ -39,14 +39,7 @@ export const targetKekSchema = z.strictObject({
   target: name,
   /** The fingerprint the operator approved: names the transport key the KEK is wrapped to. */
   transportFingerprint: z.string().regex(/^[0-9a-f]{4}(-[0-9a-f]{4}){15}$/),
-  kek: z.strictObject({
-    id: uuid,
-    version: positiveInt,
-    kcv,
-    mechanism: z.literal('RSA-OAEP'),
-    oaepHash: z.enum(OAEP_HASHES),
-    blob: base64(LIMITS.maxBlobChars),
-  }),
+  kek: oaepWrappedKek,
 });
 export type TargetKekMessage = z.infer<typeof targetKekSchema>;
 
