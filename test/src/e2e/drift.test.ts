@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { Client } from 'pg';
-import { decodeEnvelope, encodeEnvelope, MESSAGE_TYPES, signingInput, subjects, type api, type InventoryReport, type SignedEnvelope } from '@keyhub/protocol';
+import { decodeEnvelope, encodeEnvelope, MESSAGE_TYPES, signingInput, STREAMS, subjects, type api, type InventoryReport, type SignedEnvelope } from '@keyhub/protocol';
 import type { StatusRow } from '@keyhub/hub/dist/operations/keys/key-status';
 import { pkcs11Tool } from '../env';
 import { Deployment } from '../harness/deployment';
@@ -188,8 +188,10 @@ describe('end to end: placements, signed inventories, drift and healing', functi
     const js = nc.jetstream();
     await js.publish(subjects.fromListener('site-a', 'inventory'), encodeEnvelope(forged), { msgID: randomUUID() });
     // The genuine one again, later (a replay): older than what the hub holds.
-    await js.publish(subjects.fromListener('site-a', 'inventory'), genuine, { msgID: randomUUID() });
-    await new Promise((r) => setTimeout(r, 2500));
+    const replay = await js.publish(subjects.fromListener('site-a', 'inventory'), genuine, { msgID: randomUUID() });
+    // Wait until the hub has taken both off the UP stream, else "nothing changed" could only mean "not read yet".
+    const jsm = await nc.jetstreamManager();
+    await until('the hub to take both off the UP stream', async () => (await jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer)).ack_floor.stream_seq >= replay.seq);
     const after = await inventoryOf('site-a');
     assert.notEqual(after.report_id, payload.reportId, 'the forged report never became the inventory');
     assert.ok(after.taken_at.getTime() >= current.taken_at.getTime());

@@ -235,19 +235,23 @@ describe('end to end: PKCS#11 targets on other tokens, each with its own KEK', f
     let last: TargetRow[] = [];
     await waitFor('inventory counts', async () => {
       last = await targets();
-      return last.every((x) => x.inventory.items === 1) ? true : undefined;
+      return last.length === 3 && last.every((x) => x.inventory.items === 1) ? true : undefined;
     }).catch((err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(last.map((t) => [t.name, t.inventory]))}\n${d.hub?.output.slice(-1500) ?? ''}\n${d.site(SITE).process?.output.slice(-1500) ?? ''}`);
     });
   });
 
   it('no PIN and no key material leave the tokens: not in any output, not in the listener home', async () => {
-    const outputs = (d.hub?.output ?? '') + (d.site(SITE).process?.output ?? '');
+    const hubOut = d.hub?.output ?? '';
+    const siteOut = d.site(SITE).process?.output ?? '';
+    assert.ok(hubOut.length > 0 && siteOut.length > 0, 'both outputs were captured (else nothing below is checked)');
+    const outputs = hubOut + siteOut;
     for (const secret of [tokA.pin, tokB.pin, d.site(SITE).token.pin]) {
       assert.ok(!outputs.includes(secret), 'a PIN appeared in the output');
       assert.ok(!(await readFile(path.join(d.site(SITE).home, 'listener.json'), 'utf8')).includes(secret), 'a PIN in the configuration');
     }
     // The blobs of the packages (KEK-wrapped, never clear) are not logged either.
+    assert.equal(pushed.size, 3, 'the packages of the push test');
     for (const { pkg } of pushed.values()) assert.ok(!outputs.includes(pkg.wrapping.blob));
   });
 

@@ -6,6 +6,7 @@ import { azureKeyVaultSettings, type AzureKeyVaultSettings } from '@keyhub/liste
 import type { CloudImportRequest } from '@keyhub/listener/dist/targets/cloud/importer';
 import { createSoftHsm, type SoftHsmEnv } from '../env';
 import { AzureKeyVaultStandin } from '../fixtures/cloud/azure-standin';
+import { checkRetryContract } from './cloud-retry-checks';
 
 let seq = 0;
 
@@ -106,18 +107,12 @@ describe('cloud BYOK: Azure Key Vault (.byok, key_hsm) through @azure/keyvault-k
   });
 
   it('retries a 5xx with back-off then succeeds; reports CLOUD_UNAVAILABLE when it persists; a refused token is CLOUD_REQUEST_REJECTED', async () => {
-    standin.faults.serverErrors = 2;
-    assert.equal((await importer().importKey(aes(randomBytes(32)))).importState, 'Enabled');
-    standin.faults.serverErrors = 100;
-    try {
-      await assert.rejects(importer().importKey(aes(randomBytes(32))), (e: unknown) => KeyhubError.is(e, 'CLOUD_UNAVAILABLE') && e.retryable);
-    } finally {
-      standin.faults.serverErrors = 0;
-    }
-    await assert.rejects(
-      importer({ credentials: { kind: 'static-token', token: 'not-the-token' } }).importKey(aes(randomBytes(32))),
-      (e: unknown) => KeyhubError.is(e, 'CLOUD_REQUEST_REJECTED') && !e.retryable,
-    );
+    await checkRetryContract({
+      faults: standin.faults,
+      importOne: () => importer().importKey(aes(randomBytes(32))),
+      importWithBadToken: () => importer({ credentials: { kind: 'static-token', token: 'not-the-token' } }).importKey(aes(randomBytes(32))),
+      enabledState: 'Enabled',
+    });
   });
 
   it('imports into a vault that is not HSM-backed as a JWK only when the key policy allows a clear import, and says so', async () => {

@@ -6,6 +6,7 @@ import { GCP_IMPORT_METHODS, gcpKmsSettings, type GcpKmsSettings } from '@keyhub
 import type { CloudImportRequest } from '@keyhub/listener/dist/targets/cloud/importer';
 import { createSoftHsm, type SoftHsmEnv } from '../env';
 import { GcpKmsStandin } from '../fixtures/cloud/gcp-standin';
+import { checkRetryContract } from './cloud-retry-checks';
 import { rsaWrappingKey } from '../fixtures/cloud/http-standin';
 
 const KEY_RING = 'projects/keyhub-test/locations/europe-west1/keyRings/keyhub';
@@ -101,18 +102,12 @@ describe('cloud BYOK: Google Cloud KMS import jobs through @google-cloud/kms (RE
   });
 
   it('retries a 5xx with back-off then succeeds; reports CLOUD_UNAVAILABLE when it persists; a refused token is CLOUD_REQUEST_REJECTED', async () => {
-    standin.faults.serverErrors = 2;
-    assert.equal((await importer().importKey(aes(randomBytes(32)))).importState, 'ENABLED');
-    standin.faults.serverErrors = 100;
-    try {
-      await assert.rejects(importer().importKey(aes(randomBytes(32))), (e: unknown) => KeyhubError.is(e, 'CLOUD_UNAVAILABLE') && e.retryable);
-    } finally {
-      standin.faults.serverErrors = 0;
-    }
-    await assert.rejects(
-      importer({ credentials: { kind: 'static-token', token: 'wrong' } }).importKey(aes(randomBytes(32))),
-      (e: unknown) => KeyhubError.is(e, 'CLOUD_REQUEST_REJECTED') && !e.retryable,
-    );
+    await checkRetryContract({
+      faults: standin.faults,
+      importOne: () => importer().importKey(aes(randomBytes(32))),
+      importWithBadToken: () => importer({ credentials: { kind: 'static-token', token: 'wrong' } }).importKey(aes(randomBytes(32))),
+      enabledState: 'ENABLED',
+    });
   });
 
   it('disables the version (deactivate) and schedules its destruction (destroy), idempotently', async () => {

@@ -61,6 +61,16 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
   }
 
   /** What must not change: every stream's message count and last sequence, every consumer's config. */
+  /** Waits until the hub's consumer has acked the UP stream up to `seq` (it took the message off, whatever it made of it). */
+  async function untilHubTook(seq: number): Promise<void> {
+    const jsm = await admin.jetstreamManager();
+    const deadline = Date.now() + 15_000;
+    while ((await jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer)).ack_floor.stream_seq < seq) {
+      assert.ok(Date.now() < deadline, 'the hub did not take the message off the UP stream');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   async function streamState(): Promise<string> {
     const jsm = await admin.jetstreamManager();
     const out: unknown[] = [];
@@ -200,12 +210,7 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
     assert.equal(ack.stream, STREAMS.up.name);
     await expectPublishDenied(a, seen, subjects.fromListener('site-b', 'inventory'));
     // The hub refuses it (not an inventory); wait for that, so later cases see a settled stream.
-    const jsm = await admin.jetstreamManager();
-    const deadline = Date.now() + 15_000;
-    while ((await jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer)).ack_floor.stream_seq < ack.seq) {
-      assert.ok(Date.now() < deadline, 'the hub did not take the message off the UP stream');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilHubTook(ack.seq);
   });
 
   it('root KEK rotations: no listener can put one in any root_kek subject (its own included), nor confirm a KEK as another site', async () => {
@@ -225,12 +230,7 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
     // Its own UP subject is open to it (the stream takes it; the hub refuses the junk, unsigned).
     const ack = await a.jetstream().publish(subjects.fromListener('site-a', 'target_kek'), enc.encode('{"not":"a target KEK request"}'));
     assert.equal(ack.stream, STREAMS.up.name);
-    const jsm = await admin.jetstreamManager();
-    const deadline = Date.now() + 15_000;
-    while ((await jsm.consumers.info(STREAMS.up.name, subjects.hubConsumer)).ack_floor.stream_seq < ack.seq) {
-      assert.ok(Date.now() < deadline, 'the hub did not take the message off the UP stream');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilHubTook(ack.seq);
   });
 
   it('listener A cannot create, update, delete or purge streams or consumers (the hub consumer cannot be replaced)', async () => {
