@@ -63,7 +63,7 @@ describe('drift scan over 1,000 sites x 100 keys (PostgreSQL)', function () {
   async function timed<T>(label: string, work: () => Promise<T>): Promise<T> {
     const t0 = process.hrtime.bigint();
     const r = await work();
-    console.log(`      ${label}: ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(0)} ms`);
+    process.stderr.write(`      ${label}: ${(Number(process.hrtime.bigint() - t0) / 1e6).toFixed(0)} ms\n`);
     return r;
   }
 
