@@ -14,3 +14,4 @@ export * from './observability/metrics';
 export * from './observability/instrumented-hsm';
 export * from './observability/http-server';
 export * from './observability/readiness';
+export * from './split-knowledge';

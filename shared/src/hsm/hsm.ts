@@ -175,6 +175,13 @@ export interface Hsm {
   generateKeyPair(spec: KeyPairSpec, policy: { private: KeyPolicy; public: KeyPolicy }): Promise<KeyPairHandles>;
   /** Creates a public key object (RSA or EC) from DER SPKI; verify/encrypt/wrap and label/id from the policy. */
   createPublicKey(spki: Buffer, policy: KeyPolicy): Promise<KeyHandle>;
+  /**
+   * An AES key object from its value (C_CreateObject with CKA_VALUE). Only
+   * for a key that exists in clear by nature: a root KEK combined from
+   * custodians' components where the token has no way to combine them
+   * itself (SoftHSM2 lacks CKM_XOR_BASE_AND_DATA). The caller wipes `value`.
+   */
+  createAesKey(value: Buffer, policy: KeyPolicy): Promise<KeyHandle>;
   /** AES-KWP unwrap of a key of any type: a secret key of `keyType`, or for rsa/ec a private key from the PKCS#8 inside. */
   unwrapKwpAs(kek: KeyHandle, blob: Buffer, keyType: WrappedKeyType, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle>;
   /** TDES-ECB encryption of whole 8-byte blocks (CKA_ENCRYPT): the TDES KCV. */

@@ -123,10 +123,11 @@ export const SITE_KEK_PROBE_POLICY: KeyPolicy = { token: false, sensitive: true,
  * The transit class, for targets that need a key outside the token
  * (keystores, cloud re-wrap): delivered keys come out only as sensitive
  * session objects, which may be extractable so that they can be re-wrapped.
- * Not created yet: the keystore and cloud targets will make their root KEKs
- * with this template.
+ * Secret keys and private keys alike (`class: 'any'`): a key pair goes into
+ * a keystore or a cloud as its private key (listener/src/targets/transit-keys.ts
+ * gives each such target's KEK this template).
  */
-export const SITE_TRANSIT_KEK_UNWRAP_TEMPLATE: UnwrapTemplate = { token: false, sensitive: true };
+export const SITE_TRANSIT_KEK_UNWRAP_TEMPLATE: UnwrapTemplate = { class: 'any', token: false, sensitive: true };
 
 /**
  * Usage pairs that turn a key into an extraction tool: with wrap and decrypt,

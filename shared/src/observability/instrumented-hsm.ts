@@ -97,6 +97,10 @@ export class InstrumentedHsm implements Hsm {
     return this.call('create_public_key', () => this.inner.createPublicKey(spki, policy));
   }
 
+  createAesKey(value: Buffer, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.call('create_aes_key', () => this.inner.createAesKey(value, policy));
+  }
+
   unwrapKwpAs(kek: KeyHandle, blob: Buffer, keyType: WrappedKeyType, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
     return this.call('unwrap_kwp', () => this.inner.unwrapKwpAs(kek, blob, keyType, keyLengthBytes, policy));
   }

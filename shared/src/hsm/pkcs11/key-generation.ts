@@ -72,6 +72,13 @@ export function generateAesKey(lib: pkcs11js.PKCS11, s: Buffer, lengthBytes: num
   return lib.C_GenerateKeyAsync(s, { mechanism: P.CKM_AES_KEY_GEN }, template);
 }
 
+/** An AES key from its value (see Hsm.createAesKey); 16, 24 or 32 bytes. */
+export function createAesKeyObject(lib: pkcs11js.PKCS11, s: Buffer, value: Buffer, policy: KeyPolicy, kwpMechanism: number): KeyHandle {
+  if (![16, 24, 32].includes(value.length)) throw new KeyhubError('KEY_LENGTH_INVALID', 'an AES key is 16, 24 or 32 bytes');
+  const template = [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_AES }, { type: P.CKA_VALUE, value }, ...policyAttributes(policy, false, kwpMechanism)];
+  return lib.C_CreateObject(s, template);
+}
+
 /**
  * A generic secret for HMAC-SHA256 (tokens refuse CKK_SHA256_HMAC with
  * C_GenerateKey): sign and verify only, HMAC-SHA256 only, whatever else the

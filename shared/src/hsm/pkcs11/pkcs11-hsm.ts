@@ -19,7 +19,7 @@ import type {
   WrappedKeyType,
 } from '../hsm';
 import { hsmError } from './errors';
-import { generateAesKey, generateEcP256KeyPair, generateHmacKey, generateKeyPair, generateRsaTransportKeyPair, generateSecretKey, importRsaWrappingKey } from './key-generation';
+import { createAesKeyObject, generateAesKey, generateEcP256KeyPair, generateHmacKey, generateKeyPair, generateRsaTransportKeyPair, generateSecretKey, importRsaWrappingKey } from './key-generation';
 import { checkTranslation, KwpTranslator } from './kwp-translator';
 import { createPublicKeyObject, findObjects, readKeyInfo, readPublicKeySpki } from './objects';
 import { acquireModule, closeQuietly, openLoggedInSessions, releaseModule } from './sessions';
@@ -95,6 +95,10 @@ export class Pkcs11Hsm implements Hsm {
 
   async createPublicKey(spki: Buffer, policy: KeyPolicy): Promise<KeyHandle> {
     return this.run('C_CreateObject', async (s) => createPublicKeyObject(this.lib, s, spki, policy));
+  }
+
+  async createAesKey(value: Buffer, policy: KeyPolicy): Promise<KeyHandle> {
+    return this.run('C_CreateObject', async (s) => createAesKeyObject(this.lib, s, value, policy, this.config.kwpMechanism));
   }
 
   async unwrapKwpAs(kek: KeyHandle, blob: Buffer, keyType: WrappedKeyType, keyLengthBytes: number, policy: KeyPolicy): Promise<KeyHandle> {
