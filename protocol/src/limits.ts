@@ -6,6 +6,10 @@ export const LIMITS = {
   maxBlobChars: 8192,
   /** A DER SubjectPublicKeyInfo, base64 (RSA-4096 is about 550 bytes raw). */
   maxSpkiChars: 2048,
+  /** One DER certificate of a key pair's chain, base64 (a hub CA leaf is ~0.7 KiB, an outside CA's RSA-4096 one ~2 KiB). */
+  maxCertificateChars: 6144,
+  /** Certificates in a key pair's chain (leaf, intermediates, root): bounded so a package stays far under maxMessageBytes. */
+  maxChainCertificates: 5,
   maxNameChars: 128,
   maxTextChars: 1024,
   maxTargets: 64,

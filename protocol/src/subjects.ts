@@ -15,7 +15,7 @@ export const STREAMS = {
 export const LISTENER_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export type DownKind = 'package' | 'root_kek' | 'checkpoint' | 'nats_credentials' | 'command' | 'target_kek';
-export type UpKind = 'enroll' | 'receipt' | 'kek_confirm' | 'command_receipt' | 'inventory' | 'target_kek';
+export type UpKind = 'enroll' | 'receipt' | 'kek_confirm' | 'command_receipt' | 'inventory' | 'target_kek' | 'target_update';
 
 export const subjects = {
   toListener: (listenerId: string, kind: DownKind): string => `${SUBJECT_ROOT}.to.${listenerId}.${kind}`,

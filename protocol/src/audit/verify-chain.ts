@@ -26,6 +26,15 @@ export interface VerifyOptions {
    * checkpoint, and the same event hash at its seq.
    */
   witness?: StoredCheckpoint[];
+  /**
+   * Go on from a head this caller verified itself earlier (seq and hash of
+   * its last event, held by the caller, never read from the data): `events`
+   * then start at resume.seq + 1. Only for a caller that knows events 1..seq
+   * and the checkpoints up to seq are still byte for byte what it verified
+   * (the checkpoints up to seq are not matched against events again).
+   * Not combined with a witness copy.
+   */
+  resume?: { seq: number; hash: string };
 }
 
 /**
@@ -53,9 +62,10 @@ export async function verifyAuditChain(
   const witness = witnessBySeq(options.witness ?? [], key);
   const witnessed = options.witness ? { checkpoints: options.witness.length, lastSeq: Math.max(0, ...witness.keys()) } : undefined;
 
-  let expectedSeq = 1;
-  let prev = GENESIS_HASH;
-  let count = 0;
+  if (options.resume && options.witness) throw new TypeError('a resumed verification takes no witness copy');
+  let expectedSeq = options.resume ? options.resume.seq + 1 : 1;
+  let prev = options.resume ? options.resume.hash : GENESIS_HASH;
+  let count = options.resume ? options.resume.seq : 0;
   const fail = (seq: number, reason: string): AuditVerification => ({ ok: false, events: count, checkpoints: checkpoints.length, firstBad: { seq, reason }, ...(witnessed ? { witnessed } : {}) });
 
   for await (const e of events) {

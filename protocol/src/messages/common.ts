@@ -13,6 +13,7 @@ export const MESSAGE_TYPES = {
   rootKek: 'keyhub.v1.root_kek',
   rootKekConfirm: 'keyhub.v1.root_kek_confirm',
   rootKekRotation: 'keyhub.v1.root_kek_rotation',
+  rootKekCeremony: 'keyhub.v1.root_kek_ceremony',
   keyPackage: 'keyhub.v1.key_package',
   receipt: 'keyhub.v1.receipt',
   heartbeat: 'keyhub.v1.heartbeat',
@@ -22,6 +23,8 @@ export const MESSAGE_TYPES = {
   targetKekRequest: 'keyhub.v1.target_kek_request',
   targetKek: 'keyhub.v1.target_kek',
   targetKekConfirm: 'keyhub.v1.target_kek_confirm',
+  targetKekRotation: 'keyhub.v1.target_kek_rotation',
+  targetUpdate: 'keyhub.v1.target_update',
 } as const;
 
 export const uuid = z.uuid();
@@ -119,4 +122,8 @@ export const oaepWrappedKek = z.strictObject({
   blob: base64(LIMITS.maxBlobChars),
 });
 
-export const TARGET_KINDS = ['pkcs11', 'keystore', 'aws-kms', 'azure-kv', 'gcp-kms'] as const;
+/** `tr31`: TR-31 key blocks for a payment HSM (issue 12); a key reaches it only when its policy names it, like every kind. */
+export const TARGET_KINDS = ['pkcs11', 'keystore', 'aws-kms', 'azure-kv', 'gcp-kms', 'tr31'] as const;
+export type TargetKind = (typeof TARGET_KINDS)[number];
+/** What a key may reach unless its policy says more: an HSM-only key never reaches a keystore, a cloud or a key block. */
+export const DEFAULT_TARGET_KINDS: readonly TargetKind[] = ['pkcs11'];

@@ -6,9 +6,10 @@ import { natsCredentialsSchema } from './nats-credentials';
 import { keyPackageSchema } from './packages';
 import { receiptSchema } from './receipts';
 import { rootKekRotationSchema } from './root-kek-rotation';
+import { rootKekCeremonySchema } from './root-kek-ceremony';
 import { commandReceiptSchema, keyCommandSchema } from './key-commands';
 import { inventoryReportSchema } from './inventory';
-import { targetKekConfirmSchema, targetKekRequestSchema, targetKekSchema } from './target-keks';
+import { targetKekConfirmSchema, targetKekRequestSchema, targetKekRotationSchema, targetKekSchema, targetUpdateSchema } from './target-keks';
 
 export * from './common';
 export * from './key-algorithms';
@@ -19,6 +20,7 @@ export * from './heartbeats';
 export * from './checkpoints';
 export * from './nats-credentials';
 export * from './root-kek-rotation';
+export * from './root-kek-ceremony';
 export * from './key-commands';
 export * from './inventory';
 export * from './target-keks';
@@ -29,6 +31,7 @@ export const messageSchema = z.discriminatedUnion('type', [
   rootKekSchema,
   rootKekConfirmSchema,
   rootKekRotationSchema,
+  rootKekCeremonySchema,
   keyPackageSchema,
   receiptSchema,
   heartbeatSchema,
@@ -40,6 +43,8 @@ export const messageSchema = z.discriminatedUnion('type', [
   targetKekRequestSchema,
   targetKekSchema,
   targetKekConfirmSchema,
+  targetKekRotationSchema,
+  targetUpdateSchema,
 ]);
 export type Message = z.infer<typeof messageSchema>;
 export type MessageType = Message['type'];

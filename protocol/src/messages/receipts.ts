@@ -34,6 +34,12 @@ export const receiptSchema = z.strictObject({
   outcome: z.enum(RECEIPT_OUTCOMES),
   /** KCV computed at the target; present for imported and already_present. */
   kcv: kcv.optional(),
+  /**
+   * A cloud KMS target (issue 12): the cloud's key and version ids, its own
+   * word for the import state, and the wrapping used. The KCV above is the
+   * listener's, over exactly the material it wrapped: a cloud cannot compute it.
+   */
+  cloud: z.strictObject({ keyId: freeText(LIMITS.maxTextChars), versionId: freeText(LIMITS.maxTextChars), importState: freeText(64), wrapping: freeText(64) }).optional(),
   error: z.strictObject({ code: errorCode, detail: freeText(LIMITS.maxTextChars) }).optional(),
 });
 export type Receipt = z.infer<typeof receiptSchema>;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { canonicalBytes } from '../canonical';
 import { formatFingerprint } from '../fingerprint';
 import { LIMITS } from '../limits';
-import { base64, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, oaepWrappedKek, positiveInt, timestamp, uuid } from './common';
+import { base64, freeText, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, oaepWrappedKek, positiveInt, TARGET_KINDS, timestamp, uuid } from './common';
 
 /**
  * Per-target KEKs (issue 12): a PKCS#11 target other than the listener's own
@@ -17,6 +17,8 @@ import { base64, kcv, listenerId, MESSAGE_TYPES, name, OAEP_HASHES, oaepWrappedK
  *    transport key with RSA-OAEP;
  * 3. `target_kek_confirm` (listener to hub, signed): the KCV computed in the
  *    target token; the hub activates the KEK only when it matches.
+ * Later versions come by rotation (`target_kek_rotation`, below), wrapped
+ * under the current target KEK and confirmed the same way.
  */
 export const targetKekRequestSchema = z.strictObject({
   type: z.literal(MESSAGE_TYPES.targetKekRequest),
@@ -24,7 +26,8 @@ export const targetKekRequestSchema = z.strictObject({
   listenerId,
   issuedAt: timestamp,
   target: name,
-  kind: z.literal('pkcs11'),
+  /** The target's configured kind: pkcs11 (a token of its own), or a keystore, cloud or TR-31 target (a transit KEK in the site's token). */
+  kind: z.enum(TARGET_KINDS),
   /** DER SPKI of the RSA transport key made in the target token. */
   transportKey: base64(LIMITS.maxSpkiChars),
   oaepHash: z.enum(OAEP_HASHES),
@@ -55,6 +58,66 @@ export const targetKekConfirmSchema = z.strictObject({
   kcv,
 });
 export type TargetKekConfirm = z.infer<typeof targetKekConfirmSchema>;
+
+/** Most older KEKs one rotation tells the site to destroy (normally one: the version before the one it travels under). */
+export const MAX_TARGET_KEK_RETIRE = 32;
+
+/**
+ * Target KEK rotation (hub to listener, on the listener's `target_kek`
+ * subject), signed by the hub: the target's next KEK, made in the hub HSM
+ * and wrapped (AES-KWP, RFC 5649) under the target's CURRENT KEK, which only
+ * the target token holds; so it needs no transport key and no fingerprint
+ * (the current KEK was approved that way). The listener unwraps it inside
+ * the target token (a session probe for the KCV first), installs it with the
+ * target KEK policy and answers with the signed `target_kek_confirm`; the hub
+ * switches to it only on a matching KCV. `retire` names the older KEKs of
+ * this target the site destroys once the new one is in: never the one it
+ * travels under (packages still in flight under it import), so the site
+ * keeps the current and the previous KEK, as for root KEKs.
+ */
+export const targetKekRotationSchema = z.strictObject({
+  type: z.literal(MESSAGE_TYPES.targetKekRotation),
+  id: uuid,
+  listenerId,
+  issuedAt: timestamp,
+  target: name,
+  /** The target KEK the new one is wrapped under: the target's current one. */
+  wrappedUnder: z.strictObject({ id: uuid, version: positiveInt }),
+  kek: z.strictObject({
+    id: uuid,
+    version: positiveInt,
+    kcv,
+    mechanism: z.literal('AES-KWP'),
+    blob: base64(LIMITS.maxBlobChars),
+  }),
+  retire: z.array(z.strictObject({ id: uuid, version: positiveInt })).max(MAX_TARGET_KEK_RETIRE),
+});
+export type TargetKekRotation = z.infer<typeof targetKekRotationSchema>;
+
+/** Most settings a target update may summarize. */
+export const MAX_TARGET_SETTINGS = 16;
+
+/**
+ * A target added to or removed from a listener after enrollment, for every
+ * kind (issue 12), signed by the listener's identity key. The hub holds it
+ * until an operator approves it (`keyhub listener target approve-update`);
+ * until then nothing is sent to an added target, and a removed one keeps
+ * what it has until the removal is approved. `settings` is a non-secret
+ * summary the operator reads before approving (module path and token label,
+ * keystore file and type, cloud region, vault or key ring): never a
+ * password, PIN or credential.
+ */
+export const targetUpdateSchema = z.strictObject({
+  type: z.literal(MESSAGE_TYPES.targetUpdate),
+  id: uuid,
+  listenerId,
+  issuedAt: timestamp,
+  op: z.enum(['add', 'remove']),
+  target: name,
+  kind: z.enum(TARGET_KINDS),
+  settings: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/), freeText(256)).refine((s) => Object.keys(s).length <= MAX_TARGET_SETTINGS, `at most ${MAX_TARGET_SETTINGS} settings`),
+});
+export type TargetUpdate = z.infer<typeof targetUpdateSchema>;
 
 /**
  * What the operator compares before approving a target KEK: binds the

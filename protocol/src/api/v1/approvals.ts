@@ -11,8 +11,14 @@ export const POLICY_ACTIONS = [
   'key.destroy',
   'key.compromise',
   'listener.decommission',
+  /** A root KEK set up by key components (issue 13): every custodian named approves; then each fetches their part once. */
+  'listener.root_kek_components',
   /** A target's own KEK (issue 12): made and sent to the target token once approved. */
   'listener.target_approve',
+  /** A key's policy widened to more kinds of target, or to clear (JWK) import (issue 12). */
+  'key.target_policy',
+  /** A target a listener added or removed after enrollment, by signed update (issue 12). */
+  'listener.target_update',
 ] as const;
 export type PolicyAction = (typeof POLICY_ACTIONS)[number];
 export const policyAction = z.enum(POLICY_ACTIONS);

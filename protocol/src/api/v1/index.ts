@@ -2,6 +2,7 @@ export * from './common';
 export * from './approvals';
 export * from './operators';
 export * from './keys';
+export * from './key-certificates';
 export * from './commands';
 export * from './key-states';
 export * from './key-lifecycle';

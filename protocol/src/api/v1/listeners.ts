@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { listenerId, timestamp, uuid, kcv } from './common';
+import { listenerId, operatorName, timestamp, uuid, kcv } from './common';
 
 export const listenerView = z.strictObject({
   id: listenerId,
@@ -111,3 +111,35 @@ export const decommissionResult = z.strictObject({
   revokedNatsKeys: z.number().int().min(0),
 });
 export type DecommissionResult = z.infer<typeof decommissionResult>;
+
+/**
+ * `keyhub listener root-kek components`: the enrollment approved with a
+ * root KEK by key components. One custodian per part, in part order; with
+ * `threshold`, Shamir shares (any `threshold` of them rebuild the key),
+ * without it XOR components (all needed, 2 or 3).
+ */
+export const rootKekCeremonyBody = z.strictObject({
+  fingerprint: z.string().min(16).max(256),
+  parts: z.number().int().min(2).max(5),
+  threshold: z.number().int().min(2).max(5).optional(),
+  custodians: z.array(operatorName).min(2).max(5),
+});
+
+/** One custodian's part, released to them once: shown to nobody else, never stored. */
+export const rootKekPartView = z.strictObject({
+  ceremonyId: uuid,
+  listenerId,
+  scheme: z.enum(['xor', 'shamir']),
+  part: z.number().int().min(1),
+  parts: z.number().int().min(2),
+  threshold: z.number().int().min(2),
+  custodian: operatorName,
+  /** Grouped upper-case hex; a Shamir share starts with its index and '-'. */
+  component: z.string().max(128),
+  kcv,
+  /** The KCV of the root KEK the parts combine to. */
+  kekKcv: kcv,
+  /** Parts still to be fetched by their custodians after this one. */
+  remaining: z.number().int().min(0),
+});
+export type RootKekPartView = z.infer<typeof rootKekPartView>;

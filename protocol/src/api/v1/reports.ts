@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { driftFindingView, driftReport } from './placements';
+import { cloudImportView } from './keys';
 import { kcv, keyName, listenerId, sha256Hex, shortText, targetName, timestamp, uuid } from './common';
 
 /*
@@ -76,6 +77,8 @@ export const keyReportRow = z.strictObject({
   /** Approvers of the dual-control request that led to this distribution (none without one). */
   approvedBy: z.array(shortText).max(64),
   approvalRequestId: uuid.nullable(),
+  /** A cloud target's import as its confirming receipt told it (key and version ids, import state, wrapping); null elsewhere. */
+  cloud: cloudImportView.nullable(),
 });
 export type KeyReportRow = z.infer<typeof keyReportRow>;
 
