@@ -20,6 +20,9 @@ import { DecommissionListener } from './operations/listeners/decommission-listen
 import { OperatorChanges } from './operations/operators/operator-changes';
 import { ApprovePlacement } from './operations/placements/approve-placement';
 import { RequestTargetKekApproval } from './operations/targets/request-target-kek-approval';
+import { RequestTargetUpdateApproval } from './operations/targets/request-target-update-approval';
+import { ChangeTargetPolicy } from './operations/keys/change-target-policy';
+import { RequestRootKekCeremony } from './operations/listeners/request-root-kek-ceremony';
 
 export interface HubRuntime {
   container: DependencyContainer;
@@ -90,6 +93,9 @@ export function registerApiServices(c: DependencyContainer, ca: HubCa): void {
     ['listener.decommission', c.resolve(DecommissionListener)],
     ['placement.sensitive', c.resolve(ApprovePlacement)],
     ['listener.target_approve', c.resolve(RequestTargetKekApproval)],
+    ['listener.target_update', c.resolve(RequestTargetUpdateApproval)],
+    ['key.target_policy', c.resolve(ChangeTargetPolicy)],
+    ['listener.root_kek_components', c.resolve(RequestRootKekCeremony)],
   ]);
   c.register(APPROVED_ACTION_RUNNERS, { useValue: runners });
 }

@@ -1,7 +1,7 @@
 import type { Msg } from 'nats';
 import { decodeEnvelope, isEnvelopeOf, MESSAGE_TYPES } from '@keyhub/protocol';
 import { KeyhubError, RateLimitedLog, type Logger } from '@keyhub/shared';
-import { advancesSequence, freshness, type HeartbeatSeen } from '../domain/liveness';
+import { advancesSequence, freshness, type HeartbeatSeen, type TargetHealth } from '../domain/liveness';
 import type { VerifyListenerSignature } from '../operations/listeners/verify-listener-signature';
 
 /**
@@ -16,7 +16,7 @@ import type { VerifyListenerSignature } from '../operations/listeners/verify-lis
  * refused with HEARTBEAT_STALE in a rate-limited log line.
  */
 export class HeartbeatHandler {
-  private seen = new Map<string, number>();
+  private seen = new Map<string, { sequence: number; targets: TargetHealth[] }>();
   /** Highest sequence this replica accepted per listener: only ever set after a signature verified. */
   private readonly accepted = new Map<string, number>();
   private readonly refusals: RateLimitedLog;
@@ -55,16 +55,16 @@ export class HeartbeatHandler {
         // Checked again: two heartbeats may have verified concurrently.
         if (!advancesSequence(hb.sequence, this.accepted.get(listenerId))) return this.refuse(listenerId, 'replayed', hb.sequence);
         this.accepted.set(listenerId, hb.sequence);
-        this.seen.set(listenerId, hb.sequence);
+        this.seen.set(listenerId, { sequence: hb.sequence, targets: hb.targets });
       },
       (e: unknown) => this.refusals.warn(KeyhubError.from(e).code, { code: KeyhubError.from(e).code, listenerId }, 'heartbeat rejected'),
     );
   }
 
-  /** The listeners heard from since the last call, with the highest sequence of each. */
+  /** The listeners heard from since the last call, with the highest sequence of each and the target health it reported. */
   takeSeen(): HeartbeatSeen[] {
     if (this.seen.size === 0) return [];
-    const out = [...this.seen].map(([listenerId, sequence]) => ({ listenerId, sequence }));
+    const out = [...this.seen].map(([listenerId, { sequence, targets }]) => ({ listenerId, sequence, targets }));
     this.seen.clear();
     return out;
   }

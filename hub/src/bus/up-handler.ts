@@ -9,6 +9,7 @@ import type { RegisterEnrollment } from '../operations/listeners/register-enroll
 import type { VerifyListenerSignature } from '../operations/listeners/verify-listener-signature';
 import type { ConfirmTargetKek } from '../operations/targets/confirm-target-kek';
 import type { RegisterTargetKekRequest } from '../operations/targets/register-target-kek-request';
+import type { RegisterTargetUpdate } from '../operations/targets/register-target-update';
 import { errorSummary } from './hub-bus';
 import { ReceiptBatcher } from './receipt-batcher';
 
@@ -31,6 +32,8 @@ export class UpHandler {
   processInventory?: ProcessInventory;
   /** Per-target KEK requests and confirmations (operations/targets); without them, both are refused as unexpected. */
   targetKeks?: { register: RegisterTargetKekRequest; confirm: ConfirmTargetKek };
+  /** Signed target updates (operations/targets/register-target-update.ts); without it, refused as unexpected. */
+  targetUpdates?: RegisterTargetUpdate;
 
   constructor(
     private readonly verifySignature: VerifyListenerSignature,
@@ -106,6 +109,14 @@ export class UpHandler {
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetKekRequest) && this.targetKeks) {
       const r = await this.targetKeks.register.execute(envelope.payload);
       this.logger.info({ listenerId, target: envelope.payload.target, version: r.version, fingerprint: r.fingerprint, outcome: r.outcome }, 'target KEK request recorded; awaiting approval');
+      return;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetUpdate) && this.targetUpdates) {
+      const r = await this.targetUpdates.execute(envelope.payload);
+      this.logger.info(
+        { listenerId, target: envelope.payload.target, op: envelope.payload.op, kind: envelope.payload.kind, updateId: r.updateId, outcome: r.outcome },
+        'target update recorded; awaiting approval',
+      );
       return;
     }
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetKekConfirm) && this.targetKeks) {

@@ -20,6 +20,8 @@ export const HMK_SECRET_LABEL = 'keyhub-hmk-secret';
 /** Master key of private key versions (RSA, EC): only CKO_PRIVATE_KEY comes out of it. */
 export const HMK_PRIVATE_LABEL = 'keyhub-hmk-private';
 export const ROW_MAC_LABEL = 'keyhub-row-mac';
+/** HMAC-SHA256, sign only: derives the parts of a root KEK set up by key components (operations/listeners/root-kek-ceremony-parts.ts). */
+export const CEREMONY_LABEL = 'keyhub-ceremony';
 export const SIGNING_LABEL = 'keyhub-signing';
 /** Present once the rows that predate row MACs have been given theirs (backfill-row-macs.ts): no backfill after that. */
 export const ROW_MAC_BACKFILLED_LABEL = 'keyhub-row-mac-backfilled';
@@ -59,6 +61,7 @@ export class HubKeyring {
     readonly signingSpki: Buffer,
     private readonly secretStore?: KeyHandle,
     private readonly privateStore?: KeyHandle,
+    private readonly ceremonyKey?: KeyHandle,
   ) {
     this.fingerprint = publicKeyFingerprint(signingSpki);
   }
@@ -95,6 +98,10 @@ export class HubKeyring {
       await hsm.generateHmacKey(32, { token: true, label: ROW_MAC_LABEL, id: id(ROW_MAC_LABEL), sensitive: true, extractable: false, modifiable: false, copyable: false });
       created.push(ROW_MAC_LABEL);
     }
+    if (await missing('secret', CEREMONY_LABEL)) {
+      await hsm.generateHmacKey(32, { token: true, label: CEREMONY_LABEL, id: id(CEREMONY_LABEL), sensitive: true, extractable: false, modifiable: false, copyable: false });
+      created.push(CEREMONY_LABEL);
+    }
     if (await missing('private', SIGNING_LABEL)) {
       await hsm.generateEcP256KeyPair({ token: true, label: SIGNING_LABEL, id: id(SIGNING_LABEL) });
       created.push(SIGNING_LABEL);
@@ -112,8 +119,8 @@ export class HubKeyring {
       await one('public', SIGNING_LABEL),
     ];
     if (!hmk || !hmkKek || !rowMac || !priv || !pub) return undefined;
-    const [secretStore, privateStore] = [await one('secret', HMK_SECRET_LABEL), await one('secret', HMK_PRIVATE_LABEL)];
-    return new HubKeyring(hsm, hmk, hmkKek, rowMac, priv, await hsm.publicKeySpki(pub), secretStore, privateStore);
+    const [secretStore, privateStore, ceremonyKey] = [await one('secret', HMK_SECRET_LABEL), await one('secret', HMK_PRIVATE_LABEL), await one('secret', CEREMONY_LABEL)];
+    return new HubKeyring(hsm, hmk, hmkKek, rowMac, priv, await hsm.publicKeySpki(pub), secretStore, privateStore, ceremonyKey);
   }
 
   /** Whether the rows that predate row MACs were backfilled (a token object, so the database cannot reset it). */
@@ -172,6 +179,17 @@ export class HubKeyring {
     const [store, label] = keyType === 'rsa' || keyType === 'ec' ? [this.privateStore, HMK_PRIVATE_LABEL] : [this.secretStore, HMK_SECRET_LABEL];
     if (!store) throw new KeyhubError('NOT_INITIALIZED', `token "${this.hsm.tokenLabel}" lacks ${label} (needed for ${keyType} keys): run \`keyhub-server init\``);
     return store;
+  }
+
+  /**
+   * One 32-byte value of a key-component ceremony: HMAC-SHA256 in the token
+   * under `keyhub-ceremony` over `label`, which names the ceremony, its
+   * random nonce and the value's role. Clear by nature (a custodian reads
+   * it); derivable only while the nonce is kept. The caller wipes it.
+   */
+  async deriveCeremonyValue(label: Buffer): Promise<Buffer> {
+    if (!this.ceremonyKey) throw new KeyhubError('NOT_INITIALIZED', `token "${this.hsm.tokenLabel}" lacks ${CEREMONY_LABEL} (needed for root KEK ceremonies): run \`keyhub-server init\``);
+    return this.hsm.hmacSha256(this.ceremonyKey, label);
   }
 
   /** A new root KEK's blob, under the KEK store (`keyhub-hmk-kek`). */

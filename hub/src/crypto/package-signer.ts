@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { encodeEnvelope, KEY_ALGORITHM_INFO, MESSAGE_TYPES, type KeyPackage, type KeyUsage } from '@keyhub/protocol';
 import { KeyhubError, type WrappedAesKey } from '@keyhub/shared';
 import { distributableAlgorithm } from '../domain/key-spec';
+import { assertKindAllowed, packagePolicy } from '../domain/target-policy';
 import type { DistributionEntity, KeyEntity, KeyVersionEntity } from '../store/entities';
 import { targetKekKey, type StoredKek } from '../store/queries/listeners';
 import type { HubKeyring } from './hub-keyring';
+import { packageChains, type PackageChains } from './package-chains';
 import { kekMacData, keyVersionMacData, targetKekMacData } from './row-mac';
 
 export interface PackageRequest {
@@ -43,6 +45,8 @@ export async function signPackages(
   keks: Map<string, StoredKek>,
   sequences: Promise<number[]> | number[],
   ttlSeconds: number,
+  /** Key pairs' certificate chains (package-chains.ts), awaited with the sequences; absent: none. */
+  chains?: PackageChains,
 ): Promise<BuiltPackage[]> {
   if (requests.length === 0) return [];
   const { kekBlobs, keyBlobs, pairs, kekRows, keyRows } = translation(requests, keks);
@@ -53,9 +57,12 @@ export async function signPackages(
     throw nameTheRow(err, kekRows, keyRows);
   }
   const sequenceOf = await sequences;
+  const chainOf = await packageChains(requests, chains);
   const issuedAt = new Date();
   const expiresAt = new Date(issuedAt.getTime() + ttlSeconds * 1000);
-  const payloads: KeyPackage[] = requests.map((r, i) => payload(r, kekFor(keks, r.distribution.listenerId, r.distribution.target), sequenceOf[i], blobs[i], issuedAt, expiresAt));
+  const payloads: KeyPackage[] = requests.map((r, i) =>
+    payload(r, kekFor(keks, r.distribution.listenerId, r.distribution.target), sequenceOf[i], blobs[i], issuedAt, expiresAt, chainOf.get(r.version.id)),
+  );
   const envelopes = await keyring.signBatch(payloads);
   return envelopes.map((envelope) => ({
     packageId: envelope.payload.id,
@@ -89,6 +96,7 @@ function translation(requests: PackageRequest[], keks: Map<string, StoredKek>): 
   const kekRows: string[] = [];
   const keyRows: string[] = [];
   requests.forEach((r, i) => {
+    assertDeliverable(keks, r);
     const kek = kekFor(keks, r.distribution.listenerId, r.distribution.target);
     let k = kekIndex.get(kek.id);
     if (k === undefined) {
@@ -114,6 +122,24 @@ function translation(requests: PackageRequest[], keks: Map<string, StoredKek>): 
 }
 
 /**
+ * Defence in depth for targets as configuration (issue 12), checked again
+ * where packages are built whatever the API checked: the target must be one
+ * the site may receive on (declared at enrollment or added by an approved
+ * update: TARGET_NOT_APPROVED), and of a kind the key's policy allows
+ * (TARGET_KIND_NOT_ALLOWED). The policy read here is the one the key
+ * version's row MAC binds (crypto/row-mac.ts), checked in the HSM before any
+ * unwrap: a policy widened in the database fails that check.
+ */
+function assertDeliverable(keks: Map<string, StoredKek>, r: PackageRequest): void {
+  const { listenerId, target } = r.distribution;
+  const approved = keks.get(listenerId)?.targets;
+  if (!approved) return;
+  const t = approved.find((x) => x.name === target);
+  if (!t) throw new KeyhubError('TARGET_NOT_APPROVED', `target ${target} of ${listenerId} is not an approved target of the site: nothing is wrapped for it`);
+  assertKindAllowed(r.key, { listenerId, target, kind: t.kind });
+}
+
+/**
  * The KEK a package for (listener, target) is wrapped under: the target's
  * own KEK when it has asked for one (issue 12; refused until that KEK is
  * active, as the root KEK is not in the target's token), else the site's
@@ -129,7 +155,7 @@ function kekFor(keks: Map<string, StoredKek>, listenerId: string, target: string
   return keks.get(listenerId)!;
 }
 
-function payload(r: PackageRequest, kek: StoredKek, sequence: number, blob: Buffer, issuedAt: Date, expiresAt: Date): KeyPackage {
+function payload(r: PackageRequest, kek: StoredKek, sequence: number, blob: Buffer, issuedAt: Date, expiresAt: Date, certificateChain?: string[]): KeyPackage {
   return {
     type: MESSAGE_TYPES.keyPackage,
     id: randomUUID(),
@@ -149,6 +175,8 @@ function payload(r: PackageRequest, kek: StoredKek, sequence: number, blob: Buff
       exportable: r.key.exportable,
       kcv: r.version.kcv,
       ...(r.version.publicKey ? { publicKey: r.version.publicKey.toString('base64') } : {}),
+      ...(certificateChain ? { certificateChain } : {}),
+      ...packagePolicy(r.key),
     },
     wrapping: { kekId: kek.id, kekVersion: kek.version, mechanism: 'AES-KWP', blob: blob.toString('base64') },
   };

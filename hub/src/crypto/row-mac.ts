@@ -29,7 +29,7 @@ function encode(fields: Array<string | Buffer>): Buffer {
 
 /** The fields of a key version row and its key that the MAC binds. */
 export interface KeyVersionFacts {
-  key: Pick<KeyEntity, 'id' | 'algorithm' | 'usages' | 'exportable' | 'sensitive'>;
+  key: Pick<KeyEntity, 'id' | 'algorithm' | 'usages' | 'exportable' | 'sensitive'> & Partial<Pick<KeyEntity, 'targetKinds' | 'allowClearImport'>>;
   version: Pick<KeyVersionEntity, 'id' | 'version' | 'length' | 'kcv' | 'wrapped'> & { publicKey?: Buffer | null };
 }
 
@@ -45,7 +45,23 @@ export function keyVersionMacData({ key, version }: KeyVersionFacts): Buffer {
   const policy = `algorithm=${key.algorithm};length=${version.length};exportable=${key.exportable};sensitive=${key.sensitive}`;
   const fields: Array<string | Buffer> = ['key_version', version.id, String(version.version), key.id, usages, policy, version.kcv, version.wrapped];
   if (version.publicKey) fields.push('public_key', version.publicKey);
+  const targets = targetPolicyField(key);
+  if (targets) fields.push('target_policy', targets);
   return encode(fields);
+}
+
+/**
+ * The kinds of target a key may reach and whether it may be imported in
+ * clear (issue 12), as the MAC binds them: only when they differ from the
+ * default (`pkcs11` only, no clear import), so rows made before the policy
+ * existed, and HSM-only keys, encode exactly as before. A row widened in the
+ * database no longer matches its MAC; a narrowed one fails too (closed).
+ */
+export function targetPolicyField(key: { targetKinds?: string[]; allowClearImport?: boolean }): string | undefined {
+  const kinds = [...new Set(key.targetKinds ?? ['pkcs11'])].sort().join(',');
+  const clear = key.allowClearImport === true;
+  if (kinds === 'pkcs11' && !clear) return undefined;
+  return `kinds=${kinds};clear_import=${clear}`;
 }
 
 /** The fields of a root KEK row that the MAC binds. */
@@ -69,4 +85,18 @@ export function kekMacData(k: KekFacts): Buffer {
  */
 export function targetKekMacData(k: KekFacts & { target: string }): Buffer {
   return encode(['target_kek', k.id, String(k.version), k.listenerId, k.target, 'unwrap', 'class=site-import;store=keyhub-hmk-kek', k.kcv, k.wrapped]);
+}
+
+/**
+ * A root KEK ceremony (issue 13): its listener, root KEK, scheme and the
+ * nonce its parts are derived from, so a row moved to another site, or a
+ * nonce from another ceremony, does not match.
+ */
+export function ceremonyMacData(c: { id: string; listenerId: string; kekId: string; kekVersion: number; scheme: string; parts: number; threshold: number; nonce: Buffer }): Buffer {
+  return encode(['root_kek_ceremony', c.id, c.listenerId, c.kekId, String(c.kekVersion), c.scheme, String(c.parts), String(c.threshold), c.nonce]);
+}
+
+/** One part of a ceremony: to whom it is released, and its KCV. */
+export function ceremonyPartMacData(p: { ceremonyId: string; part: number; custodianId: string; kcv: string }): Buffer {
+  return encode(['root_kek_ceremony_part', p.ceremonyId, String(p.part), p.custodianId, p.kcv]);
 }

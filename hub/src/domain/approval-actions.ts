@@ -9,8 +9,10 @@ import type { api } from '@keyhub/protocol';
 export type ActionDocument =
   | {
       action: 'distribution.sensitive';
-      keys: Array<{ name: string; version: number; kcv: string; sensitive: boolean }>;
-      destinations: Array<{ listenerId: string; target: string }>;
+      /** `targetKinds`: the key's target policy when asked; a key goes to the destinations of those kinds only (issue 12). */
+      keys: Array<{ name: string; version: number; kcv: string; sensitive: boolean; targetKinds?: string[] }>;
+      /** Only destinations some key's policy allows; `kind`: the target's kind when asked. */
+      destinations: Array<{ listenerId: string; target: string; kind?: string }>;
     }
   | { action: 'listener.approve'; listenerId: string; fingerprint: string }
   | { action: 'operator.manage'; change: 'create'; name: string; roles: api.Role[]; tokenTtlSeconds: number }
@@ -23,6 +25,12 @@ export type ActionDocument =
   | { action: 'listener.decommission'; listenerId: string; fingerprint: string; force: boolean; timeoutSeconds: number; reason: string | null }
   /** `fingerprint`: the target transport key's, recomputed from the stored request when asked and again when run. */
   | { action: 'listener.target_approve'; listenerId: string; target: string; fingerprint: string }
+  /** The enrollment approved with a root KEK by key components: `custodians` in part order, every one of them an approver of this request. */
+  | { action: 'listener.root_kek_components'; listenerId: string; fingerprint: string; scheme: 'xor' | 'shamir'; threshold: number; custodians: string[] }
+  /** A site's signed target update (issue 12), as the approvers read it: `updateId` pins that update; a newer one is not what was approved. */
+  | { action: 'listener.target_update'; listenerId: string; target: string; updateId: string; op: 'add' | 'remove'; kind: string; settings: Record<string, string> }
+  /** A key's target policy widened (issue 12): from what, to what. */
+  | { action: 'key.target_policy'; key: string; keyId: string; from: { targetKinds: string[]; allowClearImport: boolean }; to: { targetKinds: string[]; allowClearImport: boolean } }
   | PlacementDocument;
 
 /**
@@ -86,8 +94,18 @@ export function summarize(doc: ActionDocument): string {
       return `${doc.action === 'key.destroy' ? 'destroy' : 'mark compromised'} ${doc.key} v${doc.version} (kcv ${doc.kcv}) at the hub and at every site that holds it${doc.reason ? `: ${doc.reason}` : ''}`;
     case 'listener.decommission':
       return `decommission listener ${doc.listenerId}: revoke its root KEKs, ${doc.force ? 'revoke its NATS identity at once, sending no destroy' : `destroy what it holds, then revoke its NATS identity (within ${doc.timeoutSeconds} s)`}${doc.reason ? `: ${doc.reason}` : ''}`;
+    case 'listener.root_kek_components':
+      return `approve the enrollment of listener ${doc.listenerId} (fingerprint ${doc.fingerprint}) with a root KEK in ${doc.scheme === 'xor' ? `${doc.custodians.length} XOR components` : `Shamir shares, ${doc.threshold} of ${doc.custodians.length}`}, one each for ${doc.custodians.join(', ')}`;
     case 'listener.target_approve':
       return `make the own KEK of target ${doc.target} of listener ${doc.listenerId}, wrapped to the transport key with fingerprint ${doc.fingerprint}`;
+    case 'listener.target_update': {
+      const settings = Object.entries(doc.settings)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ');
+      return `${doc.op === 'add' ? 'add' : 'remove'} ${doc.kind} target ${doc.target} ${doc.op === 'add' ? 'to' : 'from'} listener ${doc.listenerId}${settings ? ` (${settings})` : ''}`;
+    }
+    case 'key.target_policy':
+      return `let key ${doc.key} reach ${doc.to.targetKinds.join(', ')} targets${doc.to.allowClearImport ? ', with cloud import in clear (JWK)' : ''} (was ${doc.from.targetKinds.join(', ')}${doc.from.allowClearImport ? ', with clear import' : ''})`;
     case 'placement.sensitive': {
       const sites = `${doc.sites.length} site(s)${doc.sites.length ? `: ${doc.sites.slice(0, 5).join(', ')}${doc.sites.length > 5 ? ', ...' : ''}` : ''}`;
       const later = `${doc.futureVersions ? 'later versions' : 'this version only'}, ${doc.futureSites ? 'sites that match later' : 'these sites only'}`;

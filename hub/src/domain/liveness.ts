@@ -26,6 +26,15 @@ export function freshness(issuedAt: string, now: Date): Freshness {
 export interface HeartbeatSeen {
   listenerId: string;
   sequence: number;
+  /** Per-target health the heartbeat reported (issue 12); stored with the last-seen time, in the same statement. */
+  targets?: TargetHealth[];
+}
+
+/** One target's health as a signed heartbeat reported it. */
+export interface TargetHealth {
+  name: string;
+  healthy: boolean;
+  detail?: string;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { KeyhubError } from '@keyhub/shared';
 import type { ConsumerMessages, Subscription } from 'nats';
 import { subjects } from '@keyhub/protocol';
 import { HeartbeatHandler } from '../bus/heartbeat-handler';
@@ -21,7 +22,9 @@ import { VerifyListenerSignature } from '../operations/listeners/verify-listener
 import { OutboxRelay } from '../relay/outbox-relay';
 import { ConfirmTargetKek } from '../operations/targets/confirm-target-kek';
 import { RegisterTargetKekRequest } from '../operations/targets/register-target-kek-request';
+import { RegisterTargetUpdate } from '../operations/targets/register-target-update';
 import { CheckpointJob } from '../scheduler/jobs/checkpoint-job';
+import { verifyAuditForDashboard } from '../operations/dashboard/audit-verdict';
 import { CommandResendJob } from '../scheduler/jobs/command-resend-job';
 import { HeartbeatFlushJob } from '../scheduler/jobs/heartbeat-flush-job';
 import { KeyLifecycleJob } from '../scheduler/jobs/key-lifecycle-job';
@@ -79,6 +82,7 @@ export class HubService {
     const placements = placementServices(this.ctx, (name, work) => this.metrics?.timeDb(name, work) ?? work());
     up.processInventory = placements.processInventory;
     up.targetKeks = { register: new RegisterTargetKekRequest(this.ctx), confirm: new ConfirmTargetKek(this.ctx) };
+    up.targetUpdates = new RegisterTargetUpdate(this.ctx);
     this.upMessages = await this.bus.consumeUp((m) => up.handle(m));
     const heartbeats = new HeartbeatHandler(verifySignature, logger);
     this.heartbeatSub = this.bus.connection.subscribe(subjects.heartbeatAll, {
@@ -109,6 +113,11 @@ export class HubService {
     this.scheduler = scheduler;
     this.phase = 'ok';
     logger.info({ fingerprint: keyring.fingerprint }, 'hub started');
+    // The dashboard's audit verdict hashes the whole chain once per process, then only what is appended:
+    // done now, in the background, so that the first auditor to open the trail does not wait for it.
+    void verifyAuditForDashboard(ds, keyring.signingSpki).catch((err: unknown) =>
+      logger.warn({ code: KeyhubError.from(err).code }, 'audit chain warm-up failed; the dashboard verifies on its first view'),
+    );
   }
 
   async stop(): Promise<void> {

@@ -18,6 +18,12 @@ import { SiteLifecycle1733600000000 } from './migrations/1733600000000-site-life
 import { KeyPairPublicKeys1733610000000 } from './migrations/1733610000000-key-pair-public-keys';
 import { DashboardSessions1733700000000 } from './migrations/1733700000000-dashboard-sessions';
 import { TargetKeks1733800000000 } from './migrations/1733800000000-target-keks';
+import { TargetPolicies1733900000000 } from './migrations/1733900000000-target-policies';
+import { ReportIndexes1733950000000 } from './migrations/1733950000000-report-indexes';
+import { RootKekCeremonies1733960000000 } from './migrations/1733960000000-root-kek-ceremonies';
+import { KeyVersionCertificates1733970000000 } from './migrations/1733970000000-key-version-certificates';
+import { TargetKekRotation1733980000000 } from './migrations/1733980000000-target-kek-rotation';
+import { TargetKindsCloudReceipts1733990000000 } from './migrations/1733990000000-target-kinds-cloud-receipts';
 
 export const MIGRATIONS = [
   Initial1732300000000,
@@ -37,6 +43,12 @@ export const MIGRATIONS = [
   KeyPairPublicKeys1733610000000,
   DashboardSessions1733700000000,
   TargetKeks1733800000000,
+  TargetPolicies1733900000000,
+  ReportIndexes1733950000000,
+  RootKekCeremonies1733960000000,
+  KeyVersionCertificates1733970000000,
+  TargetKekRotation1733980000000,
+  TargetKindsCloudReceipts1733990000000,
 ];
 
 export function createDataSource(url: string, poolSize = 10): DataSource {

@@ -112,7 +112,12 @@ export function registerDistributeCommand(program: Command): void {
         const doc = JSON.parse(done.canonical) as { keys: Array<{ name: string; version: number; kcv: string }>; destinations: Array<{ listenerId: string; target: string }> };
         result = { keys: doc.keys.map((k) => ({ name: k.name, version: k.version, kcv: k.kcv })), queued: [], skipped: [], approvalId: done.id };
         if (!g.json) printLine(`request ${done.id} approved and executed`);
-        const outcome = await waitForOutcome(c, { keys: doc.keys.map((k) => ({ name: k.name, version: k.version })), to: doc.destinations }, opts.timeout, g.json);
+        const outcome = await waitForOutcome(
+          c,
+          { keys: doc.keys.map((k) => ({ name: k.name, version: k.version })), to: doc.destinations.map((d) => ({ listenerId: d.listenerId, target: d.target })) },
+          opts.timeout,
+          g.json,
+        );
         return finish(g.json, result, outcome);
       }
       result = r.body;

@@ -53,6 +53,8 @@ export function registerKeyLifecycleCommands(key: Command): void {
         ['algorithm', d.key.algorithm],
         ['state', d.key.state],
         ['current version', d.key.currentVersion],
+        ['target kinds', d.key.targetKinds.join(', ')],
+        ['clear import', d.key.allowClearImport ? 'allowed (cloud JWK import, audited)' : 'refused'],
         ['cryptoperiod', life.cryptoperiodSeconds === null ? 'none' : `${life.cryptoperiodSeconds} s`],
         ['rotate every', life.rotateEverySeconds === null ? 'never (manual)' : `${life.rotateEverySeconds} s`],
         ['grace after rotation', `${life.graceSeconds} s`],

@@ -1,9 +1,11 @@
-import { Option, type Command } from 'commander';
-import { api, KEY_ALGORITHMS, KEY_USAGES } from '@keyhub/protocol';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { api, KEY_ALGORITHMS, KEY_USAGES, TARGET_KINDS } from '@keyhub/protocol';
+import { printPending } from '../approval-output';
 import { client, globals } from '../context';
 import { printDriftStatus } from './placements';
 import { CliError } from '../errors';
 import { printFields, printJson, printLine, printTable } from '../output';
+import { registerKeyCertificateCommands } from './key-certificates';
 import { parseDate, parseDuration, registerKeyLifecycleCommands } from './key-lifecycle';
 
 interface CreateOptions {
@@ -16,6 +18,19 @@ interface CreateOptions {
   cryptoperiod?: number;
   rotateEvery?: number;
   grace?: number;
+  targetKinds?: string[];
+  allowClearImport?: boolean;
+}
+
+/** `--target-kinds pkcs11,keystore`: comma-separated kinds of target (issue 12). */
+function parseTargetKinds(v: string): string[] {
+  const kinds = v
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
+  const unknown = kinds.find((k) => !(TARGET_KINDS as readonly string[]).includes(k));
+  if (unknown !== undefined || kinds.length === 0) throw new InvalidArgumentError(`expected a comma-separated list of ${TARGET_KINDS.join(', ')}`);
+  return kinds;
 }
 
 export function registerKeyCommands(program: Command): void {
@@ -29,6 +44,8 @@ export function registerKeyCommands(program: Command): void {
     .addOption(new Option('--usage <usage...>', 'usages granted at the targets (default per algorithm: AES/TDES encrypt decrypt, HMAC and key pairs sign verify, GENERIC derive)').choices(KEY_USAGES))
     .option('--exportable', 'targets may let the key be exported again')
     .option('--sensitive', 'distributing it falls under the distribution.sensitive approval policy')
+    .option('--target-kinds <kinds>', `kinds of target the key may reach, comma-separated (${TARGET_KINDS.join(', ')}; default pkcs11 only)`, parseTargetKinds)
+    .option('--allow-clear-import', 'allow cloud JWK import, which sends the key in clear inside TLS (audited)')
     .option('--count <n>', 'create n keys named <name>-00001 ... in one transaction (bulk provisioning)')
     .option('--activate-at <date>', 'start in pre-activation; the hub activates version 1 at this date (ISO 8601)', parseDate)
     .option('--cryptoperiod <duration>', 'each version is deactivated this long after activation (e.g. 365d)', parseDuration)
@@ -39,7 +56,8 @@ export function registerKeyCommands(program: Command): void {
       const count = opts.count === undefined ? undefined : Number(opts.count);
       if (count !== undefined && (!Number.isInteger(count) || count < 1 || count > 100_000)) throw new CliError('INPUT_INVALID', '--count must be a whole number from 1 to 100000');
       const lifecycle = { activateAt: opts.activateAt, cryptoperiodSeconds: opts.cryptoperiod, rotateEverySeconds: opts.rotateEvery, graceSeconds: opts.grace };
-      const body = { name, algorithm: opts.alg, usages: opts.usage, exportable: opts.exportable, sensitive: opts.sensitive, count, ...lifecycle };
+      const policy = { targetKinds: opts.targetKinds, allowClearImport: opts.allowClearImport };
+      const body = { name, algorithm: opts.alg, usages: opts.usage, exportable: opts.exportable, sensitive: opts.sensitive, count, ...policy, ...lifecycle };
       const { keys } = await (await client()).post('/v1/keys', api.createKeyResult, body, 201);
       if (g.json) return printJson(count === undefined ? keys[0] : keys);
       if (count !== undefined) return printLine(`created ${keys.length} keys: ${keys[0].name} .. ${keys[keys.length - 1].name}`);
@@ -78,14 +96,38 @@ export function registerKeyCommands(program: Command): void {
           { header: 'usages', value: (r) => r.usages.join(',') },
           { header: 'exportable', value: (r) => (r.exportable ? 'yes' : 'no') },
           { header: 'sensitive', value: (r) => (r.sensitive ? 'yes' : 'no') },
+          { header: 'targets', value: (r) => r.targetKinds.join(',') + (r.allowClearImport ? '+clear' : '') },
           { header: 'state', value: (r) => r.state },
         ],
         { empty: 'no keys' },
       );
     });
 
+  key
+    .command('target-policy')
+    .description('the kinds of target a key may reach from now on; a widening is dual control under key.target_policy')
+    .argument('<name>', 'key name')
+    .requiredOption('--target-kinds <kinds>', `comma-separated (${TARGET_KINDS.join(', ')})`, parseTargetKinds)
+    .option('--allow-clear-import', 'allow cloud JWK import (the key in clear inside TLS)')
+    .option('--no-allow-clear-import', 'refuse cloud JWK import')
+    .action(async (name: string, opts: { targetKinds: string[]; allowClearImport?: boolean }, cmd: Command) => {
+      const g = globals(cmd);
+      const body = { targetKinds: opts.targetKinds, ...(opts.allowClearImport !== undefined ? { allowClearImport: opts.allowClearImport } : {}) };
+      const res = await (await client()).call('PUT', `/v1/keys/${encodeURIComponent(name)}/target-policy`, { 200: api.targetPolicyResult, 202: api.approvalPending }, body);
+      if (g.json) return printJson(res.body);
+      if (res.status === 202) return printPending(res.body.approval);
+      printFields([
+        ['key', res.body.key],
+        ['target kinds', res.body.targetKinds.join(', ')],
+        ['clear import', res.body.allowClearImport ? 'allowed' : 'refused'],
+        ['versions re-bound', res.body.versions],
+      ]);
+    });
+
   // show, rotate and the state changes, after create and list in `keyhub key --help`.
   registerKeyLifecycleCommands(key);
+  // certificate and csr: chains of key pair versions, for keystores.
+  registerKeyCertificateCommands(key);
 
   program
     .command('status')
@@ -112,6 +154,7 @@ export function registerKeyCommands(program: Command): void {
           { header: 'state', value: (r) => r.state },
           { header: 'attempts', value: (r) => r.attempts, align: 'right' },
           { header: 'error', value: (r) => r.errorCode },
+          { header: 'cloud key', value: (r) => (r.cloud ? cloudImportText(r.cloud) : null) },
         ],
         { empty: 'no keys' },
       );
@@ -138,4 +181,9 @@ async function printCommandStatus(keyName: string | undefined, json: boolean | u
     ],
     { empty: 'no commands' },
   );
+}
+
+/** A cloud import as one cell: the cloud's key id, version id and import state. */
+function cloudImportText(c: api.CloudImportView): string {
+  return `${c.keyId} ${c.versionId ? `v=${c.versionId} ` : ''}(${c.importState})`;
 }

@@ -5,6 +5,7 @@ import { printPending } from '../approval-output';
 import { client, globals } from '../context';
 import { CliError } from '../errors';
 import { registerListenerLifecycleCommands } from './listener-lifecycle';
+import { registerRootKekCeremonyCommands } from './root-kek-ceremony';
 import { registerLabelCommand } from './placements';
 import { printTargets, registerTargetCommands } from './targets';
 import { printFields, printJson, printLine, printTable, terminalSafe } from '../output';
@@ -128,6 +129,7 @@ export function registerListenerCommands(program: Command): void {
     });
 
   registerListenerLifecycleCommands(listener);
+  registerRootKekCeremonyCommands(listener);
   registerTargetCommands(listener);
 }
 

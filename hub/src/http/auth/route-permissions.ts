@@ -21,6 +21,12 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
   'GET /v1/keys/:name': 'keys:read',
   'POST /v1/keys/:name/rotate': 'keys:write',
   'POST /v1/keys/:name/state': 'keys:write',
+  'PUT /v1/keys/:name/target-policy': 'keys:write',
+  // Certificates are public material; issuing one, importing one, or a CSR (a signature by the key) is a key officer's.
+  'GET /v1/keys/:name/versions/:version/certificate': 'keys:read',
+  'POST /v1/keys/:name/versions/:version/certificate': 'keys:write',
+  'PUT /v1/keys/:name/versions/:version/certificate': 'keys:write',
+  'POST /v1/keys/:name/versions/:version/csr': 'keys:write',
   'GET /v1/status': 'keys:read',
   'GET /v1/keys/:name/commands': 'keys:read',
   'GET /v1/commands': 'keys:read',
@@ -32,11 +38,16 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteAccess>> = {
   'POST /v1/listeners/:id/revoke': 'listeners:revoke',
   // A new root KEK for a site is what an approval makes; cutting a site off (compromise, decommission) is what revoke does.
   'POST /v1/listeners/:id/rotate-kek': 'listeners:approve',
+  'POST /v1/listeners/:id/root-kek/components': 'listeners:approve',
+  'POST /v1/listeners/:id/root-kek/components/mine': 'approvals:decide',
   'POST /v1/listeners/:id/compromise-kek': 'listeners:revoke',
   'POST /v1/listeners/:id/decommission': 'listeners:revoke',
   // A target's own KEK is what an enrollment approval makes for the site's own token.
   'GET /v1/listeners/:id/targets': 'listeners:read',
   'POST /v1/listeners/:id/targets/:target/approve': 'listeners:approve',
+  'POST /v1/listeners/:id/targets/:target/approve-update': 'listeners:approve',
+  // Like a root KEK rotation: a new KEK for the site (here for one of its target tokens).
+  'POST /v1/listeners/:id/targets/:target/rotate-kek': 'listeners:approve',
 
   'POST /v1/distributions': 'distributions:write',
   'POST /v1/distributions/progress': 'keys:read',

@@ -8,6 +8,7 @@ import { registerAuditRoutes } from './audit';
 import { registerCommandRoutes } from './commands';
 import { registerDistributionRoutes } from './distributions';
 import { registerHubRoutes } from './hub';
+import { registerKeyCertificateRoutes } from './key-certificates';
 import { registerKeyRoutes } from './keys';
 import { registerListenerRoutes } from './listeners';
 import { registerOperatorRoutes } from './operators';
@@ -39,6 +40,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   const r = withZod(app);
   registerHubRoutes(r, deps);
   registerKeyRoutes(r, deps);
+  registerKeyCertificateRoutes(r, deps);
   registerCommandRoutes(r, deps);
   registerListenerRoutes(r, deps);
   registerTargetRoutes(r, deps);

@@ -2,6 +2,7 @@ import { api } from '@keyhub/protocol';
 import { KeyhubError } from '@keyhub/shared';
 import { principalOf } from '../auth/authenticate';
 import { ChangeKeyState } from '../../operations/keys/change-key-state';
+import { ChangeTargetPolicy } from '../../operations/keys/change-target-policy';
 import { CreateKey } from '../../operations/keys/create-key';
 import { RotateKey } from '../../operations/keys/rotate-key';
 import { ShowKey } from '../../operations/keys/show-key';
@@ -28,7 +29,16 @@ export function registerKeyRoutes(app: ZodApp, { resolve }: RouteDeps): void {
         ...(b.rotateEverySeconds !== undefined ? { rotateEverySeconds: b.rotateEverySeconds } : {}),
         ...(b.graceSeconds !== undefined ? { graceSeconds: b.graceSeconds } : {}),
       };
-      const base = { algorithm: b.algorithm, usages: b.usages, exportable: b.exportable ?? false, sensitive: b.sensitive ?? false, ...lifecycle, actor };
+      const base = {
+        algorithm: b.algorithm,
+        usages: b.usages,
+        exportable: b.exportable ?? false,
+        sensitive: b.sensitive ?? false,
+        targetKinds: b.targetKinds,
+        allowClearImport: b.allowClearImport ?? false,
+        ...lifecycle,
+        actor,
+      };
       if (b.count === undefined) return reply.code(201).send({ keys: [await resolve(CreateKey).execute({ name: b.name, ...base })] });
       const width = Math.max(5, String(b.count).length);
       const names = Array.from({ length: b.count }, (_, i) => `${b.name}-${String(i + 1).padStart(width, '0')}`);
@@ -48,6 +58,23 @@ export function registerKeyRoutes(app: ZodApp, { resolve }: RouteDeps): void {
       },
     },
     async (req) => resolve(ShowKey).execute(req.params.name),
+  );
+
+  app.put(
+    '/v1/keys/:name/target-policy',
+    {
+      schema: {
+        summary: 'the kinds of target a key may reach, and whether cloud import in clear (JWK) is allowed; a widening is dual control under key.target_policy',
+        tags: ['keys'],
+        params: api.keyNameParams,
+        body: api.targetPolicyBody,
+        response: responses({ 200: api.targetPolicyResult, 202: api.approvalPending }),
+      },
+    },
+    async (req, reply) => {
+      const out = await resolve(ChangeTargetPolicy).execute(req.params.name, req.body, principalOf(req));
+      return 'approval' in out ? reply.code(202).send(out) : out;
+    },
   );
 
   app.post(

@@ -8,6 +8,8 @@ import { RevokeListener } from '../../operations/listeners/revoke-listener';
 import { RotateRootKek } from '../../operations/listeners/rotate-root-kek';
 import { RekeyCompromisedListener } from '../../operations/listeners/rekey-compromised-listener';
 import { DecommissionListener } from '../../operations/listeners/decommission-listener';
+import { RequestRootKekCeremony } from '../../operations/listeners/request-root-kek-ceremony';
+import { ReleaseRootKekPart } from '../../operations/listeners/release-root-kek-part';
 import { responses, type RouteDeps, type ZodApp } from './index';
 
 export function registerListenerRoutes(app: ZodApp, { resolve }: RouteDeps): void {
@@ -39,6 +41,37 @@ export function registerListenerRoutes(app: ZodApp, { resolve }: RouteDeps): voi
     async (req, reply) => {
       const out = await resolve(RequestListenerApproval).execute(req.params.id, req.body.fingerprint, principalOf(req));
       return 'approval' in out ? reply.code(202).send(out) : out;
+    },
+  );
+
+  app.post(
+    '/v1/listeners/:id/root-kek/components',
+    {
+      schema: {
+        summary: 'approve an enrollment with a root KEK by key components (split knowledge): a request the named custodians approve, each then fetching their own part',
+        tags: ['listeners'],
+        params: api.listenerParams,
+        body: api.rootKekCeremonyBody,
+        response: responses({ 202: api.approvalPending }),
+      },
+    },
+    async (req, reply) => reply.code(202).send(await resolve(RequestRootKekCeremony).execute(req.params.id, req.body, principalOf(req))),
+  );
+
+  app.post(
+    '/v1/listeners/:id/root-kek/components/mine',
+    {
+      schema: {
+        summary: "a custodian fetches their own part of a site's root KEK, once, with its KCV",
+        tags: ['listeners'],
+        params: api.listenerParams,
+        response: responses({ 200: api.rootKekPartView }),
+      },
+    },
+    async (req, reply) => {
+      // Secret in the body: no cache anywhere on the way.
+      void reply.header('cache-control', 'no-store');
+      return resolve(ReleaseRootKekPart).execute(req.params.id, principalOf(req));
     },
   );
 

@@ -2,6 +2,8 @@ import { api } from '@keyhub/protocol';
 import { principalOf } from '../auth/authenticate';
 import { RequestTargetKekApproval } from '../../operations/targets/request-target-kek-approval';
 import { ListTargets } from '../../operations/targets/list-targets';
+import { RequestTargetUpdateApproval } from '../../operations/targets/request-target-update-approval';
+import { RotateTargetKek } from '../../operations/targets/rotate-target-kek';
 import { responses, type RouteDeps, type ZodApp } from './index';
 
 /** A listener's targets and their own KEKs (issue 12); the operations are in operations/targets/. */
@@ -10,7 +12,7 @@ export function registerTargetRoutes(app: ZodApp, { resolve }: RouteDeps): void 
     '/v1/listeners/:id/targets',
     {
       schema: {
-        summary: "a listener's targets: the KEK each is served under (root or its own, and its state) and its inventory count",
+        summary: "a listener's targets: kind, approval (or the signed update awaiting it), the KEK each is served under, health from the last heartbeat, inventory count",
         tags: ['listeners'],
         params: api.listenerParams,
         response: responses({ 200: api.targetList }),
@@ -32,6 +34,37 @@ export function registerTargetRoutes(app: ZodApp, { resolve }: RouteDeps): void 
     },
     async (req, reply) => {
       const out = await resolve(RequestTargetKekApproval).execute(req.params.id, req.params.target, req.body.fingerprint, principalOf(req));
+      return 'approval' in out ? reply.code(202).send(out) : out;
+    },
+  );
+
+  app.post(
+    '/v1/listeners/:id/targets/:target/rotate-kek',
+    {
+      schema: {
+        summary: "rotate a PKCS#11 target's own KEK: the new one travels wrapped under the current one and is used once the site confirms its KCV from the target token",
+        tags: ['listeners'],
+        params: api.targetParams,
+        body: api.rotateTargetKekBody,
+        response: responses({ 202: api.rotateTargetKekResult }),
+      },
+    },
+    async (req, reply) => reply.code(202).send(await resolve(RotateTargetKek).execute(req.params.id, req.params.target, req.body.reason, principalOf(req))),
+  );
+
+  app.post(
+    '/v1/listeners/:id/targets/:target/approve-update',
+    {
+      schema: {
+        summary: "approve a site's signed update adding or removing a target, named by its id (dual control under listener.target_update); a removal retires the target's deliveries and KEKs",
+        tags: ['listeners'],
+        params: api.targetParams,
+        body: api.approveTargetUpdateBody,
+        response: responses({ 200: api.approveTargetUpdateResult, 202: api.approvalPending }),
+      },
+    },
+    async (req, reply) => {
+      const out = await resolve(RequestTargetUpdateApproval).execute(req.params.id, req.params.target, req.body.updateId, principalOf(req));
       return 'approval' in out ? reply.code(202).send(out) : out;
     },
   );

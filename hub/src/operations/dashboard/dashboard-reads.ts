@@ -2,7 +2,7 @@ import { injectable } from 'tsyringe';
 import { KeyhubError } from '@keyhub/shared';
 import { HubContext } from '../../context';
 import { auditEventBySeq, auditEventsBefore, keyNamePage, matrixCells, siteHealthPage, siteIdPage, versionPage, type SiteHealthRow, type VersionRow } from '../../store/queries/dashboard';
-import { VerifyStoredAudit } from '../audit/verify-stored-audit';
+import { verifyAuditForDashboard } from './audit-verdict';
 import { summarizeCell, type MatrixCell } from './matrix-cell';
 
 /** Page sizes are bounded here whatever a query string asks for: no page renders an unbounded set. */
@@ -28,8 +28,8 @@ export interface AuditStatus {
 /**
  * The dashboard's read model: one bounded page per call, read-only. Rule:
  * keyset paging with a hard page limit, and the audit verdict comes from
- * the stored-audit verification against the hub signing key held in the
- * HSM (the keyring), never against a key found in the data it verifies.
+ * a verification of the stored chain against the hub signing key held in
+ * the HSM (the keyring), never against a key found in the data it verifies.
  */
 @injectable()
 export class DashboardReads {
@@ -95,9 +95,9 @@ export class DashboardReads {
     return row;
   }
 
-  /** Verifies the whole stored chain now (a full read of the audit table). */
+  /** Verifies the stored chain now: every row is read; only events not verified before by this process are hashed again (audit-verdict.ts). */
   async auditStatus(): Promise<AuditStatus> {
-    const v = await new VerifyStoredAudit(this.ctx.ds).execute(this.ctx.keyring.signingSpki);
+    const v = await verifyAuditForDashboard(this.ctx.ds, this.ctx.keyring.signingSpki);
     return {
       ok: v.ok,
       events: v.events,

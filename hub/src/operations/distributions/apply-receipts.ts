@@ -7,7 +7,7 @@ import { isDistributable } from '../../domain/key-lifecycle';
 import { freshness } from '../../domain/liveness';
 import { applyReceiptEffect, receiptMatchesPackage, type DistributionInBatch, type ReceiptEffect } from '../../domain/receipt-effects';
 import { DistributionEntity } from '../../store/entities';
-import { confirmDistributions, failDistributions, lockReceiptDistributions, requeueAfterReceipt, type ReceiptDistributionRow } from '../../store/queries/distributions';
+import { confirmDistributions, failDistributions, lockReceiptDistributions, requeueAfterReceipt, type DistributionCloud, type ReceiptDistributionRow } from '../../store/queries/distributions';
 import { loadVersionsAndKeys } from '../../store/queries/keys';
 import { markListenersSeenThrottled } from '../../store/queries/listeners';
 import { issuePackages, type PackageRequest } from './issue-packages';
@@ -81,7 +81,13 @@ export class ApplyReceipt {
       return effects.push(effect);
     });
     const issuedFor = await this.reissue(m, receipts, reissues, current);
-    await this.writeFinals(m, current, issuedFor);
+    // What a cloud target said of the import (its key and version ids), kept with the distribution the receipt confirmed.
+    const cloudOf = new Map<string, DistributionCloud>();
+    receipts.forEach((receipt, idx) => {
+      const f = byIdx.get(idx);
+      if (f && effects[idx] === 'confirmed' && receipt.cloud) cloudOf.set(f.id, receipt.cloud);
+    });
+    await this.writeFinals(m, current, issuedFor, cloudOf);
     const now = new Date();
     const seen = [...new Set([...byIdx.values()].filter((f) => freshness(receipts[f.idx].issuedAt, now) === 'fresh').map((f) => receipts[f.idx].listenerId))];
     if (seen.length) await markListenersSeenThrottled(m, seen);
@@ -112,9 +118,9 @@ export class ApplyReceipt {
   }
 
   /** One UPDATE per final state. */
-  private async writeFinals(m: EntityManager, current: Map<string, DistributionInBatch>, issuedFor: Map<string, string>): Promise<void> {
+  private async writeFinals(m: EntityManager, current: Map<string, DistributionInBatch>, issuedFor: Map<string, string>, cloudOf: Map<string, DistributionCloud>): Promise<void> {
     const finals = [...current].filter(([, d]) => d.final);
-    const confirmed = finals.flatMap(([id, d]) => (d.final?.state === 'confirmed' ? [{ id, kcv: d.final.targetKcv }] : []));
+    const confirmed = finals.flatMap(([id, d]) => (d.final?.state === 'confirmed' ? [{ id, kcv: d.final.targetKcv, cloud: cloudOf.get(id) ?? null }] : []));
     if (confirmed.length) await confirmDistributions(m, confirmed);
     const failed = finals.flatMap(([id, d]) => (d.final?.state === 'failed' ? [{ id, ...d.final }] : []));
     if (failed.length) await failDistributions(m, failed);
@@ -124,6 +130,9 @@ export class ApplyReceipt {
 }
 
 /** The audit events of a batch, in arrival order: one per receipt that changed something. */
+/** What a cloud receipt names as its wrapping when the key went in clear (listener/src/targets/cloud/importer.ts). */
+const CLEAR_IMPORT_WRAPPING = 'JWK';
+
 function auditEvents(receipts: Receipt[], byIdx: Map<number, ReceiptDistributionRow>, effects: ReceiptEffect[], issuedFor: Map<string, string>): AuditInput[] {
   const events: AuditInput[] = [];
   receipts.forEach((receipt, idx) => {
@@ -134,6 +143,15 @@ function auditEvents(receipts: Receipt[], byIdx: Map<number, ReceiptDistribution
     const subject = `distribution:${f.id}`;
     if (effect === 'confirmed') {
       events.push({ actor, action: 'distribution.confirmed', subject, details: { outcome: receipt.outcome, kcv: receipt.kcv ?? null, packageId: receipt.packageId, target: f.target } });
+      // A cloud import in clear (JWK inside TLS; only where the key's policy opts in, which the listener checks): on the record as such.
+      if (receipt.cloud?.wrapping === CLEAR_IMPORT_WRAPPING) {
+        events.push({
+          actor,
+          action: 'distribution.clear_import',
+          subject,
+          details: { target: f.target, packageId: receipt.packageId, cloudKeyId: receipt.cloud.keyId, cloudVersionId: receipt.cloud.versionId, kcv: receipt.kcv ?? null },
+        });
+      }
     } else if (effect === 'kcv_mismatch') {
       events.push({ actor, action: 'distribution.failed', subject, details: { code: 'KCV_MISMATCH', expected: f.kcv, reported: receipt.kcv ?? null } });
     } else if (effect === 'reissued') {

@@ -6,12 +6,13 @@ import type { StoredKek } from '../../store/queries/listeners';
 import { chunkSize, planChunks, type Destination } from '../../domain/distribute-plan';
 import { distributeAction } from '../../domain/distribution-state';
 import { assignSequences, countByListener } from '../../domain/sequences';
+import { loadPackageChains } from '../../crypto/package-chains';
 import { signPackages } from '../../crypto/package-signer';
 import { DistributionEntity, type KeyEntity, type KeyVersionEntity } from '../../store/entities';
 import { findExistingDistributions } from '../../store/queries/distributions';
 import { allocateSequences, loadKeks } from '../../store/queries/listeners';
 import { storeChunk, type ChunkOutcome, type ChunkRequest, type DistributionRef } from './distribute-chunk';
-import { resolveDestinations, resolveKeys, type KeySelection, type KeySelector } from './distribute-selection';
+import { allowedDestinations, resolveDestinations, resolveKeys, type KeySelection, type KeySelector } from './distribute-selection';
 import type { BuiltPackage } from './issue-packages';
 
 export type { Destination, DistributionRef, KeySelector };
@@ -67,7 +68,8 @@ export class Distribute {
     const requests: ChunkRequest[] = [];
     const result: DistributeResult = { keys: selected.map((s) => ({ name: s.key.name, version: s.version.version, kcv: s.version.kcv })), queued: [], skipped: [] };
     for (const { key, version } of selected) {
-      for (const p of pairs) {
+      for (const { listenerId, target } of allowedDestinations(key, pairs)) {
+        const p = { listenerId, target };
         const d = byTriple.get(`${version.id}/${p.listenerId}/${p.target}`);
         const ref = { key: key.name, version: version.version, listenerId: p.listenerId, target: p.target };
         const action = distributeAction(d?.state);
@@ -125,6 +127,7 @@ export class Distribute {
         keks,
         sequences.then((all) => all.slice(c.from, c.from + c.items.length)),
         config.delivery.packageTtlSeconds,
+        loadPackageChains(m, c.items),
       );
       // Handled where awaited; a failure must not surface as an unhandled rejection meanwhile.
       p.catch(() => undefined);

@@ -1,6 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import { KeyhubError } from '@keyhub/shared';
 import type { HubKeyring } from '../../crypto/hub-keyring';
+import { loadPackageChains } from '../../crypto/package-chains';
 import { signPackages, type BuiltPackage, type IssuedPackage, type PackageRequest } from '../../crypto/package-signer';
 import { assignSequences, countByListener } from '../../domain/sequences';
 import { allocateSequences, loadKeks } from '../../store/queries/listeners';
@@ -15,7 +16,7 @@ export async function buildPackages(m: EntityManager, keyring: HubKeyring, reque
   const counts = countByListener(requests);
   const sequences = assignSequences(requests, await allocateSequences(m, counts));
   const keks = await loadKeks(m, [...counts.keys()]);
-  return signPackages(keyring, requests, keks, sequences, ttlSeconds);
+  return signPackages(keyring, requests, keks, sequences, ttlSeconds, loadPackageChains(m, requests));
 }
 
 /** Writes built packages and their outbox rows in the caller's transaction; the relay is woken at commit. */

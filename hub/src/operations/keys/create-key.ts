@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { injectable } from 'tsyringe';
-import type { KeyAlgorithm } from '@keyhub/protocol';
+import { DEFAULT_TARGET_KINDS, type KeyAlgorithm } from '@keyhub/protocol';
 import { KeyhubError, mapConcurrent } from '@keyhub/shared';
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
@@ -18,6 +18,10 @@ export interface CreateKeyInput {
   usages?: string[];
   exportable?: boolean;
   sensitive?: boolean;
+  /** Kinds of target the key may reach (issue 12); default `pkcs11` only. */
+  targetKinds?: string[];
+  /** A cloud JWK import (the key in clear inside TLS) is allowed; default false. */
+  allowClearImport?: boolean;
   /** Lifecycle (domain/key-lifecycle.ts): a future activation date starts version 1 in pre-activation. */
   activateAt?: Date;
   cryptoperiodSeconds?: number;
@@ -78,7 +82,19 @@ export class CreateKey {
       if (taken !== undefined) throw new KeyhubError('KEY_EXISTS', `key "${taken}" already exists`);
       await insertKeys(
         m,
-        made.map((k) => [k.id, k.spec.input.name, k.spec.algorithm, k.spec.usages, k.spec.exportable, k.spec.sensitive, 'active', 1, k.spec.input.actor]),
+        made.map((k) => [
+          k.id,
+          k.spec.input.name,
+          k.spec.algorithm,
+          k.spec.usages,
+          k.spec.exportable,
+          k.spec.sensitive,
+          'active',
+          1,
+          k.spec.input.actor,
+          targetKindsOf(k.spec.input),
+          k.spec.input.allowClearImport === true,
+        ]),
       );
       await insertKeyVersions(
         m,
@@ -104,6 +120,8 @@ export class CreateKey {
             usages: k.spec.usages.join(','),
             exportable: k.spec.exportable,
             sensitive: k.spec.sensitive,
+            targetKinds: targetKindsOf(k.spec.input).join(','),
+            allowClearImport: k.spec.input.allowClearImport === true,
             ...(hasLifecycle(k.spec.input) ? lifecycleAudit(k.spec.input, now) : {}),
           },
         })),
@@ -114,7 +132,15 @@ export class CreateKey {
 
   private async generate(specs: Array<KeySpec<CreateKeyInput>>): Promise<MadeKey[]> {
     const items = specs.map((spec) => ({
-      key: { id: randomUUID(), algorithm: spec.algorithm, usages: spec.usages, exportable: spec.exportable, sensitive: spec.sensitive },
+      key: {
+        id: randomUUID(),
+        algorithm: spec.algorithm,
+        usages: spec.usages,
+        exportable: spec.exportable,
+        sensitive: spec.sensitive,
+        targetKinds: targetKindsOf(spec.input),
+        allowClearImport: spec.input.allowClearImport === true,
+      },
       versionId: randomUUID(),
       version: 1,
       length: spec.length,
@@ -122,6 +148,11 @@ export class CreateKey {
     const made = await makeKeyVersions(this.ctx.keyring, items);
     return made.map((v, i) => ({ spec: specs[i], id: items[i].key.id, versionId: items[i].versionId, kcv: v.kcv, wrapped: v.wrapped, publicKey: v.publicKey, mac: v.mac }));
   }
+}
+
+/** The policy's kinds as stored and MAC-bound: distinct, sorted, `pkcs11` only when none are given. */
+export function targetKindsOf(input: { targetKinds?: string[] }): string[] {
+  return [...new Set(input.targetKinds?.length ? input.targetKinds : DEFAULT_TARGET_KINDS)].sort();
 }
 
 function hasLifecycle(i: CreateKeyInput): boolean {
@@ -145,7 +176,7 @@ function lifecycleOf(input: CreateKeyInput): { cryptoperiodSeconds: number | nul
 
 /** A key version to generate: its key's policy and the version's id and number, which the row MAC binds. */
 export interface VersionToMake {
-  key: { id: string; algorithm: KeyAlgorithm; usages: string[]; exportable: boolean; sensitive: boolean };
+  key: { id: string; algorithm: KeyAlgorithm; usages: string[]; exportable: boolean; sensitive: boolean; targetKinds: string[]; allowClearImport: boolean };
   versionId: string;
   version: number;
   length: number;

@@ -15,6 +15,23 @@ export interface StatusRow {
   errorCode: string | null;
   updatedAt: string;
   confirmedAt: string | null;
+  /** A cloud target's import (its key and version ids, import state, wrapping), from the receipt that confirmed it; null elsewhere. */
+  cloud: CloudImport | null;
+}
+
+export interface CloudImport {
+  keyId: string;
+  versionId: string;
+  importState: string;
+  wrapping: string;
+}
+
+/** The stored `distributions.cloud` (jsonb), or null. */
+export function cloudImport(v: unknown): CloudImport | null {
+  if (!v || typeof v !== 'object') return null;
+  const c = v as Record<string, unknown>;
+  const s = (x: unknown): string => (typeof x === 'string' ? x : '');
+  return { keyId: s(c.keyId), versionId: s(c.versionId), importState: s(c.importState), wrapping: s(c.wrapping) };
 }
 
 /**
@@ -43,6 +60,7 @@ export class KeyStatus {
       errorCode: (r.error_code as string | null) ?? null,
       updatedAt: r.updated_at ? (r.updated_at as Date).toISOString() : '',
       confirmedAt: r.confirmed_at ? (r.confirmed_at as Date).toISOString() : null,
+      cloud: cloudImport(r.cloud),
     }));
   }
 }

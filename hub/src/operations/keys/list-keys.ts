@@ -13,6 +13,9 @@ export interface KeyRow {
   usages: string[];
   exportable: boolean;
   sensitive: boolean;
+  /** Kinds of target the key may reach (issue 12). */
+  targetKinds: string[];
+  allowClearImport: boolean;
   createdBy: string;
   createdAt: string;
 }
@@ -45,6 +48,8 @@ function toKeyRow(r: Record<string, unknown>): KeyRow {
       usages: r.usages as string[],
       exportable: r.exportable as boolean,
       sensitive: r.sensitive as boolean,
+      targetKinds: (r.target_kinds as string[] | undefined) ?? ['pkcs11'],
+      allowClearImport: r.allow_clear_import === true,
       createdBy: r.created_by as string,
       createdAt: (r.created_at as Date).toISOString(),
     };

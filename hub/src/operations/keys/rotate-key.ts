@@ -80,7 +80,15 @@ export class RotateKey {
     const ids = keys.map((k) => k.id);
     const lengths = new Map((await currentVersions(ds, ids)).map((v) => [v.key_id, v.length]));
     const items: VersionToMake[] = keys.map((k) => ({
-      key: { id: k.id, algorithm: distributableAlgorithm(k.algorithm), usages: k.usages, exportable: k.exportable, sensitive: k.sensitive },
+      key: {
+        id: k.id,
+        algorithm: distributableAlgorithm(k.algorithm),
+        usages: k.usages,
+        exportable: k.exportable,
+        sensitive: k.sensitive,
+        targetKinds: k.target_kinds,
+        allowClearImport: k.allow_clear_import,
+      },
       versionId: randomUUID(),
       version: k.current_version + 1,
       length: lengths.get(k.id) ?? 0,
@@ -96,6 +104,8 @@ export class RotateKey {
         usages: key.usages,
         exportable: key.exportable,
         sensitive: key.sensitive,
+        targetKinds: key.target_kinds,
+        allowClearImport: key.allow_clear_import,
         state: 'active',
         currentVersion: items[i].version,
       });

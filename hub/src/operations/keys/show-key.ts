@@ -27,6 +27,8 @@ export class ShowKey {
         usages: k.usages,
         exportable: k.exportable,
         sensitive: k.sensitive,
+        targetKinds: k.target_kinds,
+        allowClearImport: k.allow_clear_import,
         createdBy: k.created_by,
         createdAt: new Date(k.created_at).toISOString(),
       },

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { injectable } from 'tsyringe';
 import type { EntityManager } from 'typeorm';
-import { encodeEnvelope, enrollmentFingerprint, fingerprintsEqual, MESSAGE_TYPES, subjects, type OaepHash, type RootKekMessage } from '@keyhub/protocol';
+import { encodeEnvelope, enrollmentFingerprint, fingerprintsEqual, MESSAGE_TYPES, subjects, type OaepHash, type RootKekCeremony, type RootKekMessage } from '@keyhub/protocol';
 import { aesKcv, KeyhubError } from '@keyhub/shared';
 import { appendAudit } from '../../audit/audit-log';
 import { HubContext } from '../../context';
@@ -11,6 +11,7 @@ import { insertOutboxMessages, notifyOutbox } from '../../store/queries/outbox';
 import { listenerCredentialsOutboxRow } from '../../nats/listener-identity';
 import { findRegistration } from '../../store/queries/nats-identities';
 import { nextKekVersion } from '../../store/queries/site-lifecycle';
+import { startCeremony, type CeremonyRequest } from './start-root-kek-ceremony';
 
 /** The fingerprint of what is stored for a listener: its id, identity, transport and NATS user keys (as the listener computes it). */
 async function storedKeysFingerprint(m: EntityManager, l: ListenerEntity): Promise<string> {
@@ -59,7 +60,14 @@ export class ApproveListener {
    * audited and returned as refused, so that the caller can commit the
    * record of it and then report.
    */
-  async executeIn(m: EntityManager, listenerId: string, fingerprint: string, actor: string, approvers: string[]): Promise<{ kekId: string; kcv: string } | { refused: true }> {
+  async executeIn(
+    m: EntityManager,
+    listenerId: string,
+    fingerprint: string,
+    actor: string,
+    approvers: string[],
+    ceremony?: CeremonyRequest,
+  ): Promise<{ kekId: string; kcv: string } | { refused: true }> {
     const { keyring } = this.ctx;
     const listener = await this.lockPending(m, listenerId);
     // Recomputed here, in the approval's transaction, from the keys the root KEK will be wrapped to.
@@ -69,19 +77,30 @@ export class ApproveListener {
       await appendAudit(m, [{ actor, action: 'listener.approval_refused', subject: `listener:${listenerId}`, details: { reason: 'FINGERPRINT_MISMATCH', storedKeysChanged: columnAltered } }]);
       return { refused: true };
     }
-    const { kcv, wrapped, transportBlob } = await this.createRootKek(listener);
     const kekId = randomUUID();
     // 1 at first enrollment; after a compromised root KEK the site enrolls again and versions go on growing.
     const version = await nextKekVersion(m, listenerId);
     const now = new Date();
-    const message: RootKekMessage = {
-      type: MESSAGE_TYPES.rootKek,
-      id: randomUUID(),
-      listenerId,
-      issuedAt: now.toISOString(),
-      hubKey: keyring.signingSpki.toString('base64'),
-      kek: { id: kekId, version, kcv, mechanism: 'RSA-OAEP', oaepHash: listener.oaepHash as OaepHash, blob: transportBlob.toString('base64') },
-    };
+    let kcv: string;
+    let wrapped: Buffer;
+    let message: RootKekMessage | RootKekCeremony;
+    let method: Record<string, string | number> = { method: 'transport_key' };
+    if (ceremony) {
+      const made = await startCeremony(m, keyring, { ...ceremony, listenerId, kekId, kekVersion: version, issuedAt: now });
+      ({ kcv, wrapped, message } = made);
+      method = { method: 'components', ceremonyId: ceremony.id, scheme: ceremony.scheme, parts: ceremony.custodians.length, threshold: ceremony.threshold, partKcvs: made.partKcvs.join(',') };
+    } else {
+      const made = await this.createRootKek(listener);
+      ({ kcv, wrapped } = made);
+      message = {
+        type: MESSAGE_TYPES.rootKek,
+        id: randomUUID(),
+        listenerId,
+        issuedAt: now.toISOString(),
+        hubKey: keyring.signingSpki.toString('base64'),
+        kek: { id: kekId, version, kcv, mechanism: 'RSA-OAEP', oaepHash: listener.oaepHash as OaepHash, blob: made.transportBlob.toString('base64') },
+      };
+    }
     const envelope = await keyring.sign(message);
     const mac = await keyring.macRow(kekMacData({ id: kekId, listenerId, version, kcv, wrapped }));
     await m.insert(KekEntity, { id: kekId, listenerId, version, wrapped, kcv, mac, state: 'pending_confirmation', activatedAt: null });
@@ -92,7 +111,7 @@ export class ApproveListener {
     const who: Record<string, string> = approvers.length ? { approvers: approvers.join(',') } : {};
     await appendAudit(m, [
       { actor, action: 'listener.approved', subject: `listener:${listenerId}`, details: { fingerprint: recomputed, ...who } },
-      { actor, action: 'kek.created', subject: `listener:${listenerId}`, details: { kekId, version, kcv } },
+      { actor, action: 'kek.created', subject: `listener:${listenerId}`, details: { kekId, version, kcv, ...method } },
     ]);
     return { kekId, kcv };
   }

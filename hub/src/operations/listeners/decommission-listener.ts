@@ -8,7 +8,7 @@ import { HubContext } from '../../context';
 import type { ActionDocument, StoredRequest } from '../../domain/approval-actions';
 import type { Principal } from '../../domain/principal';
 import { ListenerEntity } from '../../store/entities';
-import { endKeks, insertLifecycleEvent, lastDecommission, pendingCommands, siteKeyHoldings, siteKeyRecords, supersedeOpenDistributions } from '../../store/queries/site-lifecycle';
+import { endKeks, revokeTargetKeks, insertLifecycleEvent, lastDecommission, pendingCommands, siteKeyHoldings, siteKeyRecords, supersedeOpenDistributions } from '../../store/queries/site-lifecycle';
 import type { ActionResult, ApprovedActionRunner, ApprovedRun } from '../approvals/approved-action';
 import { DualControl } from '../approvals/dual-control';
 import { queueKeyCommands } from '../commands/queue-key-commands';
@@ -95,6 +95,7 @@ export class DecommissionListener implements ApprovedActionRunner {
     const listenerId = listener.id;
     const held = await siteKeyHoldings(m, listenerId);
     const keks = await endKeks(m, listenerId, 'revoked');
+    const targetKeks = await revokeTargetKeks(m, listenerId);
     const cancelled = await supersedeOpenDistributions(m, listenerId, 'LISTENER_DECOMMISSIONED', 'the site was decommissioned');
     const reachable = listener.state === 'active' && !o.force;
     const commandIds = reachable && held.length ? await this.queueDestroys(m, listenerId, held, o.reason, actor) : [];
@@ -120,6 +121,12 @@ export class DecommissionListener implements ApprovedActionRunner {
     };
     await appendAudit(m, [
       ...keks.map((k) => ({ actor, action: 'kek.revoked', subject: `listener:${listenerId}`, details: { kekId: k.id, version: k.version, reason: 'decommission' } })),
+      ...targetKeks.map((k) => ({
+        actor,
+        action: 'target_kek.revoked',
+        subject: `listener:${listenerId}`,
+        details: { kekId: k.id, target: k.target, version: k.version, previousState: k.state, reason: 'decommission' },
+      })),
       { actor, action: 'listener.decommission_started', subject: `listener:${listenerId}`, details },
     ]);
     // Nothing to wait for (forced, unreachable, or nothing held): the identity goes now.

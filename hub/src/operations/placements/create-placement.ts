@@ -7,6 +7,7 @@ import { HubContext } from '../../context';
 import type { ActionDocument } from '../../domain/approval-actions';
 import { matchesSelector } from '../../domain/label-selector';
 import { siteKey } from '../../domain/policy-diff';
+import { assertKindAllowed, type TargetPolicy } from '../../domain/target-policy';
 import type { Principal } from '../../domain/principal';
 import { findKeysByName, findKeyVersions } from '../../store/queries/keys';
 import { activeListenerTargets } from '../../store/queries/listeners';
@@ -53,6 +54,7 @@ export class CreatePlacement {
       createdBy: principal.name,
       createdByOperator: principal.operatorId,
     };
+    await this.assertKindsAllowed(row, key);
     if (key.sensitive && (await this.dualControl.requiredFor(m, 'placement.sensitive')) > 0) {
       const sites = await this.sitesNow(row);
       const doc: ActionDocument = {
@@ -102,6 +104,25 @@ export class CreatePlacement {
       for (const t of l.targets) if (p.targets.length === 0 || p.targets.includes(t.name)) sites.push(siteKey({ listenerId: l.id, target: t.name }));
     }
     return sites.sort();
+  }
+
+  /**
+   * A placement that names targets must not name one, at a site it reaches
+   * now, whose kind the key's policy does not allow (TARGET_KIND_NOT_ALLOWED,
+   * issue 12); one that names none reaches only the allowed ones.
+   */
+  private async assertKindsAllowed(p: NewPlacement, key: TargetPolicy & { name: string }): Promise<void> {
+    if (p.targets.length === 0) return;
+    const m = this.ctx.ds.manager;
+    const active = await activeListenerTargets(m);
+    const labels = await listenerLabelsOf(
+      m,
+      active.map((l) => l.id),
+    );
+    for (const l of active) {
+      if (!p.listenerIds.includes(l.id) && !(p.selector !== null && matchesSelector(labels.get(l.id) ?? {}, p.selector))) continue;
+      for (const t of l.targets) if (p.targets.includes(t.name)) assertKindAllowed(key, { listenerId: l.id, target: t.name, kind: t.kind });
+    }
   }
 
   /** The new policy takes effect now rather than at the next tick; another replica's run covers it if this one is skipped. */

@@ -6,6 +6,7 @@ import { HubContext } from '../../context';
 import { isoCell, textCell, type ReportColumn, type ReportDocument } from '../../reports/report-document';
 import { keyByName } from '../../store/queries/key-lifecycle';
 import { keyReportCount, keyReportPage, type KeyReportDbRow, type KeyRowPosition, type ReportKeyRow } from '../../store/queries/reports';
+import { cloudImport } from '../keys/key-status';
 import { allPages, checkRowLimit, decodeCursor, encodeCursor } from './report-cursor';
 
 const iso = (d: Date | null): string | null => (d ? new Date(d).toISOString() : null);
@@ -28,6 +29,7 @@ function toRow(r: KeyReportDbRow): api.KeyReportRow {
     requestedBy: r.requester ?? r.created_by,
     approvedBy: r.approvers ?? [],
     approvalRequestId: r.request_id,
+    cloud: cloudImport(r.cloud),
   };
 }
 
@@ -49,6 +51,11 @@ export const KEY_REPORT_COLUMNS: ReportColumn[] = [
   { header: 'requested_by', label: 'requested by', width: 8 },
   { header: 'approved_by', label: 'approved by', width: 10 },
   { header: 'approval_request_id', width: 1, print: false },
+  // A cloud target's import (issue 12): what its confirming receipt said. In JSON and CSV; the PDF keeps its columns.
+  { header: 'cloud_key_id', width: 1, print: false },
+  { header: 'cloud_version_id', width: 1, print: false },
+  { header: 'cloud_import_state', width: 1, print: false },
+  { header: 'cloud_wrapping', width: 1, print: false },
 ];
 
 function cellsOf(r: api.KeyReportRow): string[] {
@@ -68,6 +75,10 @@ function cellsOf(r: api.KeyReportRow): string[] {
     textCell(r.requestedBy),
     r.approvedBy.join(';'),
     textCell(r.approvalRequestId),
+    textCell(r.cloud?.keyId ?? null),
+    textCell(r.cloud?.versionId ?? null),
+    textCell(r.cloud?.importState ?? null),
+    textCell(r.cloud?.wrapping ?? null),
   ];
 }
 

@@ -8,7 +8,8 @@ import { HubContext } from '../../context';
 import { targetKekMacData } from '../../crypto/row-mac';
 import { ListenerEntity } from '../../store/entities';
 import { insertOutboxMessages, notifyOutbox } from '../../store/queries/outbox';
-import { lockPendingRequest, setTargetKekIssued, type TargetKekRow } from '../../store/queries/target-keks';
+import { lockPendingRequest, setTargetKekIssued, type RequestedTargetKekRow } from '../../store/queries/target-keks';
+import { kindMismatch, knownTargetKind } from './register-target-kek-request';
 
 /**
  * `keyhub listener target approve <listener> <target> --fingerprint F`: the
@@ -23,8 +24,9 @@ import { lockPendingRequest, setTargetKekIssued, type TargetKekRow } from '../..
  *   token, signed, and sent; it wraps nothing until the site confirms its
  *   KCV (confirm-target-kek.ts);
  * - a target the site did not report at enrollment joins the site's targets
- *   with this approval (the signed request plus this approval are the
- *   "signed update an operator approves").
+ *   with this approval, as the kind the request named (the signed request
+ *   plus this approval are the "signed update an operator approves"); one
+ *   the hub knows as another kind is refused (TARGET_KIND_MISMATCH).
  * Under the `listener.target_approve` policy the approval is a dual-control
  * request first (request-target-kek-approval.ts), run through executeIn.
  */
@@ -53,6 +55,11 @@ export class ApproveTargetKek {
     const row = await lockPendingRequest(m, listenerId, target);
     if (!row) throw new KeyhubError('TARGET_KEK_NOT_FOUND', `no KEK request awaiting approval for target ${target} of ${listenerId}`);
     const recomputed = targetTransportFingerprint(listenerId, target, row.transport_key.toString('base64'));
+    // The kind the site asked for (rows from before it was recorded: pkcs11, as they were); a target the hub
+    // came to know meanwhile as another kind (an approved target update) is not what the site asked for.
+    const kind = row.kind ?? 'pkcs11';
+    const knownKind = knownTargetKind(listener, target);
+    if (knownKind !== undefined && knownKind !== kind) throw kindMismatch(listenerId, target, kind, knownKind);
     if (!fingerprintsEqual(fingerprint, recomputed)) {
       await appendAudit(m, [{ actor, action: 'target_kek.approval_refused', subject: `listener:${listenerId}`, details: { target, version: row.version, reason: 'FINGERPRINT_MISMATCH' } }]);
       return { refused: true };
@@ -71,19 +78,19 @@ export class ApproveTargetKek {
     const envelope = await this.ctx.keyring.sign(message);
     await setTargetKekIssued(m, row.id, { wrapped: made.stored, kcv: made.kcv, mac, approvedBy: actor });
     if (!listener.targets.some((t) => t.name === target)) {
-      await m.update(ListenerEntity, { id: listenerId }, { targets: [...listener.targets, { name: target, kind: 'pkcs11' }] });
+      await m.update(ListenerEntity, { id: listenerId }, { targets: [...listener.targets, { name: target, kind }] });
     }
     await insertOutboxMessages(m, [[subjects.toListener(listenerId, 'target_kek'), message.id, Buffer.from(encodeEnvelope(envelope)), null]]);
     await notifyOutbox(m);
     const who: Record<string, string> = approvers.length ? { approvers: approvers.join(',') } : {};
     await appendAudit(m, [
-      { actor, action: 'target_kek.created', subject: `listener:${listenerId}`, details: { target, kekId: row.id, version: row.version, kcv: made.kcv, fingerprint: recomputed, ...who } },
+      { actor, action: 'target_kek.created', subject: `listener:${listenerId}`, details: { target, kind, kekId: row.id, version: row.version, kcv: made.kcv, fingerprint: recomputed, ...who } },
     ]);
     return { listenerId, target, kekId: row.id, version: row.version, kcv: made.kcv };
   }
 
   /** The KEK exists in the hub HSM only as a session object for this call. */
-  private async makeKek(row: TargetKekRow): Promise<{ kcv: string; stored: Buffer; transportBlob: Buffer }> {
+  private async makeKek(row: RequestedTargetKekRow): Promise<{ kcv: string; stored: Buffer; transportBlob: Buffer }> {
     const { keyring } = this.ctx;
     const hsm = keyring.hsm;
     const kek = await hsm.generateAesKey(32, { token: false, extractable: true, sign: true });

@@ -10,6 +10,10 @@ export class KeyEntity {
   @Column('boolean') exportable!: boolean;
   /** Distribution of a sensitive key falls under the `distribution.sensitive` approval policy. */
   @Column('boolean') sensitive!: boolean;
+  /** Kinds of target the key may reach (issue 12); row-MAC bound when not the default (crypto/row-mac.ts). */
+  @Column('text', { name: 'target_kinds', array: true, default: () => `'{pkcs11}'` }) targetKinds!: string[];
+  /** A cloud JWK import (the key in clear inside TLS) is allowed; row-MAC bound when true. */
+  @Column('boolean', { name: 'allow_clear_import', default: false }) allowClearImport!: boolean;
   /** NIST SP 800-57 state of the key as a whole. */
   @Column('text') state!: string;
   @Column('int', { name: 'current_version' }) currentVersion!: number;

@@ -23,4 +23,6 @@ export class ListenerEntity {
   @Column('text', { name: 'approved_by', nullable: true }) approvedBy!: string | null;
   @Column('timestamptz', { name: 'activated_at', nullable: true }) activatedAt!: Date | null;
   @Column('timestamptz', { name: 'last_seen_at', nullable: true }) lastSeenAt!: Date | null;
+  /** Per-target health of the last heartbeat (issue 12), written with `last_seen_at`. */
+  @Column('jsonb', { name: 'target_health', nullable: true }) targetHealth!: Array<{ name: string; healthy: boolean; detail?: string }> | null;
 }

@@ -65,20 +65,24 @@ export interface MatrixCellRow {
  * Named statement `dashboard-matrix-cells`: for each (key, site) of one page,
  * the states of the distributions of the newest version that went to that
  * site, counted per state (one row per state, bounded by page size x states).
+ * One pass: the page's keys' versions (by the (key_id, version) index), their
+ * distributions (by the (key_version_id, listener_id, target) index) at the
+ * page's sites, the newest version per cell picked by a window. Measured at
+ * 50 keys x 25 sites on 100,000 versions and ~330,000 distributions: 5-50 ms
+ * (the former max-then-join-back form: 210-340 ms, re-reading every
+ * distribution of a key held at 1,000 sites once per cell).
  */
 export async function matrixCells(m: Queryable, keyIds: string[], siteIds: string[]): Promise<MatrixCellRow[]> {
   if (keyIds.length === 0 || siteIds.length === 0) return [];
   return m.query(
-    `WITH newest AS (
-       SELECT v.key_id, d.listener_id, max(v.version) AS version
-         FROM key_versions v JOIN distributions d ON d.key_version_id = v.id
-        WHERE v.key_id = ANY($1::uuid[]) AND d.listener_id = ANY($2::text[])
-        GROUP BY v.key_id, d.listener_id)
-     SELECT n.key_id, n.listener_id, n.version, d.state, count(*)::int AS n
-       FROM newest n
-       JOIN key_versions v ON v.key_id = n.key_id AND v.version = n.version
-       JOIN distributions d ON d.key_version_id = v.id AND d.listener_id = n.listener_id
-      GROUP BY n.key_id, n.listener_id, n.version, d.state`,
+    `SELECT key_id, listener_id, version, state, count(*)::int AS n
+       FROM (SELECT v.key_id, d.listener_id, v.version, d.state, max(v.version) OVER (PARTITION BY v.key_id, d.listener_id) AS newest
+               FROM unnest($1::uuid[]) AS k(id)
+               JOIN key_versions v ON v.key_id = k.id
+               JOIN distributions d ON d.key_version_id = v.id
+              WHERE d.listener_id = ANY($2::text[])) c
+      WHERE version = newest
+      GROUP BY key_id, listener_id, version, state`,
     [keyIds, siteIds],
   );
 }
@@ -115,6 +119,42 @@ export async function auditEventBySeq(m: Queryable, seq: number): Promise<Record
 /** Named statement `dashboard-audit-recent`: the newest events, before a cursor, newest first. */
 export async function auditEventsBefore(m: Queryable, before: number | null, limit: number): Promise<Array<Record<string, unknown>>> {
   return m.query('SELECT seq, at, actor, action, subject FROM audit_events WHERE ($1::bigint IS NULL OR seq < $1) ORDER BY seq DESC LIMIT $2', [before, limit]);
+}
+
+/** An audit event as stored text (no type parsing): its columns, the time in epoch milliseconds (what the chain hash covers), and the whole row as PostgreSQL prints a record. */
+export interface AuditRowText {
+  seq: string;
+  ms: string;
+  actor: string;
+  action: string;
+  subject: string;
+  details: string;
+  prev_hash: string;
+  hash: string;
+  row: string;
+}
+
+/** The stored row, every column, in PostgreSQL's record text form (fields quoted and escaped, so no two rows print alike). */
+const AUDIT_ROW = '(e.seq, e.at, e.actor, e.action, e.subject, e.details, e.prev_hash, e.hash)::text';
+
+/**
+ * Named statement `dashboard-audit-text`: the next `limit` events of the
+ * chain after `after`, oldest first (a walk of the primary key), as text.
+ * The time is cut to whole milliseconds in SQL (exact numeric arithmetic),
+ * as the chain hash and a JavaScript Date hold it.
+ */
+export async function auditRowsText(m: Queryable, after: number, limit: number): Promise<AuditRowText[]> {
+  return m.query(
+    `SELECT e.seq::text AS seq, floor(extract(epoch FROM e.at) * 1000)::text AS ms, e.actor, e.action, e.subject, e.details::text AS details, e.prev_hash, e.hash,
+            ${AUDIT_ROW} AS row
+       FROM audit_events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`,
+    [after, limit],
+  );
+}
+
+/** Named statement `dashboard-audit-rows`: the same events as `dashboard-audit-text`, only their seq and record text (one field to read per row). */
+export async function auditRowsOnly(m: Queryable, after: number, limit: number): Promise<Array<Pick<AuditRowText, 'seq' | 'row'>>> {
+  return m.query(`SELECT e.seq::text AS seq, ${AUDIT_ROW} AS row FROM audit_events e WHERE e.seq > $1 ORDER BY e.seq LIMIT $2`, [after, limit]);
 }
 
 // ---------------------------------------------------------------- sessions ---

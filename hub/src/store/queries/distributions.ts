@@ -92,12 +92,21 @@ export async function lockReceiptDistributions(m: Queryable, packageIds: string[
   );
 }
 
-export async function confirmDistributions(m: Queryable, confirmed: Array<{ id: string; kcv: string }>): Promise<void> {
+/** `cloud`: what a cloud target's receipt says of the import (its ids, state, wrapping); null for other targets. */
+export async function confirmDistributions(m: Queryable, confirmed: Array<{ id: string; kcv: string; cloud?: DistributionCloud | null }>): Promise<void> {
   await m.query(
-    `UPDATE distributions d SET state = 'confirmed', target_kcv = v.kcv, confirmed_at = now(), updated_at = now(), error_code = NULL, error_detail = NULL
-           FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS kcv) v WHERE d.id = v.id`,
-    [confirmed.map((c) => c.id), confirmed.map((c) => c.kcv)],
+    `UPDATE distributions d SET state = 'confirmed', target_kcv = v.kcv, cloud = v.cloud::jsonb, confirmed_at = now(), updated_at = now(), error_code = NULL, error_detail = NULL
+           FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS kcv, unnest($3::text[]) AS cloud) v WHERE d.id = v.id`,
+    [confirmed.map((c) => c.id), confirmed.map((c) => c.kcv), confirmed.map((c) => (c.cloud ? JSON.stringify(c.cloud) : null))],
   );
+}
+
+/** A cloud receipt's account of the import, as stored with the distribution (`distributions.cloud`, migration 1733990000000). */
+export interface DistributionCloud {
+  keyId: string;
+  versionId: string;
+  importState: string;
+  wrapping: string;
 }
 
 /** `targetKcv` undefined leaves the stored target KCV as it is; null clears it. */

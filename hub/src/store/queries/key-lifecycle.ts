@@ -11,6 +11,9 @@ export interface LifecycleKeyRow {
   usages: string[];
   exportable: boolean;
   sensitive: boolean;
+  /** Target policy (issue 12): row-MAC bound, so a new version's MAC binds it too. */
+  target_kinds: string[];
+  allow_clear_import: boolean;
   state: string;
   current_version: number;
   cryptoperiod_seconds: number | null;
@@ -37,7 +40,7 @@ export interface LifecycleVersionRow {
   destroyed_at: Date | null;
 }
 
-const KEY_COLUMNS = `k.id, k.name, k.algorithm, k.usages, k.exportable, k.sensitive, k.state, k.current_version,
+const KEY_COLUMNS = `k.id, k.name, k.algorithm, k.usages, k.exportable, k.sensitive, k.target_kinds, k.allow_clear_import, k.state, k.current_version,
   k.cryptoperiod_seconds, k.rotate_every_seconds, k.grace_seconds, k.created_by, k.created_at`;
 const VERSION_COLUMNS = `v.id, v.key_id, v.version, v.kcv, v.length, v.state, v.created_at, v.activate_at, v.deactivate_at,
   v.state_changed_at, v.state_reason, v.compromised_at, v.destroyed_at`;

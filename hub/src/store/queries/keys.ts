@@ -11,7 +11,7 @@ export async function findTakenKeyName(m: Queryable, names: string[]): Promise<s
 
 /** Rows of (id, name, algorithm, usages, exportable, sensitive, state, current_version, created_by). */
 export async function insertKeys(m: EntityManager, rows: unknown[][]): Promise<void> {
-  await insertRows(m, 'keys', ['id', 'name', 'algorithm', 'usages', 'exportable', 'sensitive', 'state', 'current_version', 'created_by'], rows);
+  await insertRows(m, 'keys', ['id', 'name', 'algorithm', 'usages', 'exportable', 'sensitive', 'state', 'current_version', 'created_by', 'target_kinds', 'allow_clear_import'], rows);
 }
 
 /** Rows of (id, key_id, version, wrapped, length, kcv, state, mac, public_key). */
@@ -22,11 +22,19 @@ export async function insertKeyVersions(m: EntityManager, rows: unknown[][]): Pr
 /** Key versions without a row MAC, with what their MAC binds (the one-time backfill). */
 export async function keyVersionsWithoutMac(m: Queryable): Promise<Array<{ key: KeyEntity; version: KeyVersionEntity }>> {
   const rows: Array<Record<string, unknown>> = await m.query(
-    `SELECT v.id, v.version, v.wrapped, v.length, v.kcv, k.id AS key_id, k.algorithm, k.usages, k.exportable, k.sensitive
+    `SELECT v.id, v.version, v.wrapped, v.length, v.kcv, k.id AS key_id, k.algorithm, k.usages, k.exportable, k.sensitive, k.target_kinds, k.allow_clear_import
        FROM key_versions v JOIN keys k ON k.id = v.key_id WHERE v.mac IS NULL ORDER BY v.id`,
   );
   return rows.map((r) => ({
-    key: Object.assign(new KeyEntity(), { id: r.key_id, algorithm: r.algorithm, usages: r.usages, exportable: r.exportable, sensitive: r.sensitive }),
+    key: Object.assign(new KeyEntity(), {
+      id: r.key_id,
+      algorithm: r.algorithm,
+      usages: r.usages,
+      exportable: r.exportable,
+      sensitive: r.sensitive,
+      targetKinds: r.target_kinds,
+      allowClearImport: r.allow_clear_import,
+    }),
     version: Object.assign(new KeyVersionEntity(), { id: r.id, keyId: r.key_id, version: r.version, wrapped: r.wrapped, length: r.length, kcv: r.kcv }),
   }));
 }
@@ -38,7 +46,7 @@ export async function setKeyVersionMac(m: Queryable, id: string, mac: Buffer): P
 /** Every key with its current version's KCV, by name. */
 export async function listKeysWithCurrentKcv(m: Queryable): Promise<Array<Record<string, unknown>>> {
   return m.query(
-    `SELECT k.id, k.name, k.algorithm, k.state, k.current_version, v.kcv, k.usages, k.exportable, k.sensitive, k.created_by, k.created_at
+    `SELECT k.id, k.name, k.algorithm, k.state, k.current_version, v.kcv, k.usages, k.exportable, k.sensitive, k.target_kinds, k.allow_clear_import, k.created_by, k.created_at
          FROM keys k LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = k.current_version
         ORDER BY k.name`,
   );
@@ -52,7 +60,7 @@ export async function keyNameExists(m: Queryable, name: string): Promise<boolean
 /** One row per key version x listener x target (a version never distributed gets one row of NULLs). */
 export async function keyStatusRows(m: Queryable, keyName: string | null): Promise<Array<Record<string, unknown>>> {
   return m.query(
-    `SELECT k.name AS key, v.version, v.kcv, d.listener_id AS listener, d.target, d.state, d.attempts, d.target_kcv, d.error_code, d.updated_at, d.confirmed_at
+    `SELECT k.name AS key, v.version, v.kcv, d.listener_id AS listener, d.target, d.state, d.attempts, d.target_kcv, d.error_code, d.updated_at, d.confirmed_at, d.cloud
          FROM keys k JOIN key_versions v ON v.key_id = k.id
          LEFT JOIN distributions d ON d.key_version_id = v.id
         WHERE ($1::text IS NULL OR k.name = $1)
@@ -94,10 +102,21 @@ export async function loadVersionsAndKeys(m: EntityManager, versionIds: string[]
 /** A page of keys by name after `after`, optionally with a name prefix: the API pages through 100,000 keys this way. */
 export async function keyPage(m: Queryable, prefix: string | null, after: string | null, limit: number): Promise<Array<Record<string, unknown>>> {
   return m.query(
-    `SELECT k.id, k.name, k.algorithm, k.state, k.current_version, v.kcv, k.usages, k.exportable, k.sensitive, k.created_by, k.created_at
+    `SELECT k.id, k.name, k.algorithm, k.state, k.current_version, v.kcv, k.usages, k.exportable, k.sensitive, k.target_kinds, k.allow_clear_import, k.created_by, k.created_at
          FROM keys k LEFT JOIN key_versions v ON v.key_id = k.id AND v.version = k.current_version
         WHERE ($1::text IS NULL OR k.name LIKE $1 || '%') AND ($2::text IS NULL OR k.name > $2)
         ORDER BY k.name LIMIT $3`,
     [prefix === null ? null : prefix.replace(/[\\%_]/g, (c) => `\\${c}`), after, limit],
   );
+}
+
+/** `set-key-target-policy`: the kinds of target a key may reach and whether clear import is allowed (issue 12). */
+export async function setKeyTargetPolicy(m: Queryable, keyId: string, targetKinds: string[], allowClearImport: boolean): Promise<void> {
+  await m.query('UPDATE keys SET target_kinds = $2, allow_clear_import = $3 WHERE id = $1', [keyId, targetKinds, allowClearImport]);
+}
+
+/** `set-version-macs`: row MACs recomputed over a new key policy, in one statement. */
+export async function setVersionMacs(m: Queryable, macs: Array<[string, Buffer]>): Promise<void> {
+  if (macs.length === 0) return;
+  await m.query('UPDATE key_versions v SET mac = u.mac FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::bytea[]) AS mac) u WHERE v.id = u.id', [macs.map((x) => x[0]), macs.map((x) => x[1])]);
 }

@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { KeyhubError } from '@keyhub/shared';
-import type { ListenerEntity } from '../entities';
+import type { ListenerEntity, ListenerTarget } from '../entities';
 import type { Queryable } from './queryable';
 import { targetKeksForPackages } from './target-keks';
 
@@ -16,6 +16,8 @@ export interface StoredKek {
   /** Set for a target's own KEK (queries/target-keks.ts): its target, and its state (only `active` wraps anything). */
   target?: string;
   targetState?: string;
+  /** On a root KEK: the site's approved targets and their kinds (issue 12), checked against each key's policy as packages are built. */
+  targets?: ListenerTarget[];
 }
 
 /** Key of a target's own KEK in the map loadKeks returns (root KEKs are keyed by listener id alone). */
@@ -65,13 +67,14 @@ export async function listenerIdentityKey(m: Queryable, listenerId: string): Pro
  * greater than the one stored, so a replayed heartbeat (whichever hub
  * replica it reaches) moves nothing. Returns the ids that moved.
  */
-export async function markListenersSeen(m: Queryable, seen: Array<{ listenerId: string; sequence: number }>): Promise<string[]> {
+export async function markListenersSeen(m: Queryable, seen: Array<{ listenerId: string; sequence: number; targets?: unknown[] }>): Promise<string[]> {
+  // The per-target health of each heartbeat rides in the same statement (one jsonb per listener), never one write per target.
   const rows: Array<{ id: string }> = await m.query(
-    `WITH u AS (UPDATE listeners l SET last_seen_at = now(), heartbeat_seq = v.seq
-                  FROM (SELECT unnest($1::text[]) AS id, unnest($2::bigint[]) AS seq) v
+    `WITH u AS (UPDATE listeners l SET last_seen_at = now(), heartbeat_seq = v.seq, target_health = coalesce(v.health, l.target_health)
+                  FROM (SELECT unnest($1::text[]) AS id, unnest($2::bigint[]) AS seq, unnest($3::jsonb[]) AS health) v
                  WHERE l.id = v.id AND (l.heartbeat_seq IS NULL OR l.heartbeat_seq < v.seq) RETURNING l.id)
      SELECT id FROM u`,
-    [seen.map((s) => s.listenerId), seen.map((s) => s.sequence)],
+    [seen.map((s) => s.listenerId), seen.map((s) => s.sequence), seen.map((s) => (s.targets ? JSON.stringify(s.targets) : null))],
   );
   return rows.map((r) => r.id);
 }
@@ -105,8 +108,8 @@ export async function allocateSequences(m: EntityManager, counts: Map<string, nu
 /** The active root KEK of each listener; NOT_ENROLLED when one has none. */
 export async function loadKeks(m: Queryable, listenerIds: string[]): Promise<Map<string, StoredKek>> {
   const keks: StoredKek[] = await m.query(
-    `SELECT DISTINCT ON (listener_id) listener_id, id, version, wrapped, kcv, mac FROM keks
-      WHERE listener_id = ANY($1) AND state = 'active' ORDER BY listener_id, version DESC`,
+    `SELECT DISTINCT ON (k.listener_id) k.listener_id, k.id, k.version, k.wrapped, k.kcv, k.mac, l.targets FROM keks k JOIN listeners l ON l.id = k.listener_id
+      WHERE k.listener_id = ANY($1) AND k.state = 'active' ORDER BY k.listener_id, k.version DESC`,
     [listenerIds],
   );
   const byListener = new Map(keks.map((k) => [k.listener_id, k]));

@@ -91,15 +91,17 @@ export async function deletePlacementRow(m: Queryable, id: string): Promise<void
 /**
  * Every (placement, listener, target) the placements match now: active
  * listeners named by id or carrying every label of the selector (one GIN
- * containment test), expanded to their targets (all, or the named ones).
+ * containment test), expanded to their targets (all, or the named ones)
+ * of a kind the key's target policy allows (issue 12).
  */
 export async function desiredPlacementSites(m: Queryable): Promise<Array<{ placement_id: string; listener_id: string; target: string }>> {
   return m.query(
     `SELECT p.id AS placement_id, l.id AS listener_id, t.name AS target
        FROM placements p
+       JOIN keys k ON k.id = p.key_id
        JOIN listeners l ON l.state = 'active' AND (l.id = ANY(p.listener_ids) OR (p.selector IS NOT NULL AND l.labels @> p.selector))
-       CROSS JOIN LATERAL jsonb_to_recordset(l.targets) AS t(name text)
-      WHERE cardinality(p.targets) = 0 OR t.name = ANY(p.targets)
+       CROSS JOIN LATERAL jsonb_to_recordset(l.targets) AS t(name text, kind text)
+      WHERE (cardinality(p.targets) = 0 OR t.name = ANY(p.targets)) AND coalesce(t.kind, 'pkcs11') = ANY(k.target_kinds)
       ORDER BY p.id, l.id, t.name`,
   );
 }

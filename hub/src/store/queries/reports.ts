@@ -34,6 +34,8 @@ export interface KeyReportDbRow {
   request_id: string | null;
   requester: string | null;
   approvers: string[] | null;
+  /** `distributions.cloud`: a cloud target's import, from its confirming receipt. */
+  cloud: unknown;
 }
 
 /**
@@ -43,8 +45,9 @@ export interface KeyReportDbRow {
  * and destinations, `placement.sensitive` one version and its sites as
  * "listener/target"). Approval requests are people's decisions, few next
  * to distributions, so reading their documents once per page is cheap;
- * MATERIALIZED keeps PostgreSQL from inlining it into the per-row lateral
- * join (which would parse every document once per row).
+ * MATERIALIZED keeps PostgreSQL from inlining it (which would parse every
+ * document once per row), and only the documents whose bytes name the key
+ * are parsed at all.
  */
 const APPROVED_CTE = `approved AS MATERIALIZED (
   SELECT r.id, r.created_at, r.requested_by, e.version, e.listener_id, e.target
@@ -59,7 +62,9 @@ const APPROVED_CTE = `approved AS MATERIALIZED (
       SELECT (j.doc->>'version')::int, split_part(s, '/', 1), substr(s, length(split_part(s, '/', 1)) + 2)
         FROM jsonb_array_elements_text(CASE WHEN j.doc->>'action' = 'placement.sensitive' AND j.doc->>'key' = $1 THEN j.doc->'sites' ELSE '[]'::jsonb END) s
     ) e
-   WHERE r.state = 'executed' AND r.action IN ('distribution.sensitive', 'placement.sensitive'))`;
+   WHERE r.state = 'executed' AND r.action IN ('distribution.sensitive', 'placement.sensitive')
+     -- Only documents that name the key at all are parsed: their canonical bytes hold its name as a JSON string.
+     AND position(convert_to(to_json($1::text)::text, 'UTF8') IN r.canonical) > 0)`;
 
 /**
  * One page of the key report: every version, left-joined with its
@@ -78,24 +83,26 @@ export async function keyReportPage(m: Queryable, key: { id: string; name: strin
      vs AS MATERIALIZED (SELECT id, version, state, kcv FROM key_versions WHERE key_id = $2 AND version >= $3 ORDER BY version LIMIT $6 + 1),
      page AS MATERIALIZED (
        SELECT vs.version, vs.state AS version_state, vs.kcv AS hub_kcv, d.id AS distribution_id, d.listener_id, d.target, d.state,
-              d.created_at AS queued_at, d.last_sent_at, d.confirmed_at, d.target_kcv, d.created_by
+              d.created_at AS queued_at, d.last_sent_at, d.confirmed_at, d.target_kcv, d.created_by, d.cloud
          FROM vs LEFT JOIN distributions d ON d.key_version_id = vs.id
         WHERE (vs.version, coalesce(d.listener_id, ''), coalesce(d.target, '')) > ($3::int, $4::text, $5::text)
         ORDER BY vs.version, coalesce(d.listener_id, ''), coalesce(d.target, '')
-        LIMIT $6)
+        LIMIT $6),
+     -- Per distribution of the page, the latest request made before it that names its version and destination (one hash join, not a scan per row).
+     matched AS (
+       SELECT DISTINCT ON (page.distribution_id) page.distribution_id, ap.id, ap.requested_by
+         FROM page JOIN approved ap ON ap.version = page.version AND ap.listener_id = page.listener_id AND ap.target = page.target
+        WHERE ap.created_at <= page.queued_at
+        ORDER BY page.distribution_id, ap.created_at DESC)
      SELECT page.version, page.version_state, page.hub_kcv, page.listener_id, page.target, page.state, page.queued_at, page.last_sent_at,
-            page.confirmed_at, page.target_kcv, page.created_by,
+            page.confirmed_at, page.target_kcv, page.created_by, page.cloud,
             (SELECT min(p.issued_at) FROM packages p WHERE p.distribution_id = page.distribution_id) AS pushed_at,
-            a.id AS request_id, a.requester, a.approvers
+            a.id AS request_id, o.name AS requester,
+            CASE WHEN a.id IS NOT NULL THEN ARRAY(SELECT od.name FROM approval_decisions ad JOIN operators od ON od.id = ad.operator_id
+                                                   WHERE ad.request_id = a.id AND ad.decision = 'approve' ORDER BY od.name) END AS approvers
        FROM page
-       LEFT JOIN LATERAL (
-         SELECT ap.id, o.name AS requester,
-                ARRAY(SELECT od.name FROM approval_decisions ad JOIN operators od ON od.id = ad.operator_id
-                       WHERE ad.request_id = ap.id AND ad.decision = 'approve' ORDER BY od.name) AS approvers
-           FROM approved ap JOIN operators o ON o.id = ap.requested_by
-          WHERE page.distribution_id IS NOT NULL AND ap.version = page.version AND ap.listener_id = page.listener_id AND ap.target = page.target
-            AND ap.created_at <= page.queued_at
-          ORDER BY ap.created_at DESC LIMIT 1) a ON true
+       LEFT JOIN matched a ON a.distribution_id = page.distribution_id
+       LEFT JOIN operators o ON o.id = a.requested_by
       ORDER BY page.version, coalesce(page.listener_id, ''), coalesce(page.target, '')`,
     [key.name, key.id, pos.version, pos.listenerId, pos.target, limit],
   );
@@ -152,9 +159,13 @@ export interface SiteReportDbRow {
   created_by: string;
 }
 
-/** What the site holds: distributions confirmed there whose version is not destroyed, by key name, version, target. */
+/**
+ * What the site holds: distributions confirmed there whose version is not destroyed, by key name, version, target.
+ * A confirmed row always has confirmed_at (set with the state); saying so lets the site's rows come from
+ * distributions_settled_idx instead of a scan of every distribution.
+ */
 const HELD = `FROM distributions d JOIN key_versions v ON v.id = d.key_version_id JOIN keys k ON k.id = v.key_id
-      WHERE d.listener_id = $1 AND d.state = 'confirmed' AND v.state <> 'destroyed'`;
+      WHERE d.listener_id = $1 AND d.confirmed_at IS NOT NULL AND d.state = 'confirmed' AND v.state <> 'destroyed'`;
 
 export async function siteReportPage(m: Queryable, listenerId: string, after: SiteRowPosition | undefined, limit: number): Promise<SiteReportDbRow[]> {
   const pos = after ?? { key: '', version: 0, target: '' };

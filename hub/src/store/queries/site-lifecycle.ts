@@ -82,6 +82,21 @@ export async function endKeks(m: Queryable, listenerId: string, state: 'compromi
 }
 
 /**
+ * The KEKs of a site's other targets (target_keks) end with it: revoked, their
+ * blobs gone, so nothing can wrap a key to them again whatever the database
+ * says later. Returns what was ended.
+ */
+export async function revokeTargetKeks(m: Queryable, listenerId: string): Promise<Array<{ id: string; target: string; version: number; state: string }>> {
+  const rows: Array<{ id: string; target: string; version: number; state: string }> = await m.query(
+    `WITH old AS (SELECT id, state FROM target_keks WHERE listener_id = $1 AND state IN ('requested', 'pending_confirmation', 'active', 'retired') FOR UPDATE),
+          u AS (UPDATE target_keks t SET state = 'revoked', wrapped = NULL FROM old WHERE t.id = old.id RETURNING t.id, t.target, t.version, old.state)
+     SELECT id, target, version, state FROM u`,
+    [listenerId],
+  );
+  return rows.sort((a, b) => a.target.localeCompare(b.target) || a.version - b.version);
+}
+
+/**
  * `supersede-open-distributions`: every distribution to the site not yet
  * settled is superseded (settled: no receipt moves it again) with the reason,
  * and its unpublished outbox rows are deleted. Returns how many.
