@@ -12,9 +12,14 @@ import { Journal } from './state/journal';
 import { CommandHandler } from './commands/command-handler';
 import { CommandJournal } from './state/command-journal';
 import { Tombstones } from './state/tombstones';
+import { CeremonyStore } from './state/ceremony';
+import { consumerConcurrency, ImportGates } from './targets/import-slots';
 import { indexTargets } from './inventory/indexed-targets';
 import { InventoryIndex } from './inventory/inventory-index';
 import { InventoryReporter } from './inventory/inventory-reporter';
+
+/** How often a message being processed tells JetStream it is still worked on (the hub's consumers wait 30 s for an ack). */
+const WORKING_EVERY_MS = 10_000;
 
 /**
  * `keyhub-listener run`: consumes this listener's durable consumer in stream
@@ -59,12 +64,15 @@ export class ListenerAgent {
     this.inventoryIndex = InventoryIndex.open(rt.home, rt.logger);
     const targets = indexTargets(rt.targets, this.inventoryIndex);
     const inbox = new Inbox(rt.config.id, rt.keys, rt.hubKeys, this.journal, targets, this.bus, rt.logger);
+    inbox.ceremonies = { listenerId: rt.config.id, keys: rt.keys, hubKeys: rt.hubKeys, store: new CeremonyStore(rt.home), logger: rt.logger };
     inbox.witness = new CheckpointWitness(CheckpointStore.open(rt.home), rt.hubKeys, rt.logger);
     this.tombstones = Tombstones.open(rt.home);
     this.commandJournal = CommandJournal.open(rt.home);
     inbox.tombstones = this.tombstones;
     inbox.targetKeks = { listenerId: rt.config.id, keys: rt.keys, hubKeys: rt.hubKeys, tokens: rt.targetTokens, bus: this.bus, logger: rt.logger, now: () => new Date() };
     inbox.commands = new CommandHandler(rt.config.id, rt.keys, rt.hubKeys, this.commandJournal, this.tombstones, targets, this.bus, rt.logger);
+    // PKCS#11 and cloud imports share importConcurrency; a keystore has slots of its own, so a rewrite takes a large batch.
+    inbox.importGates = new ImportGates(rt.config.importConcurrency);
     const inventory = new InventoryReporter(rt, this.bus, this.inventoryIndex);
     this.inventory = inventory;
     let announcedWaiting = false;
@@ -94,6 +102,9 @@ export class ListenerAgent {
       async (m) => {
         // deliveryCount counts this delivery: 1 the first time.
         const lastAttempt = m.info.deliveryCount >= rt.config.maxDeliver;
+        // A message waiting for its batch (a keystore rewrite) or a slow target is still ours: the ack deadline is pushed back while it runs.
+        const keepAlive = setInterval(() => m.working(), WORKING_EVERY_MS);
+        keepAlive.unref();
         try {
           const r = await inbox.handle({ data: m.data, streamSeq: m.info.streamSequence, lastAttempt });
           if (r.kind === 'dropped') m.term();
@@ -111,6 +122,8 @@ export class ListenerAgent {
             rt.logger.warn({ code: e.code, detail: e.message, ckr: e.ckr, deliveries: m.info.deliveryCount }, 'message processing failed; it will be redelivered');
             m.nak(2_000);
           }
+        } finally {
+          clearInterval(keepAlive);
         }
       },
       () => this.running,
@@ -119,7 +132,7 @@ export class ListenerAgent {
         if (!announcedWaiting) this.events.onReady?.('waiting');
         announcedWaiting = true;
       },
-      rt.config.importConcurrency,
+      consumerConcurrency(rt.config.importConcurrency, rt.targets.values()),
     );
     if (this.messages) {
       this.consumer = 'ok';

@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { LISTENER_ID_PATTERN } from '@keyhub/protocol';
 import { hsmConfigSchema, KeyhubError, NOT_OWNER_ONLY, type Logger } from '@keyhub/shared';
+import { awsKmsSettings } from './targets/cloud/aws/aws-settings';
+import { azureKeyVaultSettings } from './targets/cloud/azure/azure-settings';
+import { gcpKmsSettings } from './targets/cloud/gcp/gcp-settings';
+import { KEYSTORE_DEFAULTS, MAX_ITERATIONS } from './targets/keystore/keystore-types';
 
 /**
  * A PKCS#11 target. Without `hsm` it is the listener's own token (where the
@@ -25,6 +29,117 @@ const pkcs11TargetSchema = z.strictObject({
   transportKeyBits: z.number().int().min(2048).max(4096).default(3072),
 });
 
+/**
+ * Where a target's secret comes from: an environment variable (`env`, its
+ * name) or an owner-only file (`file`), never the configuration itself, so
+ * listener.json can be read, backed up and diffed without exposing one.
+ * Read with shared/src/secrets.ts (a file readable by others is refused).
+ */
+export const secretSourceSchema = z
+  .strictObject({
+    env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/)
+      .optional(),
+    file: z.string().min(1).max(4096).optional(),
+  })
+  .refine((s) => s.env !== undefined || s.file !== undefined, 'a secret comes from `env` (a variable name) or `file` (an owner-only file)');
+export type SecretSourceConfig = z.infer<typeof secretSourceSchema>;
+
+/**
+ * What every target that needs its keys outside a token (keystore, cloud)
+ * shares: the transit KEK it imports under is installed in the listener's
+ * own token by the target-KEK exchange (`keyhub-listener target request`),
+ * wrapped with RSA-OAEP to a transport key of this size and hash.
+ */
+const transitFields = {
+  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/),
+  oaepHash: z.enum(['sha1', 'sha256']).default('sha1'),
+  transportKeyBits: z.number().int().min(2048).max(4096).default(3072),
+};
+
+const iterations = (d: number) => z.number().int().min(1).max(MAX_ITERATIONS).default(d);
+
+/**
+ * A Java keystore file (listener/src/targets/keystore-target.ts). `type`:
+ * pkcs12 (Java's default) or jceks. The store password comes from `password`
+ * (env or owner-only file); the PBE iteration counts default to
+ * KEYSTORE_DEFAULTS (PKCS#12: Java 17's 10,000; JCEKS: 10,000, not Java's
+ * 200,000, see keystore-types.ts). The file is written 0600, its previous
+ * version kept as `<path>.bak`.
+ */
+const keystoreTargetSchema = z.strictObject({
+  ...transitFields,
+  kind: z.literal('keystore'),
+  type: z.enum(['pkcs12', 'jceks']).default('pkcs12'),
+  path: z
+    .string()
+    .min(2)
+    .max(4096)
+    .refine((p) => p.startsWith('/'), 'an absolute path'),
+  password: secretSourceSchema,
+  pkcs12KeyIterations: iterations(KEYSTORE_DEFAULTS.pkcs12KeyIterations),
+  pkcs12MacIterations: iterations(KEYSTORE_DEFAULTS.pkcs12MacIterations),
+  jceksIterations: iterations(KEYSTORE_DEFAULTS.jceksIterations),
+  /** Imports this keystore takes at once, beyond importConcurrency (a rewrite takes half); default from the PBE cost, keystoreImportSlots(). */
+  importSlots: z.number().int().min(1).max(256).optional(),
+});
+
+/**
+ * Cloud KMS targets (listener/src/targets/cloud-target.ts): each cloud's
+ * settings as its importer takes them (listener/src/targets/cloud/*), with
+ * the credentials' secrets as secret sources. `platform` (AWS provider
+ * chain), `managed-identity` / `workload-identity` (Azure) and `platform`
+ * (Google ADC) need no stored secret at all.
+ */
+const awsTargetSchema = awsKmsSettings.omit({ credentials: true }).extend({
+  ...transitFields,
+  kind: z.literal('aws-kms'),
+  credentials: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('static'), accessKeyId: secretSourceSchema, secretAccessKey: secretSourceSchema, sessionToken: secretSourceSchema.optional() }),
+    z.strictObject({ kind: z.literal('platform') }),
+  ]),
+});
+
+const azureTargetSchema = azureKeyVaultSettings.omit({ credentials: true }).extend({
+  ...transitFields,
+  kind: z.literal('azure-kv'),
+  credentials: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('managed-identity'), clientId: z.string().max(64).optional() }),
+    z.strictObject({ kind: z.literal('workload-identity') }),
+    z.strictObject({ kind: z.literal('client-secret'), tenantId: z.string().min(1).max(64), clientId: z.string().min(1).max(64), clientSecret: secretSourceSchema }),
+    z.strictObject({ kind: z.literal('static-token'), token: secretSourceSchema }),
+  ]),
+});
+
+const gcpTargetSchema = gcpKmsSettings.omit({ credentials: true }).extend({
+  ...transitFields,
+  kind: z.literal('gcp-kms'),
+  credentials: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('platform') }),
+    z.strictObject({ kind: z.literal('service-account'), clientEmail: z.string().min(1).max(256), privateKey: secretSourceSchema }),
+    z.strictObject({ kind: z.literal('static-token'), token: secretSourceSchema }),
+  ]),
+});
+
+/**
+ * A payment HSM taking TR-31 key blocks (listener/src/targets/tr31-target.ts):
+ * its API endpoint, the block version (D: AES KBPK; B: TDES KBPK) and the
+ * SHA-256 of its RSA transport key (DER SPKI, hex), pinned here and checked
+ * before the KBPK is sent to it. `kbpkOaepHash` wraps the KBPK to that key.
+ */
+const tr31TargetSchema = z.strictObject({
+  ...transitFields,
+  kind: z.literal('tr31'),
+  endpoint: z.string().url().max(2048),
+  version: z.enum(['D', 'B']).default('D'),
+  transportKeyFingerprint: z.string().regex(/^(sha256:)?[0-9a-fA-F]{64}$/, 'SHA-256 of the transport key (DER SPKI), 64 hex digits'),
+  kbpkOaepHash: z.enum(['sha1', 'sha256']).default('sha1'),
+  timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+});
+
+const targetSchema = z.discriminatedUnion('kind', [pkcs11TargetSchema, keystoreTargetSchema, awsTargetSchema, azureTargetSchema, gcpTargetSchema, tr31TargetSchema]);
+
 export const listenerConfigSchema = z.strictObject({
   id: z.string().regex(LISTENER_ID_PATTERN),
   /** caFile: the hub CA root the NATS servers' certificates are checked against (TLS is then required). */
@@ -33,18 +148,26 @@ export const listenerConfigSchema = z.strictObject({
   hubFingerprint: z.string().min(16),
   hsm: hsmConfigSchema,
   targets: z
-    .array(pkcs11TargetSchema)
+    .array(targetSchema)
     .min(1)
     .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, 'target names must be unique')
-    .refine((ts) => ts.some((t) => !t.hsm), "one target at least is the listener's own token (no hsm): it is what enrollment reports")
+    .refine((ts) => ts.some((t) => !hsmOf(t)), "one target at least is not a token of its own (the listener's own token, a keystore, a cloud): it is what enrollment reports")
     .refine(
-      (ts) => ts.every((t) => t.hsm?.tokenLabel === undefined || ts.filter((u) => u.hsm?.tokenLabel === t.hsm?.tokenLabel && u.hsm?.module === t.hsm?.module).length === 1),
+      (ts) => ts.every((t) => hsmOf(t)?.tokenLabel === undefined || ts.filter((u) => hsmOf(u)?.tokenLabel === hsmOf(t)?.tokenLabel && hsmOf(u)?.module === hsmOf(t)?.module).length === 1),
       'one target per token',
-    ),
+    )
+    .refine((ts) => {
+      const paths = ts.flatMap((t) => (t.kind === 'keystore' ? [t.path] : []));
+      return new Set(paths).size === paths.length;
+    }, 'one target per keystore file: a listener owns the files it writes'),
   heartbeatSeconds: z.number().int().min(1).default(10),
   /** A signed inventory of the targets goes to the hub on start and this often (listener/src/inventory). */
   inventorySeconds: z.number().int().min(1).max(86_400).default(300),
-  /** Packages imported at once; a token persists several keys in parallel far faster than in turn. Keep hsm.sessions at least this. */
+  /**
+   * Packages imported at once into PKCS#11 and cloud targets; a token persists several keys in parallel far faster than in
+   * turn. Keep hsm.sessions at least this. Keystore targets have slots of their own (`importSlots`, default 128 for PKCS#12),
+   * which the consumer takes on top of this (listener/src/targets/import-slots.ts).
+   */
   importConcurrency: z.number().int().min(1).max(32).default(4),
   /**
    * Deliveries of one message before it is given up; keep it equal to the
@@ -60,6 +183,15 @@ export const listenerConfigSchema = z.strictObject({
 export type ListenerConfig = z.infer<typeof listenerConfigSchema>;
 export type ListenerConfigInput = z.input<typeof listenerConfigSchema>;
 export type TargetConfig = ListenerConfig['targets'][number];
+export type Pkcs11TargetConfig = Extract<TargetConfig, { kind: 'pkcs11' }>;
+export type KeystoreTargetConfig = Extract<TargetConfig, { kind: 'keystore' }>;
+export type CloudTargetConfig = Extract<TargetConfig, { kind: 'aws-kms' | 'azure-kv' | 'gcp-kms' }>;
+export type Tr31TargetConfig = Extract<TargetConfig, { kind: 'tr31' }>;
+
+/** The token of its own a PKCS#11 target names, if any (keystore and cloud targets have none). */
+export function hsmOf(t: { kind: string; hsm?: unknown }): z.infer<typeof hsmConfigSchema> | undefined {
+  return t.kind === 'pkcs11' ? (t.hsm as z.infer<typeof hsmConfigSchema> | undefined) : undefined;
+}
 
 export function listenerHome(explicit?: string): string {
   return explicit ?? process.env.KEYHUB_LISTENER_HOME ?? join(homedir(), '.keyhub-listener');

@@ -5,6 +5,7 @@ import {
   encodeEnvelope,
   isEnvelopeOf,
   KEY_LENGTH_BYTES,
+  DEFAULT_TARGET_KINDS,
   MESSAGE_TYPES,
   packageSha256,
   storableText,
@@ -20,13 +21,15 @@ import { aesKcv, KeyhubError, RateLimitedLog, type Logger } from '@keyhub/shared
 import type { ListenerBus } from './bus/listener-bus';
 import type { CheckpointWitness } from './checkpoint-witness';
 import { handleRootKekRotation } from './enrollment/root-kek-rotation';
+import { receiveCeremony, type CeremonyDeps } from './enrollment/root-kek-ceremony';
 import type { CommandHandler, CommandResult } from './commands/command-handler';
 import type { Tombstones } from './state/tombstones';
 import type { ListenerKeys } from './listener-keys';
 import type { HubKeyStore } from './state/hub-key';
 import type { Journal } from './state/journal';
 import type { Target } from './targets/target';
-import { handleTargetKek, type TargetKekDeps } from './targets/target-keks';
+import type { ImportGates } from './targets/import-slots';
+import { handleTargetKek, handleTargetKekRotation, type TargetKekDeps } from './targets/target-keks';
 
 /** The part of a JetStream message the inbox needs; lets tests feed it directly. */
 export interface InboundMessage {
@@ -44,6 +47,7 @@ export interface InboundMessage {
 
 export type InboxResult =
   | { kind: 'root_kek'; result: 'stored' | 'present' }
+  | { kind: 'root_kek_ceremony'; result: 'stored' | 'present' }
   | { kind: 'receipt'; outcome: Receipt['outcome']; code?: ErrorCode; packageId: string }
   | { kind: 'redelivered'; packageId: string }
   | { kind: 'dropped'; code: ErrorCode }
@@ -52,7 +56,8 @@ export type InboxResult =
   | CommandResult;
 
 /** Failures that are not the package's: the same package may well import on the next delivery. */
-const PASSING_FAILURES: ReadonlySet<ErrorCode> = new Set(['HSM_ERROR', 'BUS_UNAVAILABLE', 'INTERNAL']);
+// A keystore that cannot be written and a cloud down after its own retries pass too: the package comes again, nothing is lost.
+const PASSING_FAILURES: ReadonlySet<ErrorCode> = new Set(['HSM_ERROR', 'BUS_UNAVAILABLE', 'INTERNAL', 'KEYSTORE_NOT_WRITABLE', 'CLOUD_UNAVAILABLE', 'TARGET_UNAVAILABLE']);
 
 /** Failures of the import itself (outcome `failed`); the other refusals of a verified package are `rejected`. */
 const IMPORT_STAGE: ReadonlySet<ErrorCode> = new Set(['UNWRAP_FAILED', 'KCV_MISMATCH', 'KEY_LENGTH_INVALID', 'TARGET_IMPORT_FAILED', 'KEK_UNKNOWN', ...PASSING_FAILURES]);
@@ -77,6 +82,8 @@ const IMPORT_STAGE: ReadonlySet<ErrorCode> = new Set(['UNWRAP_FAILED', 'KCV_MISM
 export class Inbox {
   /** Batch signatures already checked: packages of one batch cost one ECDSA verification, not one each. */
   private readonly batches = new VerifiedBatches();
+  /** Root KEK ceremonies (enrollment/root-kek-ceremony.ts); set by the agent. */
+  ceremonies?: CeremonyDeps;
   /** Keeps the hub's signed audit checkpoints (listener/src/checkpoint-witness.ts); set by the agent. */
   witness?: CheckpointWitness;
   /** Lifecycle commands (commands/command-handler.ts); set by the agent. */
@@ -85,6 +92,8 @@ export class Inbox {
   tombstones?: Tombstones;
   /** Per-target KEKs (targets/target-keks.ts); set by the agent. */
   targetKeks?: TargetKekDeps;
+  /** How many imports run at once per target (targets/import-slots.ts); set by the agent. Absent: as many as are handled at once. */
+  importGates?: ImportGates;
   private readonly unverified: RateLimitedLog;
 
   constructor(
@@ -105,6 +114,10 @@ export class Inbox {
     if (!decoded.ok) return this.drop(decoded.code, msg.streamSeq, 'message dropped: not a message of ours');
     const envelope = decoded.envelope;
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKek)) return this.handleRootKek(envelope, msg.streamSeq);
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKekCeremony) && this.ceremonies) {
+      const r = await receiveCeremony(this.ceremonies, envelope, msg.data);
+      return r.kind === 'dropped' ? this.drop(r.code, msg.streamSeq, 'root KEK ceremony dropped: it did not verify or this site is not enrolling') : r;
+    }
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.rootKekRotation)) {
       const deps = { listenerId: this.listenerId, keys: this.keys, hubKeys: this.hubKeys, bus: this.bus, logger: this.logger, now: this.now };
       const r = await handleRootKekRotation(deps, envelope);
@@ -113,6 +126,10 @@ export class Inbox {
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetKek) && this.targetKeks) {
       const r = await handleTargetKek(this.targetKeks, envelope);
       return r.kind === 'dropped' ? this.drop(r.code, msg.streamSeq, 'target KEK dropped: it did not verify or cannot be installed here') : r;
+    }
+    if (isEnvelopeOf(envelope, MESSAGE_TYPES.targetKekRotation) && this.targetKeks) {
+      const r = await handleTargetKekRotation(this.targetKeks, envelope);
+      return r.kind === 'dropped' ? this.drop(r.code, msg.streamSeq, 'target KEK rotation dropped: it did not verify or cannot be installed here') : r;
     }
     if (isEnvelopeOf(envelope, MESSAGE_TYPES.keyPackage)) return this.handlePackage(envelope, msg);
     if (isEnvelopeOf(envelope, AUDIT_CHECKPOINT_TYPE) && this.witness) return this.witness.handle(envelope);
@@ -169,7 +186,7 @@ export class Inbox {
       return { kind: 'redelivered', packageId: pkg.id };
     }
     let reserved = false;
-    let result: { outcome: Receipt['outcome']; kcv?: string; code?: ErrorCode; detail?: string };
+    let result: { outcome: Receipt['outcome']; kcv?: string; cloud?: Receipt['cloud']; code?: ErrorCode; detail?: string };
     try {
       if (pkg.listenerId !== this.listenerId) throw new KeyhubError('PACKAGE_WRONG_LISTENER', `package is addressed to listener ${pkg.listenerId}`);
       if (known || !this.journal.reserve(pkg.sequence, pkg.id)) {
@@ -181,16 +198,20 @@ export class Inbox {
       if (this.tombstones?.has(pkg.key.id, pkg.key.version, pkg.target, pkg.issuedAt)) throw revoked(pkg);
       const target = this.targets.get(pkg.target);
       if (!target) throw new KeyhubError('TARGET_UNKNOWN', `no target named ${pkg.target}`);
+      // The key's policy, signed by the hub, names the kinds of target it may reach: an HSM-only key never leaves for a keystore or a cloud, whatever this site's configuration says.
+      const allowed: readonly string[] = pkg.key.targetKinds ?? DEFAULT_TARGET_KINDS;
+      if (!allowed.includes(target.kind)) throw new KeyhubError('TARGET_KIND_NOT_ALLOWED', `the policy of ${pkg.key.name} allows ${allowed.join(', ')} targets, not ${target.kind}`);
       // The schema bounds the length; that it is the algorithm's is checked before any target sees the key (found by test/src/fuzz).
       const expectedLength = KEY_LENGTH_BYTES[pkg.key.algorithm];
       if (pkg.key.length !== expectedLength) throw new KeyhubError('KEY_LENGTH_INVALID', `an ${pkg.key.algorithm} key is ${expectedLength} bytes, the package says ${pkg.key.length}`);
-      const imported = await target.import({
+      const request = {
         key: pkg.key,
         wrapped: { kekId: pkg.wrapping.kekId, kekVersion: pkg.wrapping.kekVersion, mechanism: pkg.wrapping.mechanism, blob: Buffer.from(pkg.wrapping.blob, 'base64') },
-      });
+      };
+      const imported = this.importGates ? await this.importGates.run(target, () => target.import(request)) : await target.import(request);
       // A command that arrived during the import waits for it (the target's per-version lock), then disables or destroys it.
       if (this.tombstones?.has(pkg.key.id, pkg.key.version, pkg.target, pkg.issuedAt)) throw revoked(pkg);
-      result = { outcome: imported.outcome, kcv: imported.kcv };
+      result = { outcome: imported.outcome, kcv: imported.kcv, ...(imported.cloud ? { cloud: imported.cloud } : {}) };
     } catch (err) {
       const e = KeyhubError.from(err);
       if (PASSING_FAILURES.has(e.code) && !msg.lastAttempt) {
@@ -212,6 +233,7 @@ export class Inbox {
       target: pkg.target,
       outcome: result.outcome,
       ...(result.kcv ? { kcv: result.kcv } : {}),
+      ...(result.cloud ? { cloud: result.cloud } : {}),
       ...(result.code ? { error: { code: result.code, detail: storableText(result.detail ?? '', 1000) } } : {}),
     });
     // Only packages that claimed their sequence (verified, addressed here, not replayed) are journaled:

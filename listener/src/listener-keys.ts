@@ -116,28 +116,56 @@ export class ListenerKeys {
     next: { id: string; version: number; kcv: string; blob: Buffer },
     kcvOf: (h: KeyHandle) => Promise<string>,
   ): Promise<'stored' | 'present'> {
-    const label = kekLabel(next.id, next.version);
-    if (!(await this.findKek(next.id, next.version))) {
-      const current = await this.findKek(under.id, under.version);
-      if (!current) throw new KeyhubError('KEK_UNKNOWN', `root KEK v${under.version} the rotation is wrapped under is not held here`);
-      let probe: KeyHandle;
-      try {
-        probe = await this.hsm.unwrapKwp(current, next.blob, 32, SITE_KEK_PROBE_POLICY);
-      } catch (err) {
-        throw new KeyhubError('UNWRAP_FAILED', 'rotated root KEK could not be unwrapped with the current one', { cause: err });
-      }
-      try {
-        const kcv = await kcvOf(probe);
-        if (kcv !== next.kcv) throw new KeyhubError('KCV_MISMATCH', `rotated root KEK KCV ${kcv} differs from the hub's ${next.kcv}`);
-      } finally {
-        await this.hsm.destroy(probe);
-      }
-      this.kekHandles.set(label, await this.hsm.unwrapKwp(current, next.blob, 32, siteImportKekPolicy(label, Buffer.from(label, 'utf8'))));
-      await this.destroyRootKeks((_l, v) => v < under.version);
-      return 'stored';
-    }
+    const result = await this.installSuccessorKek(under, next, kcvOf, 'rotated root KEK');
     await this.destroyRootKeks((_l, v) => v < under.version);
-    return 'present';
+    return result;
+  }
+
+  /**
+   * A KEK's successor, wrapped (AES-KWP) under a KEK this token holds (root
+   * KEK rotation above; a target KEK rotation in a target token,
+   * targets/target-keks.ts): a session probe checks the KCV first
+   * (KCV_MISMATCH: nothing stored), then it is unwrapped into the token with
+   * the root KEK policy. Destroys nothing: the caller says what goes.
+   */
+  async installSuccessorKek(
+    under: { id: string; version: number },
+    next: { id: string; version: number; kcv: string; blob: Buffer },
+    kcvOf: (h: KeyHandle) => Promise<string>,
+    what: string,
+  ): Promise<'stored' | 'present'> {
+    if (await this.findKek(next.id, next.version)) return 'present';
+    const current = await this.findKek(under.id, under.version);
+    if (!current) throw new KeyhubError('KEK_UNKNOWN', `the KEK v${under.version} the ${what} is wrapped under is not held in token "${this.hsm.tokenLabel}"`);
+    let probe: KeyHandle;
+    try {
+      probe = await this.hsm.unwrapKwp(current, next.blob, 32, SITE_KEK_PROBE_POLICY);
+    } catch (err) {
+      throw new KeyhubError('UNWRAP_FAILED', `${what} could not be unwrapped with the KEK it names`, { cause: err });
+    }
+    try {
+      const kcv = await kcvOf(probe);
+      if (kcv !== next.kcv) throw new KeyhubError('KCV_MISMATCH', `${what} KCV ${kcv} differs from the hub's ${next.kcv}`);
+    } finally {
+      await this.hsm.destroy(probe);
+    }
+    const label = kekLabel(next.id, next.version);
+    this.kekHandles.set(label, await this.hsm.unwrapKwp(current, next.blob, 32, siteImportKekPolicy(label, Buffer.from(label, 'utf8'))));
+    return 'stored';
+  }
+
+  /** Destroys exactly these KEKs (by id and version) if the token holds them; returns how many went. */
+  async destroyKeks(which: ReadonlyArray<{ id: string; version: number }>): Promise<number> {
+    let destroyed = 0;
+    for (const k of which) {
+      const label = kekLabel(k.id, k.version);
+      this.kekHandles.delete(label);
+      for (const h of await this.hsm.findKeys({ class: 'secret', label, token: true })) {
+        await this.hsm.destroy(h);
+        destroyed++;
+      }
+    }
+    return destroyed;
   }
 
   /**
@@ -205,6 +233,35 @@ export class ListenerKeys {
       destroyed++;
     }
     return destroyed;
+  }
+
+  /**
+   * A root KEK the custodians' parts combined to (`root-kek enter`): a
+   * session probe from the value checks the KCV first, then the key is
+   * created in the token with the root KEK policy (made from its value, so
+   * unlike an unwrapped one it can be neither modified nor copied). Then, as
+   * after a root KEK sent by transport key, the transport key and the root
+   * KEKs of an earlier enrollment go. The caller wipes `value`.
+   */
+  async installCombinedRootKek(value: Buffer, kekId: string, version: number, kcvOf: (h: KeyHandle) => Promise<string>, expectedKcv: string): Promise<'stored' | 'present'> {
+    if (await this.findKek(kekId, version)) return 'present';
+    const probe = await this.hsm.createAesKey(value, SITE_KEK_PROBE_POLICY);
+    try {
+      const kcv = await kcvOf(probe);
+      if (kcv !== expectedKcv) throw new KeyhubError('KCV_MISMATCH', `the combined root KEK's KCV ${kcv} differs from the hub's ${expectedKcv}`);
+    } finally {
+      await this.hsm.destroy(probe);
+    }
+    const label = kekLabel(kekId, version);
+    this.kekHandles.set(label, await this.hsm.createAesKey(value, { ...siteImportKekPolicy(label, Buffer.from(label, 'utf8')), modifiable: false, copyable: false }));
+    await this.retireTransportKey();
+    await this.destroyRootKeks((l) => l !== label);
+    return 'stored';
+  }
+
+  /** Whether the site is enrolling: its transport private key exists until a root KEK is installed. */
+  async hasTransportKey(): Promise<boolean> {
+    return (await this.hsm.findKeys({ class: 'private', label: TRANSPORT_LABEL, token: true })).length > 0;
   }
 
   /**

@@ -1,3 +1,4 @@
+import { TargetTokenConnection, TokenTarget } from './targets/target-token';
 import 'reflect-metadata';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
@@ -6,12 +7,13 @@ import { createLogger, createMetricsRegistry, InstrumentedHsm, KeyhubError, Pkcs
 import { readFileSync } from 'node:fs';
 import { ListenerBus, type ListenerNatsAccess } from './bus/listener-bus';
 import { ListenerNatsCredentials } from './bus/nats-credentials';
-import { loadListenerConfig, secureHome, type ListenerConfig } from './config';
+import { hsmOf, loadListenerConfig, secureHome, type ListenerConfig } from './config';
 import { ListenerKeys } from './listener-keys';
 import { HubKeyStore } from './state/hub-key';
 import { Pkcs11Target } from './targets/pkcs11-target';
 import type { Target } from './targets/target';
 import type { TargetToken } from './targets/target-keks';
+import { transitTarget } from './targets/transit-targets';
 
 export interface ListenerRuntime {
   home: string;
@@ -20,7 +22,10 @@ export interface ListenerRuntime {
   keys: ListenerKeys;
   hubKeys: HubKeyStore;
   targets: Map<string, Target>;
-  /** PKCS#11 targets with a token of their own (issue 12): that token's keys, for its own KEK. */
+  /**
+   * Targets with KEKs of their own (issue 12), for the target-KEK exchange: a PKCS#11 target with a token of its own (that
+   * token's keys), and every keystore and cloud target (its transit keys in the listener's own token, targets/transit-keys.ts).
+   */
   targetTokens: Map<string, TargetToken>;
   logger: Logger;
   /** Metrics of this process; `run` exposes them, the one-shot commands simply drop them. */
@@ -44,9 +49,16 @@ export async function openListenerRuntime(home: string, logger: Logger = createL
   // One with `hsm` is another token (its own module, PIN and KWP code): keys are unwrapped there, under that token's own KEK.
   const targets = new Map<string, Target>();
   const targetTokens = new Map<string, TargetToken>();
-  const opened: Hsm[] = [];
+  const connections: TargetTokenConnection[] = [];
   try {
     for (const t of config.targets) {
+      if (t.kind !== 'pkcs11') {
+        // A keystore or a cloud: keys come under a transit KEK of its own in the listener's token (`target request`), read out for the write.
+        const { target, keys: transitKeys } = transitTarget(t, hsm, { home, logger });
+        targets.set(t.name, target);
+        targetTokens.set(t.name, { config: t, keys: transitKeys });
+        continue;
+      }
       if (!t.hsm) {
         targets.set(t.name, new Pkcs11Target(t.name, hsm, keys, t.labelPrefix));
         continue;
@@ -54,21 +66,21 @@ export async function openListenerRuntime(home: string, logger: Logger = createL
       if (t.hsm.module === config.hsm.module && t.hsm.tokenLabel === config.hsm.tokenLabel) {
         throw new KeyhubError('CONFIG_INVALID', `target ${t.name} names the listener's own token; leave its hsm out instead`);
       }
-      // The worker-thread translator is the hub's batch path; a target token never needs it.
-      const targetHsm = await Pkcs11Hsm.open({ ...t.hsm, translateWorker: false });
-      opened.push(targetHsm);
-      const targetKeys = new ListenerKeys(targetHsm);
-      targetTokens.set(t.name, { config: t, keys: targetKeys });
-      targets.set(t.name, new Pkcs11Target(t.name, targetHsm, targetKeys, t.labelPrefix));
+      // Opened now if it can be; a target HSM that is not there yet is opened at its first use (target-token.ts).
+      const token = new TargetTokenConnection(t, logger);
+      connections.push(token);
+      await token.openAtStart();
+      targetTokens.set(t.name, token);
+      targets.set(t.name, new TokenTarget(t.name, token));
     }
   } catch (err) {
-    for (const h of opened) await h.close().catch(() => undefined);
+    for (const c of connections) await c.close().catch(() => undefined);
     await hsm.close();
     throw err;
   }
   const nats: ListenerNatsAccess = { credentials: new ListenerNatsCredentials(home, config.id), hubKeys, ...(config.nats.caFile ? { tlsCa: readFileSync(config.nats.caFile, 'utf8') } : {}) };
   const close = async (): Promise<void> => {
-    for (const h of opened) await h.close().catch(() => undefined);
+    for (const c of connections) await c.close().catch(() => undefined);
     await hsm.close();
   };
   return { home, config, hsm, keys, hubKeys, targets, targetTokens, logger, registry, nats, close };
@@ -86,8 +98,9 @@ export async function enroll(rt: ListenerRuntime): Promise<{ fingerprint: string
     transportKey: (await rt.keys.transportSpki()).toString('base64'),
     oaepHash: rt.config.oaepHash,
     // Targets in other tokens are not reported here: each joins with its own KEK (`target request` and an operator's approval),
-    // so the hub never wraps a package for one under the root KEK, which is not in its token.
-    targets: rt.config.targets.filter((t) => !t.hsm).map((t) => ({ name: t.name, kind: t.kind })),
+    // so the hub never wraps a package for one under the root KEK, which is not in its token. Keystore and cloud targets are
+    // reported with their kinds; they import only once their transit KEK is in (`target request` too).
+    targets: rt.config.targets.filter((t) => !hsmOf(t)).map((t) => ({ name: t.name, kind: t.kind })),
     hostname: hostname().slice(0, 128),
     natsUserKey: rt.nats.credentials!.ensureUserKey(),
   };

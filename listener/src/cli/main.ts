@@ -4,17 +4,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { ERROR_CODES, EXIT } from '@keyhub/protocol';
-import { KeyhubError, defaultPkcs11Module, redactSecrets, serveObservabilityFromEnv, terminalSafe } from '@keyhub/shared';
+import { KeyhubError, aesKcv, defaultPkcs11Module, redactSecrets, serveObservabilityFromEnv, terminalSafe, wipe } from '@keyhub/shared';
 import { ListenerAgent } from '../agent';
 import { listenerHome, loadListenerConfig, saveListenerConfig, secureHome } from '../config';
 import { ListenerNatsCredentials } from '../bus/nats-credentials';
 import { ListenerMetrics } from '../observability/listener-metrics';
 import { enroll, openListenerRuntime } from '../runtime';
 import { ListenerBus } from '../bus/listener-bus';
-import { requestTargetKek } from '../targets/target-keks';
+import { requestTargetKek, requestTargetUpdate, targetSettingsSummary } from '../targets/target-keks';
 import { Journal } from '../state/journal';
 import { CheckpointStore, exportWitness } from '../state/checkpoints';
 import { HubKeyStore } from '../state/hub-key';
+import { CeremonyStore } from '../state/ceremony';
+import { ceremonyConfirmation, collectParts, combineParts, loadCeremony } from '../enrollment/root-kek-ceremony';
+import { readHiddenLine } from './hidden-input';
 
 /** One above the hub's 9464, so a hub and a listener on one machine do not collide; KEYHUB_HTTP_PORT overrides, 0 turns it off. */
 const DEFAULT_HTTP_PORT = 9465;
@@ -137,7 +140,57 @@ program
     await agent.start();
   });
 
-const targetCmd = program.command('target').description('PKCS#11 targets with a token of their own, and the KEK each gets in its token');
+const rootKekCmd = program.command('root-kek').description('the root KEK, when it is set up by key components (split knowledge)');
+rootKekCmd
+  .command('enter')
+  .description('each custodian types their component (hidden) in this terminal; each is checked by its KCV, then they are combined into the token and the KCV confirmed with the hub')
+  .action(async () => {
+    if (!process.stdin.isTTY) throw new KeyhubError('TERMINAL_REQUIRED', 'key components are entered in a terminal, with hidden input; run this command in one');
+    const rt = await openListenerRuntime(listenerHome(globals().home));
+    try {
+      const store = new CeremonyStore(rt.home);
+      const ceremony = loadCeremony({ listenerId: rt.config.id, hubKeys: rt.hubKeys, store });
+      const { kek } = ceremony;
+      const scheme = ceremony.scheme === 'xor' ? `${ceremony.parts.length} XOR components, all needed` : `Shamir shares, any ${ceremony.threshold} of ${ceremony.parts.length}`;
+      process.stderr.write(
+        `root KEK ceremony ${ceremony.ceremonyId} for listener ${shown(rt.config.id)}: ${scheme}\n` +
+          `custodians: ${ceremony.parts.map((p) => `${p.index} ${p.custodian} (KCV ${p.kcv})`).join(', ')}\n` +
+          `the root KEK's KCV will be ${kek.kcv}\n`,
+      );
+      let result: 'stored' | 'present' = 'present';
+      if (!(await rt.keys.findKek(kek.id, kek.version))) {
+        const parts = await collectParts(ceremony, { say: (t) => process.stderr.write(`${t}\n`), ask: readHiddenLine });
+        let value: Buffer | undefined;
+        try {
+          value = combineParts(ceremony, parts);
+          result = await rt.keys.installCombinedRootKek(value, kek.id, kek.version, (h) => aesKcv(rt.keys.hsm, h), kek.kcv);
+        } finally {
+          wipe(value, ...parts.map((p) => p.value));
+        }
+      }
+      // The hub activates the site on this confirmation; a lost one is sent again by running the command again.
+      const bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger, rt.nats);
+      try {
+        await bus.publishUp('kek_confirm', await ceremonyConfirmation(rt.keys, rt.config.id, ceremony));
+      } finally {
+        await bus.close();
+      }
+      store.remove();
+      out(
+        `root KEK ${kek.id} v${kek.version} ${result === 'stored' ? 'installed' : 'already installed'} in token "${shown(rt.keys.hsm.tokenLabel)}": KCV ${kek.kcv}, equal to the hub's; confirmation sent to the hub`,
+        {
+          kekId: kek.id,
+          version: kek.version,
+          kcv: kek.kcv,
+          result,
+        },
+      );
+    } finally {
+      await rt.close();
+    }
+  });
+
+const targetCmd = program.command('target').description("targets added or removed after enrollment (signed updates an operator approves), and PKCS#11 targets' own KEKs");
 targetCmd
   .command('request')
   .description("make a transport key in the target token and ask the hub for this target's own KEK (an operator approves it with the fingerprint shown)")
@@ -159,6 +212,52 @@ targetCmd
       await rt.close();
     }
   });
+
+/** `--setting k=v` (repeatable): a non-secret setting to show the operator, added to the summary taken from listener.json. */
+function settingsOption(v: string, acc: Record<string, string>): Record<string, string> {
+  const at = v.indexOf('=');
+  if (at < 1) throw new KeyhubError('INPUT_INVALID', `--setting takes name=value, got ${v}`);
+  return { ...acc, [v.slice(0, at)]: v.slice(at + 1) };
+}
+
+/** Signs and sends a target update; the hub holds it until an operator approves it. */
+async function sendTargetUpdate(op: 'add' | 'remove', name: string, o: { kind?: string; setting: Record<string, string> }): Promise<void> {
+  const rt = await openListenerRuntime(listenerHome(globals().home));
+  try {
+    const configured = rt.config.targets.find((t) => t.name === name);
+    if (op === 'add' && !configured) throw new KeyhubError('TARGET_UNKNOWN', `no target named ${name} in listener.json: add it there first`);
+    const kind = o.kind ?? configured?.kind;
+    if (!kind) throw new KeyhubError('INPUT_INVALID', `give --kind: target ${name} is no longer in listener.json`);
+    const settings = { ...(configured ? targetSettingsSummary(configured) : {}), ...o.setting };
+    const bus = await ListenerBus.connect(rt.config.nats.servers, rt.config.id, rt.logger, rt.nats);
+    try {
+      const u = await requestTargetUpdate({ listenerId: rt.config.id, keys: rt.keys, bus, now: () => new Date() }, { op, target: name, kind, settings });
+      out(
+        `target ${op === 'add' ? 'addition' : 'removal'} sent for ${shown(name)} (${shown(kind)}) of listener ${shown(rt.config.id)}\nupdate request ${shown(u.id)}\nAsk the hub operator to check it with \`keyhub listener target list ${shown(rt.config.id)}\` and approve it with \`keyhub listener target approve-update\`.`,
+        { listenerId: rt.config.id, target: name, op, kind, settings, requestId: u.id },
+      );
+    } finally {
+      await bus.close();
+    }
+  } finally {
+    await rt.close();
+  }
+}
+
+targetCmd
+  .command('add')
+  .description('ask the hub to add a target configured in listener.json after enrollment, by a signed update an operator approves (any kind)')
+  .argument('<name>', 'target name in listener.json')
+  .option('--setting <name=value>', 'a non-secret setting to show the operator (repeatable)', settingsOption, {} as Record<string, string>)
+  .action(async (name: string, o: { setting: Record<string, string> }) => sendTargetUpdate('add', name, o));
+
+targetCmd
+  .command('remove')
+  .description('ask the hub to remove a target, by a signed update an operator approves; once approved the hub sends it nothing more')
+  .argument('<name>', 'target name')
+  .option('--kind <kind>', 'its kind, when it is no longer in listener.json')
+  .option('--setting <name=value>', 'a non-secret setting to show the operator (repeatable)', settingsOption, {} as Record<string, string>)
+  .action(async (name: string, o: { kind?: string; setting: Record<string, string> }) => sendTargetUpdate('remove', name, o));
 
 program
   .command('status')

@@ -1,5 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { fingerprintsEqual, MESSAGE_TYPES, targetTransportFingerprint, verifyEnvelope, type ErrorCode, type SignedEnvelope, type TargetKekMessage, type TargetKekRequest } from '@keyhub/protocol';
+import {
+  fingerprintsEqual,
+  MAX_TARGET_SETTINGS,
+  MESSAGE_TYPES,
+  storableText,
+  TARGET_KINDS,
+  targetTransportFingerprint,
+  verifyEnvelope,
+  type ErrorCode,
+  type SignedEnvelope,
+  type TargetKekMessage,
+  type TargetKekRequest,
+  type TargetKekRotation,
+  type TargetKind,
+  type TargetUpdate,
+} from '@keyhub/protocol';
 import { aesKcv, KeyhubError, type Logger } from '@keyhub/shared';
 import type { ListenerBus } from '../bus/listener-bus';
 import type { TargetConfig } from '../config';
@@ -42,7 +57,8 @@ export async function requestTargetKek(d: Pick<TargetKekDeps, 'listenerId' | 'ke
     listenerId: d.listenerId,
     issuedAt: d.now().toISOString(),
     target,
-    kind: 'pkcs11',
+    // The configured kind: the hub records it (a target it does not know yet joins the site as that kind) and refuses a contradiction.
+    kind: token.config.kind,
     transportKey: spki.toString('base64'),
     oaepHash: token.config.oaepHash,
   };
@@ -94,4 +110,102 @@ export async function handleTargetKek(d: TargetKekDeps, envelope: SignedEnvelope
   await d.bus.publishUp('target_kek', confirm);
   d.logger.info({ target: msg.target, kekId: msg.kek.id, version: msg.kek.version, kcv: msg.kek.kcv, result }, 'target KEK installed in its token and confirmed');
   return { kind: 'target_kek', target: msg.target, result };
+}
+
+/**
+ * A target KEK rotation from the hub (hub/src/operations/targets/rotate-target-kek.ts).
+ * Rules, as for a root KEK rotation: it must verify under the pinned hub key
+ * and be for this site and a PKCS#11 target with a token of its own;
+ * anything else is dropped, unanswered, with nothing unwrapped. The new KEK
+ * is unwrapped inside the TARGET token under the target's current KEK (a
+ * session probe for the KCV first: KCV_MISMATCH stores nothing), installed
+ * with the target KEK policy, and only then are the older KEKs the hub names
+ * destroyed (never the one it travelled under, nor the new one: packages in
+ * flight under the current KEK still import) and the KCV confirmed, signed.
+ * A transit target (keystore, cloud) is refused: its KEK unwraps only
+ * session objects, so it cannot carry a successor into the token.
+ */
+export async function handleTargetKekRotation(d: TargetKekDeps, envelope: SignedEnvelope<TargetKekRotation>): Promise<TargetKekResult> {
+  const msg = envelope.payload;
+  const hubKey = d.hubKeys.load();
+  if (!hubKey || !verifyEnvelope(envelope, hubKey)) return { kind: 'dropped', code: hubKey ? 'SIGNATURE_INVALID' : 'NOT_ENROLLED' };
+  if (msg.listenerId !== d.listenerId) return { kind: 'dropped', code: 'PACKAGE_WRONG_LISTENER' };
+  const token = d.tokens.get(msg.target);
+  if (!token) return { kind: 'dropped', code: 'TARGET_UNKNOWN' };
+  if (token.config.kind !== 'pkcs11') return { kind: 'dropped', code: 'TARGET_KEK_NOT_ROTATABLE' };
+  const keep = new Set([`${msg.wrappedUnder.id}:${msg.wrappedUnder.version}`, `${msg.kek.id}:${msg.kek.version}`]);
+  const retire = msg.retire.filter((r) => !keep.has(`${r.id}:${r.version}`) && r.version < msg.wrappedUnder.version);
+  let result: 'stored' | 'present';
+  let destroyed: number;
+  try {
+    const next = { id: msg.kek.id, version: msg.kek.version, kcv: msg.kek.kcv, blob: Buffer.from(msg.kek.blob, 'base64') };
+    result = await token.keys.installSuccessorKek(msg.wrappedUnder, next, (h) => aesKcv(token.keys.hsm, h), 'rotated target KEK');
+    destroyed = await token.keys.destroyKeks(retire);
+  } catch (err) {
+    const e = KeyhubError.from(err);
+    if (e.code === 'HSM_ERROR') throw e;
+    d.logger.warn({ code: e.code, target: msg.target, kekId: msg.kek.id, version: msg.kek.version }, 'target KEK rotation not installed');
+    return { kind: 'dropped', code: e.code };
+  }
+  const confirm = await d.keys.sign({
+    type: MESSAGE_TYPES.targetKekConfirm,
+    id: randomUUID(),
+    listenerId: d.listenerId,
+    issuedAt: d.now().toISOString(),
+    target: msg.target,
+    kekId: msg.kek.id,
+    kekVersion: msg.kek.version,
+    kcv: msg.kek.kcv,
+  });
+  await d.bus.publishUp('target_kek', confirm);
+  d.logger.info({ target: msg.target, kekId: msg.kek.id, version: msg.kek.version, kcv: msg.kek.kcv, result, destroyed }, 'rotated target KEK installed in its token and confirmed');
+  return { kind: 'target_kek', target: msg.target, result };
+}
+
+/** Setting names never summarized: whatever may hold a secret, or say where one is (credentials, PINs, passwords, tokens). */
+const SECRET_SETTING = /(pin|password|passphrase|secret|credential|private|accesskey|sessiontoken|(^|\.)token$|env$|file$)/i;
+
+/**
+ * The non-secret summary of a target's configuration that a target update
+ * carries for the operator to read (module, token label, keystore path and
+ * type, region, vault, key ring): scalar fields one level deep, secrets and
+ * where they come from left out by name, at most MAX_TARGET_SETTINGS.
+ */
+export function targetSettingsSummary(config: object): Record<string, string> {
+  const out: Record<string, string> = {};
+  const put = (k: string, v: unknown) => {
+    if (Object.keys(out).length >= MAX_TARGET_SETTINGS || SECRET_SETTING.test(k) || !/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(k)) return;
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = storableText(String(v), 256);
+  };
+  for (const [k, v] of Object.entries(config)) {
+    if (k === 'name' || k === 'kind' || SECRET_SETTING.test(k)) continue;
+    if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) put(`${k}.${k2}`, v2);
+    else put(k, v);
+  }
+  return out;
+}
+
+/**
+ * `keyhub-listener target add|remove <name>`: a target added to or removed
+ * from this site after enrollment, signed by the identity key and held at
+ * the hub until an operator approves it; the hub sends nothing to an added
+ * target before that. The settings summary is what the operator reads.
+ */
+export async function requestTargetUpdate(
+  d: Pick<TargetKekDeps, 'listenerId' | 'keys' | 'bus' | 'now'>,
+  u: { op: 'add' | 'remove'; target: string; kind: string; settings: Record<string, string> },
+): Promise<TargetUpdate> {
+  if (!(TARGET_KINDS as readonly string[]).includes(u.kind)) throw new KeyhubError('INPUT_INVALID', `unknown target kind ${u.kind} (${TARGET_KINDS.join(', ')})`);
+  const update: TargetUpdate = {
+    type: MESSAGE_TYPES.targetUpdate,
+    id: randomUUID(),
+    listenerId: d.listenerId,
+    issuedAt: d.now().toISOString(),
+    op: u.op,
+    target: u.target,
+    kind: u.kind as TargetKind,
+    settings: u.settings,
+  };
+  await d.bus.publishUp('target_update', await d.keys.sign(update));
+  return update;
 }

@@ -14,6 +14,12 @@ export interface ImportRequest {
     kcv: string;
     /** A key pair's public key, DER SPKI in base64 (the blob holds the private key as PKCS#8). */
     publicKey?: string;
+    /** A key pair's certificate chain from the hub, base64 DER, leaf first (protocol packages.ts); for keystore targets. */
+    certificateChain?: string[];
+    /** The kinds of target the key's policy allows (protocol packages.ts); absent: pkcs11 only. Keystore and cloud targets check it. */
+    targetKinds?: readonly string[];
+    /** The policy allows a cloud JWK import (the key in clear inside TLS). */
+    allowClearImport?: boolean;
   };
   wrapped: { kekId: string; kekVersion: number; mechanism: 'AES-KWP'; blob: Buffer };
 }
@@ -22,6 +28,8 @@ export interface ImportResult {
   outcome: 'imported' | 'already_present';
   /** KCV computed at the target. */
   kcv: string;
+  /** A cloud target's ids and import state for the receipt (protocol receipts.ts). */
+  cloud?: { keyId: string; versionId: string; importState: string; wrapping: string };
 }
 
 export interface KeyRef {
@@ -33,6 +41,8 @@ export interface InventoryItem extends KeyRef {
   label: string;
   algorithm: string;
   enabled: boolean;
+  /** The KCV the target vouches for (a cloud: the one computed over the material it sent; a payment HSM: the one it computes); absent when it has none. */
+  kcv?: string;
 }
 
 /** What a lifecycle command left at the target (protocol COMMAND_EFFECTS). */
@@ -53,6 +63,13 @@ export interface TargetHealth {
 export interface Target {
   readonly name: string;
   readonly kind: string;
+  /**
+   * Imports this target takes at once, for itself, beyond the listener's
+   * importConcurrency (import-slots.ts); set by targets that batch (a
+   * keystore writes what is in flight in one rewrite). Absent: the target
+   * shares importConcurrency with the others.
+   */
+  readonly importSlots?: number;
   import(request: ImportRequest): Promise<ImportResult>;
   disable(ref: KeyRef): Promise<boolean>;
   /** Removes every object of the version; false when there was none. */

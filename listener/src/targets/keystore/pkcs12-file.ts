@@ -1,6 +1,6 @@
 import { bytesOf, children, corrupt, ctx, expectTag, integer, oid, readInteger, readOid, readTlv, TAG, tlv } from './der';
 import { parseBag, type Pkcs12Bag } from './pkcs12-bags';
-import { computeMacData, verifyMacData } from './pkcs12-mac';
+import { computeMacData, verifyMacData, type Pkcs12MacKey } from './pkcs12-mac';
 import { OID } from './oids';
 
 /**
@@ -47,10 +47,10 @@ const dataInfo = (content: Buffer): Buffer => tlv(TAG.SEQUENCE, oid(OID.data), t
  * in the plain SafeContents too (Java and OpenSSL read them there), sparing
  * a second password-encrypted container on every rewrite.
  */
-export function serializePkcs12(contents: readonly Pkcs12Content[], password: string, macIterations: number): Buffer {
+export function serializePkcs12(contents: readonly Pkcs12Content[], password: string, macIterations: number, macKey?: Pkcs12MacKey): Buffer {
   const bags = contents.flatMap((c) => (c.kind === 'plain' ? c.bags.map((b) => b.der) : []));
   const infos = bags.length ? [dataInfo(tlv(TAG.SEQUENCE, ...bags))] : [];
   for (const c of contents) if (c.kind === 'opaque') infos.push(c.der);
   const authSafe = tlv(TAG.SEQUENCE, ...infos);
-  return tlv(TAG.SEQUENCE, integer(3), dataInfo(authSafe), computeMacData(authSafe, password, macIterations));
+  return tlv(TAG.SEQUENCE, integer(3), dataInfo(authSafe), computeMacData(authSafe, password, macIterations, macKey));
 }

@@ -20,12 +20,30 @@ function macKey(password: string, salt: Buffer, iterations: number, hash: MacHas
   return Buffer.from(key.getBytes(), 'binary');
 }
 
-/** MacData { DigestInfo { sha256, HMAC }, salt, iterations } over the AuthenticatedSafe content, as Java 17 writes it. */
-export function computeMacData(authSafe: Buffer, password: string, iterations: number): Buffer {
+/** A derived MAC key with its salt and iteration count. */
+export interface Pkcs12MacKey {
+  readonly salt: Buffer;
+  readonly iterations: number;
+  readonly key: Buffer;
+}
+
+/**
+ * A fresh salt and the MAC key derived from it. The KDF is the cost of a
+ * rewrite (forge's PKCS#12 KDF in JavaScript: tens of ms at 10,000
+ * iterations), so one writer derives it once and MACs each rewrite with it:
+ * HMAC under one key over different contents is what HMAC is for, and the
+ * key is no more secret than the password the writer already holds.
+ */
+export function newMacKey(password: string, iterations: number): Pkcs12MacKey {
   const salt = randomBytes(20);
-  const mac = createHmac('sha256', macKey(password, salt, iterations, 'sha256'))
-    .update(authSafe)
-    .digest();
+  return { salt, iterations, key: macKey(password, salt, iterations, 'sha256') };
+}
+
+/** MacData { DigestInfo { sha256, HMAC }, salt, iterations } over the AuthenticatedSafe content, as Java 17 writes it. */
+export function computeMacData(authSafe: Buffer, password: string, iterations: number, derived: Pkcs12MacKey = newMacKey(password, iterations)): Buffer {
+  const { salt } = derived;
+  iterations = derived.iterations;
+  const mac = createHmac('sha256', derived.key).update(authSafe).digest();
   const digestInfo = tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, oid(OID.sha256), NULL), tlv(TAG.OCTET_STRING, mac));
   return tlv(TAG.SEQUENCE, digestInfo, tlv(TAG.OCTET_STRING, salt), integer(iterations));
 }

@@ -4,6 +4,7 @@ import type { FormatSettings, KeystoreFormat } from './keystore-format';
 import type { KeystoreEntryInfo, KeystoreEntryInput } from './keystore-types';
 import { certBag, parseBag, secretBag, shroudedKeyBag, type Pkcs12Bag } from './pkcs12-bags';
 import { parsePkcs12, serializePkcs12, type Pkcs12Content } from './pkcs12-file';
+import { newMacKey, type Pkcs12MacKey } from './pkcs12-mac';
 import { encryptPkcs8, secretKeyInfo } from './pkcs12-protect';
 import { readTlv } from './der';
 
@@ -15,6 +16,8 @@ export class Pkcs12Store implements KeystoreFormat {
   private constructor(
     private readonly contents: readonly Pkcs12Content[],
     private readonly settings: FormatSettings,
+    /** The MAC key of this writer, derived at its first rewrite and shared by the stores that follow (pkcs12-mac.ts, newMacKey). */
+    private readonly mac: { key?: Pkcs12MacKey } = {},
   ) {}
 
   static empty(settings: FormatSettings): Pkcs12Store {
@@ -49,7 +52,7 @@ export class Pkcs12Store implements KeystoreFormat {
         present.add(key);
       }
     }
-    return new Pkcs12Store([...contents, { kind: 'plain', bags: fresh }], this.settings);
+    return new Pkcs12Store([...contents, { kind: 'plain', bags: fresh }], this.settings, this.mac);
   }
 
   private async protect(entry: KeystoreEntryInput, clear: ClearBytes): Promise<Buffer[]> {
@@ -60,6 +63,7 @@ export class Pkcs12Store implements KeystoreFormat {
   }
 
   serialize(): Buffer {
-    return serializePkcs12(this.contents, this.settings.password, this.settings.pkcs12MacIterations);
+    this.mac.key ??= newMacKey(this.settings.password, this.settings.pkcs12MacIterations);
+    return serializePkcs12(this.contents, this.settings.password, this.settings.pkcs12MacIterations, this.mac.key);
   }
 }
