@@ -79,6 +79,8 @@ if [ "$for_tests" -eq 1 ]; then
   have chromium || missing+=(chromium)
   # The reports test reads the PDFs the hub renders with pdftotext.
   have pdftotext || missing+=(poppler-utils)
+  # The key-component ceremony test types custodians' parts into a real terminal (tmux send-keys).
+  have tmux || missing+=(tmux)
 fi
 # A remote database via DATABASE_URL makes a local server unnecessary.
 if [ -z "${DATABASE_URL:-}" ] && ! postgres_server_installed; then

@@ -5,8 +5,8 @@
  *   bench-results/bench-<timestamp>.json, bench-results/latest.json,
  *   bench-results/latest.md (the summary table, also printed at the end).
  *
- * Usage: node test/dist/bench/main.js [bare] [fanout] [api] [e2e] [scale] [lifecycle] [compromise]
- * (no argument: all seven). fanout, e2e and lifecycle compare against limits from bare,
+ * Usage: node test/dist/bench/main.js [bare] [fanout] [api] [e2e] [scale] [lifecycle] [compromise] [dashboard] [targets]
+ * (no argument: all nine). fanout, e2e and lifecycle compare against limits from bare,
  * so bare runs first whenever one of them is selected.
  * Every stage is bounded in time and count and removes what it started
  * (servers, tokens, databases, temp dirs), also when it fails.
@@ -20,10 +20,12 @@ import type { BenchContext, StageRun } from './context';
 import { runE2e } from './e2e';
 import { runFanout } from './fanout';
 import { runCompromiseE2e } from './compromise-e2e';
+import { runDashboard } from './dashboard';
 import { runLifecycle } from './lifecycle';
 import { Cleanup, describeError, now, say, StageRecorder, TimeoutError, withDeadline, type StageResult } from './lib';
 import { renderMarkdown, type BenchReport } from './report';
 import { runScale } from './scale';
+import { runTargets } from './targets';
 
 const REPO = path.resolve(__dirname, '../../..');
 const RESULTS_DIR = path.join(REPO, 'bench-results');
@@ -42,7 +44,9 @@ const STAGES: StageDef[] = [
   { name: 'e2e', title: 'end to end with 4 real listeners, auth+TLS and plain NATS', budgetMs: 600_000, run: runE2e },
   { name: 'scale', title: 'queries on 100,000 key versions and 1,000 listeners', budgetMs: 150_000, run: runScale },
   { name: 'lifecycle', title: 'compromise at 1,000 sites, rotation of 1,000 keys x 10 sites, drift scan of 1,000 x 100', budgetMs: 360_000, run: runLifecycle },
+  { name: 'dashboard', title: 'dashboard pages and reports on 1,000 sites and 100,000 key versions, TTFB and in Chromium', budgetMs: 300_000, run: runDashboard },
   { name: 'compromise', title: 'compromise with 4 real listeners, each behind a 1,000-package backlog', budgetMs: 420_000, run: runCompromiseE2e },
+  { name: 'targets', title: 'catch-up of 1,000 keys into a PKCS#12 keystore and the AWS KMS stand-in, next to the bare writer and SDK', budgetMs: 300_000, run: runTargets },
 ];
 
 function selectStages(argv: string[]): { stages: StageDef[]; notes: string[] } {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { generateKeyPairSync, randomUUID, sign as nodeSign } from 'node:crypto';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { NatsConnection } from 'nats';
 import { Client } from 'pg';
@@ -18,6 +18,7 @@ interface TargetRow {
   name: string;
   kek: { scope: string; state: string; kekId: string | null; version: number | null; kcv: string | null; transportFingerprint: string | null };
   inventory: { items: number };
+  health: { healthy: boolean | null; detail: string | null };
 }
 
 /**
@@ -239,6 +240,38 @@ describe('end to end: PKCS#11 targets on other tokens, each with its own KEK', f
     }).catch((err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify(last.map((t) => [t.name, t.inventory]))}\n${d.hub?.output.slice(-1500) ?? ''}\n${d.site(SITE).process?.output.slice(-1500) ?? ''}`);
     });
+  });
+
+  it('target B missing (its HSM module gone): the listener still starts, B shows unhealthy at the hub, a push to B waits (TARGET_UNAVAILABLE) and is confirmed once B is back', async () => {
+    await d.stopListener(SITE);
+    await rename(moduleB, `${moduleB}.gone`);
+    let restored = false;
+    try {
+      const proc = await d.startListener(SITE);
+      await waitFor('target B unhealthy at the hub', async () => ((await targets()).find((t) => t.name === 'tgt-b')?.health.healthy === false ? true : undefined), 60_000);
+      const created = await d.keyhubJson<{ kcv: string }>(['key', 'create', 'ot-key-b-missing', '--alg', 'AES-256']);
+      const r = await d.keyhub(['distribute', 'ot-key-b-missing', '--to', `${SITE}/tgt-b`]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      await proc.waitFor(/TARGET_UNAVAILABLE/);
+      assert.notEqual((await d.keyhubJson<StatusRow[]>(['status', 'ot-key-b-missing']))[0]?.state, 'confirmed');
+      // Target A goes on meanwhile.
+      const a = await d.keyhub(['distribute', 'ot-key-a', '--to', `${SITE}/tgt-a`, '--wait', '--timeout', '60']);
+      assert.equal(a.code, 0, a.stdout + a.stderr);
+      await rename(`${moduleB}.gone`, moduleB);
+      restored = true;
+      const row = await waitFor(
+        'the push to B confirmed once B is back',
+        async () => {
+          const [x] = await d.keyhubJson<StatusRow[]>(['status', 'ot-key-b-missing']);
+          return x?.state === 'confirmed' ? x : undefined;
+        },
+        120_000,
+      );
+      assert.equal(row.targetKcv, created.kcv);
+      await waitFor('target B healthy again at the hub', async () => ((await targets()).find((t) => t.name === 'tgt-b')?.health.healthy === true ? true : undefined), 60_000);
+    } finally {
+      if (!restored) await rename(`${moduleB}.gone`, moduleB).catch(() => undefined);
+    }
   });
 
   it('no PIN and no key material leave the tokens: not in any output, not in the listener home', async () => {

@@ -25,6 +25,7 @@ import { UpHandler } from '@keyhub/hub/dist/bus/up-handler';
 import { ProcessInventory } from '@keyhub/hub/dist/operations/inventory/process-inventory';
 import { ConfirmTargetKek } from '@keyhub/hub/dist/operations/targets/confirm-target-kek';
 import { RegisterTargetKekRequest } from '@keyhub/hub/dist/operations/targets/register-target-kek-request';
+import { RegisterTargetUpdate } from '@keyhub/hub/dist/operations/targets/register-target-update';
 import { FRESH_FUTURE_MS, FRESH_PAST_MS } from '@keyhub/hub/dist/domain/liveness';
 import { verifyStoredAudit } from '@keyhub/hub/dist/operations/audit/verify-stored-audit';
 import { ApplyReceipt } from '@keyhub/hub/dist/operations/distributions/apply-receipts';
@@ -192,6 +193,7 @@ describe('fuzz: hub handlers for enrollments, root-KEK confirmations, receipts a
     );
     up.processInventory = container.resolve(ProcessInventory);
     up.targetKeks = { register: container.resolve(RegisterTargetKekRequest), confirm: container.resolve(ConfirmTargetKek) };
+    up.targetUpdates = container.resolve(RegisterTargetUpdate);
     beats = new HeartbeatHandler(verify, fx.logger);
     // The handler's refusals, every one (its log is rate-limited): a test seam on a private field.
     (beats as unknown as { refusals: Pick<RateLimitedLog, 'warn'> }).refusals = { warn: (_reason, fields) => void refusals.push(String(fields.code)) };
@@ -259,6 +261,7 @@ describe('fuzz: hub handlers for enrollments, root-KEK confirmations, receipts a
     'audit_events',
     'audit_checkpoints',
     'target_keks',
+    'target_updates',
   ];
 
   /**

@@ -149,6 +149,9 @@ describe('fuzz: listener inbox and checkpoint witness (SoftHSM2 token, pinned hu
     if (type === MESSAGE_TYPES.rootKekRotation) return enrolled ? ['SIGNATURE_INVALID', 'KEK_UNKNOWN'] : ['NOT_ENROLLED'];
     // The same for a target KEK: it verifies first; a hub-signed one names a target with no token of its own here.
     if (type === MESSAGE_TYPES.targetKek) return enrolled ? ['SIGNATURE_INVALID', 'TARGET_UNKNOWN'] : ['NOT_ENROLLED'];
+    if (type === MESSAGE_TYPES.targetKekRotation) return enrolled ? ['SIGNATURE_INVALID', 'TARGET_UNKNOWN'] : ['NOT_ENROLLED'];
+    // A ceremony verifies against the hub key it carries (the generator's is not the pinned one), like a root KEK; a mutated copy may fail earlier.
+    if (type === MESSAGE_TYPES.rootKekCeremony) return ['SIGNATURE_INVALID', 'HUB_KEY_NOT_PINNED', 'PACKAGE_WRONG_LISTENER', 'CEREMONY_UNEXPECTED'];
     const disposition = INBOX_DISPOSITION[type];
     if (disposition !== 'handled') return [disposition];
     if (type === MESSAGE_TYPES.rootKek) return g ? ['SIGNATURE_INVALID'] : ['SIGNATURE_INVALID', 'HUB_KEY_NOT_PINNED'];

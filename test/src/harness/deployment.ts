@@ -304,7 +304,7 @@ export class Deployment {
   }
 
   /** init + enroll + operator approval with the fingerprint the listener printed. */
-  async enrollListener(id: string, options: { start?: boolean } = {}): Promise<string> {
+  async enrollListener(id: string, options: { start?: boolean; approve?: boolean } = {}): Promise<string> {
     const site = this.site(id);
     const natsArgs = await this.listenerNatsArgs(id);
     const init = await this.listenerCli(id, [
@@ -328,6 +328,8 @@ export class Deployment {
     if (enroll.code !== 0) throw new Error(`listener enroll failed: ${enroll.stdout}${enroll.stderr}`);
     const { fingerprint } = JSON.parse(enroll.stdout) as { fingerprint: string };
     await this.waitForListenerState(id, 'pending_approval');
+    // Left pending: the test approves it its own way (a key-component ceremony).
+    if (options.approve === false) return fingerprint;
     const approve = await this.keyhub(['listener', 'approve', id, '--fingerprint', fingerprint]);
     if (approve.code !== 0) throw new Error(`approve failed: ${approve.stdout}${approve.stderr}`);
     if (options.start ?? true) {

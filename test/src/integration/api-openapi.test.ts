@@ -30,6 +30,7 @@ const BODYLESS_WRITES = [
   'POST /v1/tokens/:id/revoke',
   'POST /v1/approvals/:id/cancel',
   'POST /v1/approvals/:id/pickup',
+  'POST /v1/listeners/:id/root-kek/components/mine',
   'POST /v1/audit/checkpoints',
   'POST /v1/certificates/:serial/revoke',
   'POST /v1/placements/reconcile',
@@ -259,6 +260,26 @@ describe('API OpenAPI document: valid 3.1, exactly the routes served, with the s
     ];
     for (const [route, method, p] of certificateCalls) {
       const r = await h.call(method, p, { token: tokens.auditor });
+      assert.equal(r.status, 200, `${route}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+      assertDocumented(route, r);
+    }
+
+    // A key pair version's chain: issued (201), issued again (200), shown, re-imported, and a CSR, each answer as documented.
+    const pair = await h.call('POST', '/v1/keys', { token: tokens.officer, body: { name: 'oas/pair', algorithm: 'EC-P256', usages: ['sign'] } });
+    assert.equal(pair.status, 201, JSON.stringify(pair.body));
+    const version = '/v1/keys/oas%2Fpair/versions/1';
+    const certificate = 'POST /v1/keys/:name/versions/:version/certificate';
+    const first = await h.call('POST', `${version}/certificate`, { token: tokens.officer, body: {} });
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    assertDocumented(certificate, first);
+    const pairCalls: Array<[string, string, string, unknown]> = [
+      [certificate, 'POST', `${version}/certificate`, {}],
+      ['GET /v1/keys/:name/versions/:version/certificate', 'GET', `${version}/certificate`, undefined],
+      ['PUT /v1/keys/:name/versions/:version/certificate', 'PUT', `${version}/certificate`, { chainPem: (first.body as api.KeyCertificateView).chainPem }],
+      ['POST /v1/keys/:name/versions/:version/csr', 'POST', `${version}/csr`, { commonName: 'oas pair' }],
+    ];
+    for (const [route, method, p, body] of pairCalls) {
+      const r = await h.call(method, p, { token: tokens.officer, body });
       assert.equal(r.status, 200, `${route}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
       assertDocumented(route, r);
     }

@@ -105,6 +105,33 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
   // Keys nobody made: an allowed caller learns that, and nothing is rotated or changed.
   'POST /v1/keys/:name/rotate': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/keys/matrix%2Fno-such-key/rotate', body: {} }) },
   'POST /v1/keys/:name/state': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/keys/matrix%2Fno-such-key/state', body: { action: 'suspend' } }) },
+  // A key nobody has: an allowed caller learns that, and no policy or row MAC changes.
+  'PUT /v1/keys/:name/target-policy': {
+    access: ['key-officer'],
+    allowed: 404,
+    request: () => ({ path: '/v1/keys/matrix%2Fno-such-key/target-policy', body: { targetKinds: ['pkcs11', 'keystore'] } }),
+  },
+  // Certificate chains of key pair versions (issue 12): the matrix's key is AES, so an allowed caller learns it is not a pair, and nothing is issued or signed.
+  'GET /v1/keys/:name/versions/:version/certificate': {
+    access: ['key-officer', 'auditor'],
+    allowed: 409,
+    request: (w) => ({ path: `/v1/keys/${encodeURIComponent(w.keyName)}/versions/1/certificate` }),
+  },
+  'POST /v1/keys/:name/versions/:version/certificate': {
+    access: ['key-officer'],
+    allowed: 409,
+    request: (w) => ({ path: `/v1/keys/${encodeURIComponent(w.keyName)}/versions/1/certificate`, body: {} }),
+  },
+  'PUT /v1/keys/:name/versions/:version/certificate': {
+    access: ['key-officer'],
+    allowed: 404,
+    request: () => ({ path: '/v1/keys/matrix%2Fno-such-key/versions/1/certificate', body: { chainPem: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } }),
+  },
+  'POST /v1/keys/:name/versions/:version/csr': {
+    access: ['key-officer'],
+    allowed: 409,
+    request: (w) => ({ path: `/v1/keys/${encodeURIComponent(w.keyName)}/versions/1/csr`, body: { commonName: 'matrix' } }),
+  },
 
   'GET /v1/listeners': { access: ['key-officer', 'auditor'], allowed: 200, request: at('/v1/listeners') },
   'GET /v1/listeners/:id': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/listeners/${w.listenerId}` }) },
@@ -120,6 +147,14 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
   'POST /v1/listeners/:id/revoke': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/revoke', body: {} }) },
   // Site lifecycle on an id nobody knows: an allowed caller learns that, and no KEK, distribution or identity changes.
   'POST /v1/listeners/:id/rotate-kek': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/rotate-kek', body: {} }) },
+  // A key-component ceremony for an id nobody knows: an allowed caller learns that, and no request is opened.
+  'POST /v1/listeners/:id/root-kek/components': {
+    access: ['key-officer'],
+    allowed: 404,
+    request: () => ({ path: '/v1/listeners/no-such-site/root-kek/components', body: { fingerprint: 'ab'.repeat(16), parts: 2, custodians: ['c-one', 'c-two'] } }),
+  },
+  // A custodian's part where no ceremony exists: an allowed caller learns that, and nothing is derived.
+  'POST /v1/listeners/:id/root-kek/components/mine': { access: ['approver'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/root-kek/components/mine', body: {} }) },
   'POST /v1/listeners/:id/compromise-kek': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/compromise-kek', body: {} }) },
   'POST /v1/listeners/:id/decommission': { access: ['key-officer'], allowed: 404, request: () => ({ path: '/v1/listeners/no-such-site/decommission', body: {} }) },
   'GET /v1/listeners/:id/targets': { access: ['key-officer', 'auditor'], allowed: 200, request: (w) => ({ path: `/v1/listeners/${w.listenerId}/targets` }) },
@@ -128,6 +163,18 @@ const POLICY: Readonly<Record<string, RouteSpec>> = {
     access: ['key-officer'],
     allowed: 404,
     request: (w) => ({ path: `/v1/listeners/${w.listenerId}/targets/no-such-target/approve`, body: { fingerprint: 'ab'.repeat(32) } }),
+  },
+  // A target the site does not have: an allowed caller learns that, and no KEK is made or sent.
+  'POST /v1/listeners/:id/targets/:target/rotate-kek': {
+    access: ['key-officer'],
+    allowed: 404,
+    request: (w) => ({ path: `/v1/listeners/${w.listenerId}/targets/no-such-target/rotate-kek`, body: {} }),
+  },
+  // No signed update from this target: an allowed caller learns that, and no target is added or removed.
+  'POST /v1/listeners/:id/targets/:target/approve-update': {
+    access: ['key-officer'],
+    allowed: 404,
+    request: (w) => ({ path: `/v1/listeners/${w.listenerId}/targets/no-such-target/approve-update`, body: { updateId: '00000000-0000-4000-8000-000000000000' } }),
   },
 
   'POST /v1/distributions': {

@@ -18,8 +18,9 @@ import java.security.cert.Certificate;
 import java.util.*;
 import javax.crypto.*;
 import javax.crypto.spec.*;
+import java.security.spec.RSAPublicKeySpec;
 
-/** Loads a keystore and prints, per key entry: kind, alias, algorithm, KCV [, chain length, signature]. */
+/** Loads a keystore and prints, per key entry: kind, alias, algorithm, KCV [, chain length, signature, KCV of the RSA public key derived from the private key]. */
 public class KeystoreProbe {
   static final byte[] MESSAGE = "keyhub keystore probe".getBytes(java.nio.charset.StandardCharsets.UTF_8);
 
@@ -37,7 +38,14 @@ public class KeystoreProbe {
         s.initSign((PrivateKey) key);
         s.update(MESSAGE);
         String spkiKcv = hex(MessageDigest.getInstance("SHA-256").digest(chain[0].getPublicKey().getEncoded())).substring(0, 6);
-        System.out.println("privateKey " + alias + " " + key.getAlgorithm() + " " + spkiKcv + " " + chain.length + " " + Base64.getEncoder().encodeToString(s.sign()));
+        // An RSA private key carries its public half: the KCV of the public key Java derives from the loaded key itself.
+        String keyKcv = "-";
+        if (key instanceof java.security.interfaces.RSAPrivateCrtKey) {
+          java.security.interfaces.RSAPrivateCrtKey rsa = (java.security.interfaces.RSAPrivateCrtKey) key;
+          PublicKey pub = KeyFactory.getInstance("RSA").generatePublic(new RSAPublicKeySpec(rsa.getModulus(), rsa.getPublicExponent()));
+          keyKcv = hex(MessageDigest.getInstance("SHA-256").digest(pub.getEncoded())).substring(0, 6);
+        }
+        System.out.println("privateKey " + alias + " " + key.getAlgorithm() + " " + spkiKcv + " " + chain.length + " " + Base64.getEncoder().encodeToString(s.sign()) + " " + keyKcv);
       }
     }
   }
@@ -89,30 +97,67 @@ export interface ProbedEntry {
   readonly kcv: string;
   readonly chainLength?: number;
   readonly signature?: Buffer;
+  /** RSA private keys: the KCV of the public key Java derives from the loaded private key. */
+  readonly keyKcv?: string;
 }
 
 export function runProbe(classpath: string, javaType: 'PKCS12' | 'JCEKS', file: string, password: string): Map<string, ProbedEntry> {
   const out = execFileSync('java', ['-cp', classpath, 'KeystoreProbe', javaType, file, password], { encoding: 'utf8', stdio: 'pipe' });
   const entries = new Map<string, ProbedEntry>();
   for (const line of out.trim().split('\n').filter(Boolean)) {
-    const [kind, alias, algorithm, kcv, chain, sig] = line.split(' ');
-    entries.set(alias, { kind, alias, algorithm, kcv, chainLength: chain ? Number(chain) : undefined, signature: sig ? Buffer.from(sig, 'base64') : undefined });
+    const [kind, alias, algorithm, kcv, chain, sig, keyKcv] = line.split(' ');
+    entries.set(alias, {
+      kind,
+      alias,
+      algorithm,
+      kcv,
+      chainLength: chain ? Number(chain) : undefined,
+      signature: sig ? Buffer.from(sig, 'base64') : undefined,
+      keyKcv: keyKcv && keyKcv !== '-' ? keyKcv : undefined,
+    });
   }
   return entries;
 }
 
 /** keytool -list -v: alias -> entry type, as Java's own tool reports them. */
 export function keytoolList(javaType: 'PKCS12' | 'JCEKS', file: string, password: string): Map<string, string> {
+  return new Map([...keytoolEntries(javaType, file, password)].map(([alias, e]) => [alias, e.type]));
+}
+
+export interface KeytoolEntry {
+  readonly type: string;
+  /** "Certificate chain length" of a PrivateKeyEntry. */
+  readonly chainLength?: number;
+  /** The SHA-256 fingerprints keytool prints for each certificate of the chain, leaf first (hex, lower case, no colons). */
+  readonly fingerprints: string[];
+}
+
+/** keytool -list -v: each alias with its entry type and, for a private key, its chain as keytool reads it. */
+export function keytoolEntries(javaType: 'PKCS12' | 'JCEKS', file: string, password: string): Map<string, KeytoolEntry> {
   const out = execFileSync('keytool', ['-list', '-v', '-storetype', javaType, '-keystore', file, '-storepass', password], { encoding: 'utf8', stdio: 'pipe' });
-  const entries = new Map<string, string>();
-  let alias: string | undefined;
+  const entries = new Map<string, { type: string; chainLength?: number; fingerprints: string[] }>();
+  let current: { type: string; chainLength?: number; fingerprints: string[] } | undefined;
   for (const line of out.split('\n')) {
     const name = /^Alias name: (.*)$/.exec(line);
-    if (name) alias = name[1].trim();
+    if (name) entries.set(name[1].trim(), (current = { type: '', fingerprints: [] }));
     const type = /^Entry type: (.*)$/.exec(line);
-    if (type && alias !== undefined) entries.set(alias, type[1].trim());
+    if (type && current) current.type = type[1].trim();
+    const chain = /^Certificate chain length: (\d+)/.exec(line);
+    if (chain && current) current.chainLength = Number(chain[1]);
+    const fp = /^\s*SHA256: ([0-9A-F:]+)/.exec(line);
+    if (fp && current) current.fingerprints.push(fp[1].replace(/:/g, '').toLowerCase());
   }
   return entries;
+}
+
+/** The certificates `openssl pkcs12 -nokeys` reads out of a PKCS#12 file (OpenSSL, not Java, not our writer), as DER. */
+export function opensslPkcs12Certificates(file: string, password: string): Buffer[] {
+  const out = execFileSync('openssl', ['pkcs12', '-in', file, '-nokeys', '-passin', 'env:KEYHUB_P12_PASSWORD'], {
+    encoding: 'utf8',
+    stdio: 'pipe',
+    env: { ...process.env, KEYHUB_P12_PASSWORD: password },
+  });
+  return [...out.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from(m[1].replace(/\s+/g, ''), 'base64'));
 }
 
 /** Reference KCVs, computed without our writer: AES by the OpenSSL CLI's CMAC, TDES and HMAC by node:crypto. */

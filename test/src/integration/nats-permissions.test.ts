@@ -221,14 +221,29 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
     assert.equal(await streamState(), before);
   });
 
-  it("target KEKs: listener A may send its own target_kek request/confirmation subject, never B's, and can put no target KEK in any target_kek subject", async () => {
+  it("target KEKs: listener A may send its own target_kek request/confirmation subject, never B's, and can put no target KEK or target KEK rotation in any target_kek subject", async () => {
     const a = await asListener('site-a');
     const seen = violations(a);
     const before = await streamState();
     for (const s of [subjects.fromListener('site-b', 'target_kek'), subjects.toListener('site-a', 'target_kek'), subjects.toListener('site-b', 'target_kek')]) await expectPublishDenied(a, seen, s);
+    // A rotation-shaped message for its own target token, on the subject the hub's rotations use: refused like any other.
+    const rotation = { payload: { type: 'keyhub.v1.target_kek_rotation', listenerId: 'site-a', target: 'hsm' }, signature: { alg: 'ES256', keyId: 'x', value: 'AAAA' } };
+    await expectPublishDenied(a, seen, subjects.toListener('site-a', 'target_kek'), enc.encode(JSON.stringify(rotation)));
     assert.equal(await streamState(), before);
     // Its own UP subject is open to it (the stream takes it; the hub refuses the junk, unsigned).
     const ack = await a.jetstream().publish(subjects.fromListener('site-a', 'target_kek'), enc.encode('{"not":"a target KEK request"}'));
+    assert.equal(ack.stream, STREAMS.up.name);
+    await untilHubTook(ack.seq);
+  });
+
+  it("target updates: listener A may send its own target_update subject, never B's", async () => {
+    const a = await asListener('site-a');
+    const seen = violations(a);
+    const before = await streamState();
+    await expectPublishDenied(a, seen, subjects.fromListener('site-b', 'target_update'));
+    assert.equal(await streamState(), before);
+    // Its own: the stream takes it; the hub refuses the junk, unsigned, and records no target update.
+    const ack = await a.jetstream().publish(subjects.fromListener('site-a', 'target_update'), enc.encode('{"not":"a target update"}'));
     assert.equal(ack.stream, STREAMS.up.name);
     await untilHubTook(ack.seq);
   });
@@ -286,6 +301,7 @@ describe('NATS permissions (decentralized auth + TLS)', function () {
       subjects.fromListener('site-c', 'kek_confirm'),
       subjects.fromListener('site-c', 'inventory'),
       subjects.fromListener('site-c', 'target_kek'),
+      subjects.fromListener('site-c', 'target_update'),
       subjects.heartbeat('site-c'),
       subjects.fromListener('site-a', 'enroll'),
       `$JS.API.CONSUMER.INFO.${STREAMS.down.name}.listener-site-c`,

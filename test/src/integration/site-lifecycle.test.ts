@@ -38,7 +38,7 @@ describe('site lifecycle at the hub (API, PostgreSQL, SoftHSM2)', function () {
 
   before(async function () {
     h = await createApiHub(cleanup);
-    await insertActiveListeners(h.fx, ['lc-rot', 'lc-busy', 'lc-gone', 'lc-dc']);
+    await insertActiveListeners(h.fx, ['lc-rot', 'lc-busy', 'lc-gone', 'lc-dc', 'lc-tk']);
     ko = await h.operator('ko', ['key-officer']);
   });
 
@@ -132,6 +132,37 @@ describe('site lifecycle at the hub (API, PostgreSQL, SoftHSM2)', function () {
     const again = await post('/v1/listeners/lc-gone/decommission', {});
     assert.equal((again.body as { state: string }).state, 'decommissioned');
     assert.equal((await sql(`SELECT 1 FROM audit_events WHERE action = 'listener.decommissioned' AND subject = 'listener:lc-gone'`)).length, 1);
+  });
+
+  it("a decommission revokes the site's target KEKs too: blobs gone, each audited", async () => {
+    const row = (target: string, state: string) => [randomUUID(), 'lc-tk', target, 1, state, Buffer.from('spki'), 'sha1', 'fp', randomUUID(), Buffer.alloc(40, 7), 'abcdef', Buffer.alloc(32, 1)];
+    for (const [target, state] of [
+      ['vault-a', 'active'],
+      ['vault-b', 'pending_confirmation'],
+      ['vault-c', 'superseded'],
+    ]) {
+      await h.fx.asOwner(
+        `INSERT INTO target_keks (id, listener_id, target, version, state, transport_key, oaep_hash, fingerprint, request_id, wrapped, kcv, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        row(target, state),
+      );
+    }
+    const r = await post('/v1/listeners/lc-tk/decommission', { force: true, reason: 'target keks' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(await sql(`SELECT target, state, wrapped IS NULL AS gone FROM target_keks WHERE listener_id = 'lc-tk' ORDER BY target`), [
+      { target: 'vault-a', state: 'revoked', gone: true },
+      { target: 'vault-b', state: 'revoked', gone: true },
+      { target: 'vault-c', state: 'superseded', gone: false },
+    ]);
+    const audited = await sql<{ details: { target: string; previousState: string } }>(
+      `SELECT details FROM audit_events WHERE action = 'target_kek.revoked' AND subject = 'listener:lc-tk' ORDER BY seq`,
+    );
+    assert.deepEqual(
+      audited.map((a) => [a.details.target, a.details.previousState]),
+      [
+        ['vault-a', 'active'],
+        ['vault-b', 'pending_confirmation'],
+      ],
+    );
   });
 
   it('under the listener.decommission policy a decommission is a request: nothing changes until an approver approves it', async () => {

@@ -93,4 +93,23 @@ describe('listener inbox: unverified input earns nothing; the last delivery ends
     assert.equal(receipt.packageSha256, packageSha256(bytes));
     assert.equal(journal.isReplay(p.sequence), true, 'the package is done with');
   });
+
+  it('a package whose signed policy does not allow this kind of target is rejected before the target sees it (TARGET_KIND_NOT_ALLOWED)', async () => {
+    let imports = 0;
+    importer = async (req) => {
+      imports++;
+      return { outcome: 'imported', kcv: req.key.kcv };
+    };
+    const keystoreOnly = pkg();
+    keystoreOnly.key.targetKinds = ['keystore'];
+    const r = await inbox.handle({ data: hubSign(keystoreOnly), streamSeq: 20 });
+    assert.deepEqual(r, { kind: 'receipt', outcome: 'rejected', code: 'TARGET_KIND_NOT_ALLOWED', packageId: keystoreOnly.id });
+    assert.equal(imports, 0);
+    // Absent means the default, HSM only; a policy that names pkcs11 with others reaches the token too.
+    const wide = pkg();
+    wide.key.targetKinds = ['keystore', 'pkcs11'];
+    assert.equal(((await inbox.handle({ data: hubSign(wide), streamSeq: 21 })) as { outcome: string }).outcome, 'imported');
+    assert.equal(((await inbox.handle({ data: hubSign(pkg()), streamSeq: 22 })) as { outcome: string }).outcome, 'imported');
+    assert.equal(imports, 2);
+  });
 });

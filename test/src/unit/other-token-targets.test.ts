@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { fingerprintsEqual, messageSchema, MESSAGE_TYPES, targetTransportFingerprint } from '@keyhub/protocol';
-import { listenerConfigSchema } from '@keyhub/listener/dist/config';
+import { hsmOf, listenerConfigSchema } from '@keyhub/listener/dist/config';
 
 /** Issue 12: the configuration of targets in other tokens, and the fingerprint an operator compares. */
 describe('other-token targets: configuration and transport fingerprint', () => {
@@ -9,8 +9,8 @@ describe('other-token targets: configuration and transport fingerprint', () => {
 
   it('takes targets with their own module, token, PIN source and profile; defaults the profile', () => {
     const c = listenerConfigSchema.parse({ ...base, targets: [{ name: 'hsm', kind: 'pkcs11' }, other('a', 'ta'), other('b', 'tb', { kwpMechanism: 0x210b })] });
-    assert.equal(c.targets[1].hsm?.kwpMechanism, 0x210a);
-    assert.equal(c.targets[2].hsm?.kwpMechanism, 0x210b);
+    assert.equal(hsmOf(c.targets[1])?.kwpMechanism, 0x210a);
+    assert.equal(hsmOf(c.targets[2])?.kwpMechanism, 0x210b);
     assert.equal(c.targets[1].oaepHash, 'sha1');
     assert.equal(c.targets[1].transportKeyBits, 3072);
   });

@@ -18,6 +18,8 @@ export const INBOX_DISPOSITION: Record<MessageType, Disposition> = {
   [AUDIT_CHECKPOINT_TYPE]: 'handled',
   // Signed by the hub but wrapped under a root KEK the site does not hold: dropped with that code, nothing installed, no confirmation.
   [MESSAGE_TYPES.rootKekRotation]: 'KEK_UNKNOWN',
+  // Signed by the hub but carrying a hub key that is not the pinned one (the generator's): dropped, nothing kept for `root-kek enter`.
+  [MESSAGE_TYPES.rootKekCeremony]: 'HUB_KEY_NOT_PINNED',
   [MESSAGE_TYPES.enrollmentRequest]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.rootKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.receipt]: 'MESSAGE_UNKNOWN_TYPE',
@@ -29,8 +31,11 @@ export const INBOX_DISPOSITION: Record<MessageType, Disposition> = {
   [MESSAGE_TYPES.inventory]: 'MESSAGE_UNKNOWN_TYPE',
   // Signed by the hub, but for a target with no token of its own here (the fuzz site has only its own token): dropped, nothing installed, no confirmation.
   [MESSAGE_TYPES.targetKek]: 'TARGET_UNKNOWN',
+  // The same for a target KEK rotation: signed by the hub, for a target with no token of its own here: dropped, nothing unwrapped or destroyed, no confirmation.
+  [MESSAGE_TYPES.targetKekRotation]: 'TARGET_UNKNOWN',
   [MESSAGE_TYPES.targetKekRequest]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.targetKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetUpdate]: 'MESSAGE_UNKNOWN_TYPE',
 };
 
 /** hub/src/bus/up-handler.ts (UP stream), for a message signed by the listener named in its subject. */
@@ -42,6 +47,7 @@ export const UP_DISPOSITION: Record<MessageType, Disposition> = {
   [MESSAGE_TYPES.rootKek]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.heartbeat]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.rootKekRotation]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKekCeremony]: 'MESSAGE_UNKNOWN_TYPE',
   [AUDIT_CHECKPOINT_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
   [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.keyCommand]: 'MESSAGE_UNKNOWN_TYPE',
@@ -54,6 +60,9 @@ export const UP_DISPOSITION: Record<MessageType, Disposition> = {
   // Signed by the listener but naming no target KEK the hub made: refused, nothing activated.
   [MESSAGE_TYPES.targetKekConfirm]: 'KEK_UNKNOWN',
   [MESSAGE_TYPES.targetKek]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetKekRotation]: 'MESSAGE_UNKNOWN_TYPE',
+  // Signed by the listener, but removing a target the site does not have: refused, nothing recorded.
+  [MESSAGE_TYPES.targetUpdate]: 'TARGET_UNKNOWN',
 };
 
 /**
@@ -69,6 +78,7 @@ export const HEARTBEAT_DISPOSITION: Record<MessageType, Disposition> = {
   [MESSAGE_TYPES.rootKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.keyPackage]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.rootKekRotation]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.rootKekCeremony]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.receipt]: 'MESSAGE_UNKNOWN_TYPE',
   [AUDIT_CHECKPOINT_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
   [NATS_CREDENTIALS_TYPE]: 'MESSAGE_UNKNOWN_TYPE',
@@ -78,6 +88,8 @@ export const HEARTBEAT_DISPOSITION: Record<MessageType, Disposition> = {
   [MESSAGE_TYPES.targetKekRequest]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.targetKek]: 'MESSAGE_UNKNOWN_TYPE',
   [MESSAGE_TYPES.targetKekConfirm]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetKekRotation]: 'MESSAGE_UNKNOWN_TYPE',
+  [MESSAGE_TYPES.targetUpdate]: 'MESSAGE_UNKNOWN_TYPE',
 };
 
 export const ALL_DISPOSITIONS = { inbox: INBOX_DISPOSITION, up: UP_DISPOSITION, heartbeat: HEARTBEAT_DISPOSITION } as const;

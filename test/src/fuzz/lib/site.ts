@@ -1,3 +1,4 @@
+import { CeremonyStore } from '@keyhub/listener/dist/state/ceremony';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -108,6 +109,7 @@ export class FuzzSite {
     const bus = { publishUp: async (kind: string, envelope: SignedEnvelope<Message>) => void published.push({ kind, envelope }) };
     const inbox = new Inbox(SITE, keys, hubKeys, journal, new Map([['hsm', target]]), bus as ConstructorParameters<typeof Inbox>[5], logger);
     inbox.witness = new CheckpointWitness(store, hubKeys, logger);
+    inbox.ceremonies = { listenerId: SITE, keys, hubKeys, store: new CeremonyStore(home.path), logger };
     // Lifecycle commands as the agent wires them (commands/command-handler.ts).
     const tombstones = Tombstones.open(home.path);
     inbox.tombstones = tombstones;
@@ -240,6 +242,7 @@ export class FuzzSite {
       hubKey: size('hub-key.der'),
       commandBytes: size('commands.jsonl'),
       tombstoneBytes: size('tombstones.jsonl'),
+      ceremonyBytes: size('root-kek-ceremony.json'),
     };
   }
 }
