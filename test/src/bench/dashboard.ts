@@ -73,6 +73,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { appendAudit, type AuditInput } from '@keyhub/hub/dist/audit/audit-log';
 import { WriteCheckpoint } from '@keyhub/hub/dist/operations/audit/write-checkpoint';
 import { ScanDrift } from '@keyhub/hub/dist/operations/inventory/scan-drift';
+import { verifyAuditForDashboard } from '@keyhub/hub/dist/operations/dashboard/audit-verdict';
 import { createApiHub, type ApiHub } from '../fixtures/api-hub';
 import type { StageRun } from './context';
 import { listenerIds } from './hub-fixture';
@@ -438,14 +439,22 @@ export async function runDashboard(stage: StageRun): Promise<void> {
     { key: 'audit_paged', label: 'audit trail, paged (before event 50,000)', path: '/ui/audit?before=50000' },
     { key: 'audit_event', label: 'one audit event', path: '/ui/audit/events/50000' },
   ];
+  // As `keyhub serve` does at start (hub-service.ts): the audit verdict warmed in the background, every event hashed once.
+  const warmStart = performance.now();
+  await verifyAuditForDashboard(hub.fx.rt.ds, hub.fx.keyring.signingSpki);
+  const warmMs = performance.now() - warmStart;
+  rec.metric('audit_warmup_ms', 'audit verdict warm-up at `serve` start (background; every event hashed once)', warmMs, 'ms', {
+    note: 'the first audit view after it re-reads the chain and hashes only what is new',
+  });
+  say(`dashboard: audit verdict warm-up ${warmMs.toFixed(0)} ms`);
   const pageResults: Record<string, unknown> = {};
   for (const p of pages) {
     const h = await httpRuns(p.path, pageHeaders, p.before);
     const b = await browserRuns(p.path, p.before);
     if (p.key === 'audit') {
-      // The first view in this process verified every event; the later ones re-read them and hashed only what was new.
-      rec.goal('page_audit_first_ttfb_ms', `audit trail, first view after the hub started (every event hashed): TTFB`, h.first.ttfbMs, 'ms', '<', GOAL_MS, {
-        note: 'one load: the views after it re-read the chain and hash only the events appended since (operations/dashboard/audit-verdict.ts)',
+      // The hub warmed the verdict at start (above), so the first view re-reads the chain and hashes only what is new, as the later ones.
+      rec.goal('page_audit_first_ttfb_ms', `audit trail, first view after the hub started and warmed its audit verdict: TTFB`, h.first.ttfbMs, 'ms', '<', GOAL_MS, {
+        note: 'one load (operations/dashboard/audit-verdict.ts; the warm-up itself is audit_warmup_ms)',
       });
     }
     pageResults[p.key] = { path: p.path, http: h, browser: b };
