@@ -22,9 +22,10 @@ import { InventoryReporter } from './inventory/inventory-reporter';
 const WORKING_EVERY_MS = 10_000;
 
 /**
- * `keyhub-listener run`: consumes this listener's durable consumer in stream
- * order, several packages at a time (so a listener that was offline catches
- * up on start, quickly), acks each message only after the inbox finished it,
+ * `keyhub-listener run`: consumes this listener's durable consumer, several
+ * messages at a time (so a listener that was offline catches up on start,
+ * quickly): they are taken in stream order but may finish in any order,
+ * and acks each message only after the inbox finished it,
  * and sends signed heartbeats (each with a fresh time and a sequence that
  * only grows, so a captured one is worthless later).
  *
