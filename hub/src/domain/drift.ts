@@ -11,6 +11,14 @@
  *   key with every usage off, listener/src/targets/pkcs11-lifecycle.ts);
  * - destroyed (or destroyed at this site): absent;
  * - pre-activation: no expectation (it is not distributed).
+ * The same rules hold for keystore, cloud and TR-31 targets (issue 12), whose
+ * listeners report what each target's own index says it holds: a keystore or
+ * payment HSM has no usage flags, so suspend, deactivate and compromise
+ * REMOVE the entry there (listener/src/targets/TRANSIT.md), which "if
+ * present" allows; an entry still there for such a version is usable by
+ * whoever reads the file, and is drift. A cloud disables the version
+ * (reported 'disabled'), which meets "usages off". So no rule per kind of
+ * target is needed (test/src/unit/target-inventory.test.ts holds them to it).
  * Only distributions settled before the inventory was taken count: a key in
  * flight (queued, sent, failed) or confirmed after the snapshot is neither
  * missing nor extra.

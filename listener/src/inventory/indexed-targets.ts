@@ -24,7 +24,7 @@ export function indexTargets(targets: Map<string, Target>, index: InventoryIndex
         if (prop === 'destroy') {
           return async (ref: KeyRef) => {
             const r = await t.destroy(ref);
-            index.remove(objectId(ref).toString('hex'));
+            index.remove(t.name, objectId(ref).toString('hex'));
             return r;
           };
         }

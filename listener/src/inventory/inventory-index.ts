@@ -12,6 +12,9 @@ export interface IndexEntry {
 }
 
 const FILE = 'inventory-index.json';
+
+/** An entry's place in the index: one key version delivered to two targets of one listener (a token and a keystore) has an entry for each. */
+export const indexKey = (target: string, objectId: string): string => `${target}\u0000${objectId}`;
 /** Writes are grouped: a catch-up of thousands of imports rewrites the file once a second, not once per key. */
 const FLUSH_MS = 1_000;
 
@@ -41,7 +44,7 @@ export class InventoryIndex {
     if (existsSync(index.path)) {
       try {
         const raw: unknown = JSON.parse(readFileSync(index.path, 'utf8'));
-        for (const e of Array.isArray(raw) ? raw : []) if (isEntry(e)) index.entries.set(e.objectId, e);
+        for (const e of Array.isArray(raw) ? raw : []) if (isEntry(e)) index.entries.set(indexKey(e.target, e.objectId), e);
       } catch {
         // A damaged file is not trusted: the next report carries no KCVs from it (never wrong ones).
         logger?.warn({ file: index.path }, 'inventory index unreadable; starting empty');
@@ -50,22 +53,41 @@ export class InventoryIndex {
     return index;
   }
 
-  get(objectId: string): IndexEntry | undefined {
-    return this.entries.get(objectId);
+  get(target: string, objectId: string): IndexEntry | undefined {
+    return this.entries.get(indexKey(target, objectId));
+  }
+
+  /** The entry of an object found in a token shared by `targets` (the listener's own token): whichever of them imported it. */
+  find(objectId: string, targets: readonly string[]): IndexEntry | undefined {
+    for (const t of targets) {
+      const e = this.entries.get(indexKey(t, objectId));
+      if (e) return e;
+    }
+    return undefined;
   }
 
   record(entry: IndexEntry): void {
-    this.entries.set(entry.objectId, entry);
+    this.entries.set(indexKey(entry.target, entry.objectId), entry);
     this.touch();
   }
 
-  remove(objectId: string): void {
-    if (this.entries.delete(objectId)) this.touch();
+  remove(target: string, objectId: string): void {
+    if (this.entries.delete(indexKey(target, objectId))) this.touch();
   }
 
-  /** Drops entries of objects no longer in the token (after a scan). */
-  retainOnly(present: ReadonlySet<string>): void {
-    for (const id of [...this.entries.keys()]) if (!present.has(id)) this.remove(id);
+  /**
+   * Drops the entries of `read` targets (read in full in this scan) whose
+   * objects are no longer there; `present` holds indexKey()s. Entries of
+   * other targets (a token that could not be opened, a cloud that did not
+   * answer, a target not part of the scan) are kept: nobody looked.
+   */
+  retainOnly(present: ReadonlySet<string>, read: ReadonlySet<string>): void {
+    for (const [k, e] of [...this.entries]) {
+      if (read.has(e.target) && !present.has(k)) {
+        this.entries.delete(k);
+        this.touch();
+      }
+    }
   }
 
   flush(): void {

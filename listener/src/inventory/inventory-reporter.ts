@@ -3,7 +3,7 @@ import { INVENTORY_MAX_ITEMS, MESSAGE_TYPES, type InventoryItemReport, type Inve
 import { KeyhubError } from '@keyhub/shared';
 import type { ListenerBus } from '../bus/listener-bus';
 import type { ListenerRuntime } from '../runtime';
-import { collectTokenInventory } from './collect';
+import { collectTargetInventory, collectTokenInventory } from './collect';
 import type { InventoryIndex } from './inventory-index';
 
 /** Encoded items per part at most: with the envelope and signature the message stays well under the 64 KiB wire limit. */
@@ -56,17 +56,27 @@ export class InventoryReporter {
     const takenAt = new Date();
     // The listener's own token for the targets in it; each target with a token of its own (issue 12) from that token, all its objects its own.
     const seen = new Set<string>();
-    const items = await collectTokenInventory(
-      this.rt.hsm,
-      targets.filter((t) => !this.rt.targetTokens.has(t.name)),
-      this.index,
-      seen,
-    );
+    const ownToken = targets.filter((t) => !this.rt.targetTokens.has(t.name));
+    const items = await collectTokenInventory(this.rt.hsm, ownToken, this.index, seen);
+    const read = new Set(ownToken.map((t) => t.name));
     for (const [name, token] of this.rt.targetTokens) {
+      if (token.config.kind !== 'pkcs11') {
+        // Keystore, cloud, TR-31: what the target says it holds (its inventory(), checked against the file / cloud / payment HSM).
+        const target = this.rt.targets.get(name);
+        const own = target ? await collectTargetInventory(target, this.index, seen, this.rt.logger) : undefined;
+        if (own) {
+          items.push(...own);
+          read.add(name);
+        }
+        continue;
+      }
+      // A target token that cannot be opened now is left out of this report, not reported empty (which would read as drift).
+      if ('available' in token && !token.available) continue;
       const own = await collectTokenInventory(token.keys.hsm, [{ name, labelPrefix: token.config.labelPrefix }], this.index, seen);
       items.push(...own.map((item) => ({ ...item, target: name })));
+      read.add(name);
     }
-    this.index.retainOnly(seen);
+    this.index.retainOnly(seen, read);
     const parts = cutIntoParts(items);
     const reportId = randomUUID();
     for (let i = 0; i < parts.length; i++) {
@@ -79,7 +89,7 @@ export class InventoryReporter {
         takenAt: takenAt.toISOString(),
         part: i + 1,
         of: parts.length,
-        targets: targets.map((t) => t.name),
+        targets: this.rt.config.targets.map((t) => t.name).filter((n) => read.has(n)),
         items: parts[i],
       };
       await this.bus.publishUp('inventory', await this.rt.keys.sign(payload));
