@@ -27,3 +27,24 @@ export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn
   if (failure) throw failure.err;
   return results;
 }
+
+/**
+ * Work serialized per key: a call runs after every earlier call with the
+ * same key has settled (a failure does not stop the next), calls with other
+ * keys run freely. The targets use it per key version, so an import and a
+ * lifecycle command of one version never race.
+ */
+export class KeyedLock {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(work);
+    this.tails.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.tails.get(key) === run) this.tails.delete(key);
+    }
+  }
+}

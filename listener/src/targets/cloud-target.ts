@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { storableText, type KeyUsage } from '@keyhub/protocol';
-import { KeyhubError, type Logger } from '@keyhub/shared';
+import { KeyhubError, type Logger, KeyedLock } from '@keyhub/shared';
 import type { HsmWrapOptions } from './cloud/byok/hsm-wrap';
 import type { ByokMaterial, CloudImporter, CloudImportResult } from './cloud/importer';
 import { algorithmInfo } from './pkcs11-key-types';
@@ -72,7 +72,7 @@ export interface CloudImportRecord extends CloudImportResult {
  */
 export class CloudTarget implements Target {
   private index?: Map<string, CloudImportRecord>;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly exporter: TransitExporter;
 
   constructor(
@@ -269,16 +269,8 @@ export class CloudTarget implements Target {
     await fs.rename(tmp, file);
   }
 
-  private async serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
-    const lockKey = refKey(ref);
-    const previous = this.locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(work);
-    this.locks.set(lockKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
-    }
+  private serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(refKey(ref), work);
   }
 }
 

@@ -4,7 +4,7 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { KEY_ALGORITHM_INFO, type KeyAlgorithm, type KeyUsage } from '@keyhub/protocol';
-import { KeyhubError } from '@keyhub/shared';
+import { KeyhubError, KeyedLock } from '@keyhub/shared';
 import { KeystoreFile } from './keystore';
 import { keystoreAlias, type KeystoreEntryInput, type KeystoreType, type SecretKeyAlgorithm } from './keystore/keystore-types';
 import type { ImportRequest, ImportResult, InventoryItem, KeyRef, LifecycleEffect, Target, TargetHealth } from './target';
@@ -105,7 +105,7 @@ export class KeystoreTarget implements Target {
   /** Imports between their start and their put (unwrapping, checking, reading out): a rewrite waits a moment for them. */
   private preparing = 0;
   private wake?: () => void;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly exporter: TransitExporter;
   /** Imports taken at once (Target.importSlots): the inbox gates this target's imports with it, the consumer adds it to its in-flight. */
   readonly importSlots: number;
@@ -394,16 +394,8 @@ export class KeystoreTarget implements Target {
     }
   }
 
-  private async serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
-    const lockKey = refKey(ref);
-    const previous = this.locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(work);
-    this.locks.set(lockKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
-    }
+  private serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(refKey(ref), work);
   }
 }
 

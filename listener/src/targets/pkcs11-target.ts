@@ -1,4 +1,4 @@
-import { assertUsagesCompatible, KeyhubError, type Hsm, type KeyHandle } from '@keyhub/shared';
+import { assertUsagesCompatible, KeyhubError, type Hsm, type KeyHandle, KeyedLock } from '@keyhub/shared';
 import { invalidUsages } from '@keyhub/protocol';
 import { checkExistingObject } from './pkcs11-object-check';
 import { ensurePublicKey, importIntoToken, objectClass, probePolicy, algorithmInfo, targetKcv, unwrapAs } from './pkcs11-key-types';
@@ -39,7 +39,7 @@ export class Pkcs11Target implements Target {
   private imported?: Set<string>;
   private indexLoading?: Promise<Set<string>>;
   /** Imports of the same key version are serialized, so concurrent copies never create two objects. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
 
   constructor(
     readonly name: string,
@@ -172,16 +172,8 @@ export class Pkcs11Target implements Target {
   }
 
   /** After, and before, any import of the same version (the same lock as `import`): a command never races an import. */
-  private async serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
-    const lockKey = objectId(ref).toString('hex');
-    const previous = this.locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(work);
-    this.locks.set(lockKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
-    }
+  private serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(objectId(ref).toString('hex'), work);
   }
 
   async inventory(): Promise<InventoryItem[]> {

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { Tr31Error, Tr31Secrets, tr31HeaderFieldsFor, wrapTr31, type ErrorCode, type KeyAlgorithm, type KeyUsage, type Tr31HeaderFields } from '@keyhub/protocol';
-import { aesKcv, KeyhubError, tdesKcv, type KeyHandle, type KeyPolicy, type Logger, type OaepHash } from '@keyhub/shared';
+import { aesKcv, KeyhubError, tdesKcv, type KeyHandle, type KeyPolicy, type Logger, type OaepHash, KeyedLock } from '@keyhub/shared';
 import type { ImportRequest, ImportResult, InventoryItem, KeyRef, LifecycleEffect, Target, TargetHealth } from './target';
 import { TransitExporter, unwrapChecked } from './transit-import';
 import type { TransitKeys } from './transit-keys';
@@ -123,7 +123,7 @@ export class Tr31Target implements Target {
   private readonly exporter: TransitExporter;
   private kbpk?: Kbpk;
   private establishing?: Promise<Kbpk>;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   private readonly fingerprint: string;
 
   constructor(
@@ -413,16 +413,8 @@ export class Tr31Target implements Target {
     return KeyhubError.from(err);
   }
 
-  private async serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
-    const lockKey = labelOf(ref);
-    const previous = this.locks.get(lockKey) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(work);
-    this.locks.set(lockKey, run);
-    try {
-      return await run;
-    } finally {
-      if (this.locks.get(lockKey) === run) this.locks.delete(lockKey);
-    }
+  private serialized<T>(ref: KeyRef, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(labelOf(ref), work);
   }
 
   /** Destroys the transfer key (the KBPK stays in the token). */
