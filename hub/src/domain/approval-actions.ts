@@ -73,6 +73,15 @@ export type PlacementDocument =
 export type StoredRequest = ActionDocument & { requestedBy: string; requestedAt: string; requestId: string };
 
 /** One line an approver reads in a list before opening the whole request. */
+/**
+ * The operators who alone may decide on a request, when its document names
+ * them: a key-component ceremony's custodians (approving it is taking a
+ * part). Undefined: any approver but the requester.
+ */
+export function namedDeciders(doc: ActionDocument): string[] | undefined {
+  return doc.action === 'listener.root_kek_components' ? doc.custodians : undefined;
+}
+
 export function summarize(doc: ActionDocument): string {
   switch (doc.action) {
     case 'distribution.sensitive': {

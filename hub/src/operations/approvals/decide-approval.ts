@@ -4,6 +4,7 @@ import type { api } from '@keyhub/protocol';
 import { appendAudit, lockAuditChain } from '../../audit/audit-log';
 import { HubContext } from '../../context';
 import type { Principal } from '../../domain/principal';
+import { namedDeciders } from '../../domain/approval-actions';
 import { finishRequest, insertDecision, requestById } from '../../store/queries/approvals';
 import { ExecuteApproved } from './execute-approved';
 import { parseStored } from './approval-view';
@@ -35,11 +36,9 @@ export class DecideApproval {
       if (r.state !== 'pending') throw new KeyhubError('APPROVAL_STATE_INVALID', `request ${r.id} is ${r.state}`);
       if (r.requested_by === principal.operatorId) throw new KeyhubError('APPROVAL_SELF', 'you cannot decide on your own request');
       if (input.hash !== r.hash) throw new KeyhubError('APPROVAL_HASH_MISMATCH', `request ${r.id} has hash ${r.hash}, not the one given`);
-      // A key-component ceremony is decided by the custodians it names, and by them only: approving it is taking a part.
-      const doc = r.action === 'listener.root_kek_components' ? parseStored(r) : undefined;
-      if (doc?.action === 'listener.root_kek_components' && !doc.custodians.includes(principal.name)) {
-        throw new KeyhubError('APPROVER_NOT_CUSTODIAN', `request ${r.id} is decided by its custodians: ${doc.custodians.join(', ')}`);
-      }
+      // Some requests name who decides them (approval-actions.ts); then no other approver does.
+      const named = namedDeciders(parseStored(r));
+      if (named && !named.includes(principal.name)) throw new KeyhubError('APPROVER_NOT_CUSTODIAN', `request ${r.id} is decided by ${named.join(', ')} only`);
       const expiresAt = new Date(Date.now() + this.ctx.config.approvals.approvalTtlSeconds * 1000);
       const inserted = await insertDecision(m, { requestId: r.id, operatorId: principal.operatorId, decision: input.decision, requestHash: input.hash, expiresAt });
       if (!inserted) throw new KeyhubError('APPROVAL_DUPLICATE', `${principal.name} has already decided on request ${r.id}`);
