@@ -71,7 +71,7 @@ export class InventoryReporter {
         continue;
       }
       // A target token that cannot be opened now is left out of this report, not reported empty (which would read as drift).
-      if ('available' in token && !token.available) continue;
+      if (token.available === false) continue;
       const own = await collectTokenInventory(token.keys.hsm, [{ name, labelPrefix: token.config.labelPrefix }], this.index, seen);
       items.push(...own.map((item) => ({ ...item, target: name })));
       read.add(name);

@@ -25,6 +25,8 @@ import type { HubKeyStore } from '../state/hub-key';
 export interface TargetToken {
   config: TargetConfig;
   keys: ListenerKeys;
+  /** False while a token of its own cannot be opened (target-token.ts); absent means always there. */
+  readonly available?: boolean;
 }
 
 export interface TargetKekDeps {
@@ -97,19 +99,24 @@ export async function handleTargetKek(d: TargetKekDeps, envelope: SignedEnvelope
     d.logger.warn({ code: e.code, target: msg.target, kekId: msg.kek.id, version: msg.kek.version }, 'target KEK not installed');
     return { kind: 'dropped', code: e.code };
   }
+  await confirmTargetKek(d, msg.target, msg.kek);
+  d.logger.info({ target: msg.target, kekId: msg.kek.id, version: msg.kek.version, kcv: msg.kek.kcv, result }, 'target KEK installed in its token and confirmed');
+  return { kind: 'target_kek', target: msg.target, result };
+}
+
+/** The signed KCV of a target KEK now in its token, for the hub to activate it (after an install and after a rotation alike). */
+async function confirmTargetKek(d: TargetKekDeps, target: string, kek: { id: string; version: number; kcv: string }): Promise<void> {
   const confirm = await d.keys.sign({
     type: MESSAGE_TYPES.targetKekConfirm,
     id: randomUUID(),
     listenerId: d.listenerId,
     issuedAt: d.now().toISOString(),
-    target: msg.target,
-    kekId: msg.kek.id,
-    kekVersion: msg.kek.version,
-    kcv: msg.kek.kcv,
+    target,
+    kekId: kek.id,
+    kekVersion: kek.version,
+    kcv: kek.kcv,
   });
   await d.bus.publishUp('target_kek', confirm);
-  d.logger.info({ target: msg.target, kekId: msg.kek.id, version: msg.kek.version, kcv: msg.kek.kcv, result }, 'target KEK installed in its token and confirmed');
-  return { kind: 'target_kek', target: msg.target, result };
 }
 
 /**
@@ -147,17 +154,7 @@ export async function handleTargetKekRotation(d: TargetKekDeps, envelope: Signed
     d.logger.warn({ code: e.code, target: msg.target, kekId: msg.kek.id, version: msg.kek.version }, 'target KEK rotation not installed');
     return { kind: 'dropped', code: e.code };
   }
-  const confirm = await d.keys.sign({
-    type: MESSAGE_TYPES.targetKekConfirm,
-    id: randomUUID(),
-    listenerId: d.listenerId,
-    issuedAt: d.now().toISOString(),
-    target: msg.target,
-    kekId: msg.kek.id,
-    kekVersion: msg.kek.version,
-    kcv: msg.kek.kcv,
-  });
-  await d.bus.publishUp('target_kek', confirm);
+  await confirmTargetKek(d, msg.target, msg.kek);
   d.logger.info({ target: msg.target, kekId: msg.kek.id, version: msg.kek.version, kcv: msg.kek.kcv, result, destroyed }, 'rotated target KEK installed in its token and confirmed');
   return { kind: 'target_kek', target: msg.target, result };
 }
